@@ -1,0 +1,43 @@
+# wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests.
+PYTHON   ?= python3
+EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat
+DEB_PKGS := clang-19 lld-19 libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
+            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config
+STAMP    := build/.setup-done
+
+.PHONY: setup deps install kernel-fs examples run test clean
+
+setup: deps install kernel-fs
+
+# Debian packages: installed only when one is missing, so repeated runs are quick.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# The Python package, with the C shim compiled by cffi against the system libbpf.
+install:
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation -e .
+
+# tracefs (tracepoint attach), bpffs and cgroup v2: mounted where missing.
+kernel-fs:
+	@mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+	@mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug || true
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	@grep -q " cgroup2 " /proc/mounts || { mkdir -p /sys/fs/cgroup/unified; mount -t cgroup2 none /sys/fs/cgroup/unified; }
+
+examples: setup
+	@for e in $(EXAMPLES); do $(MAKE) --no-print-directory -C wasm_examples/$$e || exit 1; done
+
+run: examples
+	wasm-bpf run wasm_examples/sigsnoop/sigsnoop.wasm
+
+test: examples
+	$(PYTHON) -m pytest -q tests
+
+clean:
+	rm -rf build
+	@for e in $(EXAMPLES); do $(MAKE) --no-print-directory -C wasm_examples/$$e clean; done

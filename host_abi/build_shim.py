@@ -1,0 +1,163 @@
+"""cffi build script for the host shim: compiles host_abi/shim.c against the system
+libbpf into the extension module ``wasm_bpf._shim`` (run by ``pip install``).
+
+The cdef below is the whole kernel boundary of the Python host: the shim's own
+functions (shim.h) plus the plain libbpf calls and BTF accessors Python uses."""
+from cffi import FFI
+
+CDEF = r"""
+/* ---- shim.h ---- */
+typedef union wbpf_val_raw { int32_t i32; int64_t i64; float f32; double f64; uint8_t v128[16];
+                             uint32_t anyref; uint32_t externref; uint32_t exnref; void *funcref; } wbpf_val_raw;
+int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
+                          uintptr_t memory_data_size);
+struct wbpf_guest_target { void *context; const void *memory; const void *func;
+                           uint32_t ctx; uint32_t data; uint32_t max_size; };
+#define WBPF_POLL_OK ...
+#define WBPF_POLL_CALLBACK_STOP ...
+#define WBPF_POLL_FAULT ...
+#define WBPF_POLL_WASM_ERROR ...
+struct wbpf_poll_result { int status; int32_t callback_ret; void *error; void *trap; };
+struct wbpf_buffer;
+struct wbpf_buffer *wbpf_buffer_new(int map_fd, size_t perf_pages, int *err);
+void wbpf_buffer_free(struct wbpf_buffer *buf);
+int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *target,
+                     int timeout_ms, int *stop, struct wbpf_poll_result *result);
+uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf);
+uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf);
+int wbpf_buffer_map_type(const struct wbpf_buffer *buf);
+struct bpf_object *wbpf_object_open_mem(const void *buf, size_t size, const char *name, int *err);
+struct bpf_link *wbpf_attach(struct bpf_program *prog, int *err);
+struct bpf_link *wbpf_attach_xdp(struct bpf_program *prog, int ifindex, int *err);
+struct bpf_link *wbpf_attach_cgroup(struct bpf_program *prog, int cgroup_fd, int *err);
+struct bpf_link *wbpf_attach_uprobe(struct bpf_program *prog, int retprobe, int pid,
+                                    const char *binary, const char *func_name,
+                                    size_t offset, int *err);
+void wbpf_log_capture(int level);
+size_t wbpf_log_take(char *out, size_t size);
+int wbpf_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+                  uint32_t *max_entries, uint32_t *id);
+
+/* ---- libbpf: objects, programs, maps, links ---- */
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+uint32_t libbpf_major_version(void);
+uint32_t libbpf_minor_version(void);
+int libbpf_num_possible_cpus(void);
+int libbpf_strerror(int err, char *buf, size_t size);
+int bpf_object__load(struct bpf_object *obj);
+void bpf_object__close(struct bpf_object *obj);
+const char *bpf_object__name(const struct bpf_object *obj);
+struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
+struct bpf_program *bpf_object__next_program(const struct bpf_object *obj, struct bpf_program *prog);
+struct bpf_map *bpf_object__next_map(const struct bpf_object *obj, const struct bpf_map *map);
+const char *bpf_program__name(const struct bpf_program *prog);
+const char *bpf_program__section_name(const struct bpf_program *prog);
+bool bpf_program__autoload(const struct bpf_program *prog);
+int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
+int bpf_program__fd(const struct bpf_program *prog);
+int bpf_program__type(const struct bpf_program *prog);
+int bpf_link__destroy(struct bpf_link *link);
+const char *bpf_map__name(const struct bpf_map *map);
+int bpf_map__fd(const struct bpf_map *map);
+int bpf_map__type(const struct bpf_map *map);
+bool bpf_map__is_internal(const struct bpf_map *map);
+int bpf_map_lookup_elem_flags(int fd, const void *key, void *value, uint64_t flags);
+int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
+int bpf_map_delete_elem_flags(int fd, const void *key, uint64_t flags);
+int bpf_map_get_next_key(int fd, const void *key, void *next_key);
+int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id);
+int bpf_link_get_next_id(uint32_t start_id, uint32_t *next_id);
+int bpf_map_get_next_id(uint32_t start_id, uint32_t *next_id);
+
+static const int BPF_MAP_TYPE_RINGBUF;
+static const int BPF_MAP_TYPE_PERF_EVENT_ARRAY;
+static const int BPF_MAP_TYPE_PERCPU_HASH;
+static const int BPF_MAP_TYPE_PERCPU_ARRAY;
+static const int BPF_MAP_TYPE_LRU_PERCPU_HASH;
+static const int BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+static const int BPF_MAP_LOOKUP_ELEM;
+static const int BPF_MAP_UPDATE_ELEM;
+static const int BPF_MAP_DELETE_ELEM;
+static const int BPF_MAP_GET_NEXT_KEY;
+
+/* ---- libbpf: BTF (used by the skeleton and header generators) ---- */
+struct btf;
+struct btf_type { uint32_t name_off; uint32_t info; union { uint32_t size; uint32_t type; }; };
+struct btf_member { uint32_t name_off; uint32_t type; uint32_t offset; };
+struct btf_array { uint32_t type; uint32_t index_type; uint32_t nelems; };
+struct btf_enum { uint32_t name_off; int32_t val; };
+struct btf_enum64 { uint32_t name_off; uint32_t val_lo32; uint32_t val_hi32; };
+struct btf_param { uint32_t name_off; uint32_t type; };
+struct btf_var { uint32_t linkage; };
+struct btf_var_secinfo { uint32_t type; uint32_t offset; uint32_t size; };
+struct btf *btf__parse(const char *path, void *btf_ext);
+struct btf *btf__parse_split(const char *path, struct btf *base_btf);
+struct btf *btf__load_vmlinux_btf(void);
+struct btf *btf__new(const void *data, uint32_t size);
+void btf__free(struct btf *btf);
+uint32_t btf__type_cnt(const struct btf *btf);
+const struct btf_type *btf__type_by_id(const struct btf *btf, uint32_t id);
+const char *btf__name_by_offset(const struct btf *btf, uint32_t offset);
+int64_t btf__resolve_size(const struct btf *btf, uint32_t type_id);
+int btf__resolve_type(const struct btf *btf, uint32_t type_id);
+int btf__align_of(const struct btf *btf, uint32_t id);
+size_t btf__pointer_size(const struct btf *btf);
+int32_t btf__find_by_name_kind(const struct btf *btf, const char *type_name, uint32_t kind);
+uint16_t btf_kind(const struct btf_type *t);
+uint16_t btf_vlen(const struct btf_type *t);
+bool btf_kflag(const struct btf_type *t);
+struct btf_member *btf_members(const struct btf_type *t);
+uint32_t btf_member_bit_offset(const struct btf_type *t, uint32_t member_idx);
+uint32_t btf_member_bitfield_size(const struct btf_type *t, uint32_t member_idx);
+struct btf_array *btf_array(const struct btf_type *t);
+struct btf_enum *btf_enum(const struct btf_type *t);
+struct btf_enum64 *btf_enum64(const struct btf_type *t);
+uint64_t btf_enum64_value(const struct btf_enum64 *e);
+struct btf_param *btf_params(const struct btf_type *t);
+struct btf_var *btf_var(const struct btf_type *t);
+struct btf_var_secinfo *btf_var_secinfos(const struct btf_type *t);
+uint8_t btf_int_encoding(const struct btf_type *t);
+uint8_t btf_int_offset(const struct btf_type *t);
+uint8_t btf_int_bits(const struct btf_type *t);
+static const int BTF_KIND_UNKN;
+static const int BTF_KIND_INT;
+static const int BTF_KIND_PTR;
+static const int BTF_KIND_ARRAY;
+static const int BTF_KIND_STRUCT;
+static const int BTF_KIND_UNION;
+static const int BTF_KIND_ENUM;
+static const int BTF_KIND_FWD;
+static const int BTF_KIND_TYPEDEF;
+static const int BTF_KIND_VOLATILE;
+static const int BTF_KIND_CONST;
+static const int BTF_KIND_RESTRICT;
+static const int BTF_KIND_FUNC;
+static const int BTF_KIND_FUNC_PROTO;
+static const int BTF_KIND_VAR;
+static const int BTF_KIND_DATASEC;
+static const int BTF_KIND_FLOAT;
+static const int BTF_KIND_DECL_TAG;
+static const int BTF_KIND_TYPE_TAG;
+static const int BTF_KIND_ENUM64;
+#define BTF_INT_SIGNED ...
+#define BTF_INT_CHAR ...
+#define BTF_INT_BOOL ...
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "wasm_bpf._shim",
+    '#include "shim.h"',
+    # Relative to the project root, where setup.py runs.
+    sources=["host_abi/shim.c"],
+    include_dirs=["host_abi"],
+    libraries=["bpf", "elf", "z", "pthread"],
+    extra_compile_args=["-O2", "-Wall"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

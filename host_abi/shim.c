@@ -1,0 +1,375 @@
+/* wasm-bpf host shim: see shim.h for the contract. */
+#include "shim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- wasmtime entry points ------------------------------------------------------- */
+typedef void *(*func_call_unchecked_fn)(void *context, const void *func, wbpf_val_raw *args,
+                                        size_t nargs, void **trap);
+typedef uint8_t *(*memory_data_fn)(const void *context, const void *memory);
+typedef size_t (*memory_data_size_fn)(const void *context, const void *memory);
+
+static struct {
+    func_call_unchecked_fn call;
+    memory_data_fn data;
+    memory_data_size_fn data_size;
+} wasmtime;
+
+int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
+                          uintptr_t memory_data_size)
+{
+    if (!func_call_unchecked || !memory_data || !memory_data_size)
+        return -EINVAL;
+    wasmtime.call = (func_call_unchecked_fn)func_call_unchecked;
+    wasmtime.data = (memory_data_fn)memory_data;
+    wasmtime.data_size = (memory_data_size_fn)memory_data_size;
+    return 0;
+}
+
+/* ---- buffers --------------------------------------------------------------------- */
+
+/* A perf buffer cannot stop mid-poll (its sample callback returns void), so records
+ * that arrive after the guest asked to stop wait here for the next poll. */
+struct pending_record {
+    struct pending_record *next;
+    uint32_t size;
+    uint8_t data[];
+};
+
+struct wbpf_buffer {
+    int map_type;
+    struct ring_buffer *ring;
+    struct perf_buffer *perf;
+    struct pending_record *pending_head, *pending_tail;
+    uint64_t delivered, lost;
+    int busy; /* a guest callback polling its own buffer again gets -EBUSY */
+    /* Valid while a poll runs. */
+    const struct wbpf_guest_target *target;
+    struct wbpf_poll_result *result;
+    int delivered_this_poll;
+};
+
+/* Copies one record into guest memory and calls the guest.  Returns the callback's
+ * result, or a negative value with buf->result->status set. */
+static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
+{
+    const struct wbpf_guest_target *t = buf->target;
+    struct wbpf_poll_result *res = buf->result;
+    uint32_t n = size < t->max_size ? size : t->max_size;
+
+    /* Re-read on every record: the previous callback may have grown (and so moved)
+     * the guest's memory. */
+    size_t mem_size = wasmtime.data_size(t->context, t->memory);
+    if ((uint64_t)t->data + n > mem_size) {
+        res->status = WBPF_POLL_FAULT;
+        return -EFAULT;
+    }
+    memcpy(wasmtime.data(t->context, t->memory) + t->data, sample, n);
+
+    wbpf_val_raw args[3];
+    memset(args, 0, sizeof(args));
+    args[0].i32 = (int32_t)t->ctx;
+    args[1].i32 = (int32_t)t->data;
+    args[2].i32 = (int32_t)n;
+    void *trap = NULL;
+    void *error = wasmtime.call(t->context, t->func, args, 3, &trap);
+    buf->delivered++;
+    buf->delivered_this_poll++;
+    if (error || trap) {
+        res->status = WBPF_POLL_WASM_ERROR;
+        res->error = error;
+        res->trap = trap;
+        return -ECANCELED;
+    }
+    if (args[0].i32 < 0) {
+        res->status = WBPF_POLL_CALLBACK_STOP;
+        res->callback_ret = args[0].i32;
+    }
+    return args[0].i32;
+}
+
+static int ring_sample(void *ctx, void *data, size_t size)
+{
+    return deliver(ctx, data, (uint32_t)size);
+}
+
+static void pending_push(struct wbpf_buffer *buf, const void *data, uint32_t size)
+{
+    struct pending_record *rec = malloc(sizeof(*rec) + size);
+    if (!rec) {
+        buf->lost++;
+        return;
+    }
+    rec->next = NULL;
+    rec->size = size;
+    memcpy(rec->data, data, size);
+    if (buf->pending_tail)
+        buf->pending_tail->next = rec;
+    else
+        buf->pending_head = rec;
+    buf->pending_tail = rec;
+}
+
+static void perf_sample(void *ctx, int cpu, void *data, __u32 size)
+{
+    struct wbpf_buffer *buf = ctx;
+    (void)cpu;
+    if (buf->result->status != WBPF_POLL_OK || buf->pending_head) {
+        pending_push(buf, data, size);
+        return;
+    }
+    deliver(buf, data, size);
+}
+
+static void perf_lost(void *ctx, int cpu, __u64 count)
+{
+    struct wbpf_buffer *buf = ctx;
+    (void)cpu;
+    buf->lost += count;
+}
+
+/* Delivers records held back by an earlier poll, oldest first. */
+static int deliver_pending(struct wbpf_buffer *buf)
+{
+    while (buf->pending_head && buf->result->status == WBPF_POLL_OK) {
+        struct pending_record *rec = buf->pending_head;
+        buf->pending_head = rec->next;
+        if (!buf->pending_head)
+            buf->pending_tail = NULL;
+        deliver(buf, rec->data, rec->size);
+        free(rec);
+    }
+    return buf->result->status == WBPF_POLL_OK ? 0 : -ECANCELED;
+}
+
+struct wbpf_buffer *wbpf_buffer_new(int map_fd, size_t perf_pages, int *err)
+{
+    struct bpf_map_info info;
+    __u32 len = sizeof(info);
+    struct wbpf_buffer *buf;
+
+    memset(&info, 0, len);
+    if (bpf_obj_get_info_by_fd(map_fd, &info, &len)) {
+        *err = -errno;
+        return NULL;
+    }
+    buf = calloc(1, sizeof(*buf));
+    if (!buf) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    buf->map_type = (int)info.type;
+    if (info.type == BPF_MAP_TYPE_RINGBUF) {
+        buf->ring = ring_buffer__new(map_fd, ring_sample, buf, NULL);
+        if (!buf->ring)
+            *err = -errno;
+    } else if (info.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY) {
+        buf->perf = perf_buffer__new(map_fd, perf_pages, perf_sample, perf_lost, buf, NULL);
+        if (!buf->perf)
+            *err = -errno;
+    } else {
+        *err = -EINVAL;
+    }
+    if (!buf->ring && !buf->perf) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+void wbpf_buffer_free(struct wbpf_buffer *buf)
+{
+    if (!buf)
+        return;
+    ring_buffer__free(buf->ring);
+    perf_buffer__free(buf->perf);
+    while (buf->pending_head) {
+        struct pending_record *rec = buf->pending_head;
+        buf->pending_head = rec->next;
+        free(rec);
+    }
+    free(buf);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One libbpf poll or consume; returns < 0 on error. */
+static int poll_once(struct wbpf_buffer *buf, int timeout_ms)
+{
+    if (timeout_ms == 0)
+        return buf->ring ? ring_buffer__consume(buf->ring) : perf_buffer__consume(buf->perf);
+    return buf->ring ? ring_buffer__poll(buf->ring, timeout_ms)
+                     : perf_buffer__poll(buf->perf, timeout_ms);
+}
+
+#define POLL_SLICE_MS 50
+
+int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *target,
+                     int timeout_ms, volatile int *stop, struct wbpf_poll_result *result)
+{
+    int rc = 0;
+
+    memset(result, 0, sizeof(*result));
+    if (!wasmtime.call)
+        return -ENOSYS;
+    if (buf->busy)
+        return -EBUSY;
+    if (stop && *stop)
+        return -EINTR;
+    /* Guest memory never shrinks, so a buffer inside it now stays inside it. */
+    if ((uint64_t)target->data + target->max_size >
+        wasmtime.data_size(target->context, target->memory))
+        return -EFAULT;
+
+    buf->busy = 1;
+    buf->target = target;
+    buf->result = result;
+    buf->delivered_this_poll = 0;
+
+    if (deliver_pending(buf) == 0 && !buf->delivered_this_poll) {
+        int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+        for (;;) {
+            int slice = POLL_SLICE_MS;
+            if (timeout_ms == 0) {
+                slice = 0;
+            } else if (timeout_ms > 0) {
+                int64_t left = deadline - now_ms();
+                if (left <= 0)
+                    break;
+                if (left < slice)
+                    slice = (int)left;
+            }
+            rc = poll_once(buf, slice);
+            if (rc < 0 || buf->delivered_this_poll || buf->pending_head || timeout_ms == 0)
+                break;
+            if (stop && *stop) {
+                rc = -EINTR;
+                break;
+            }
+        }
+    }
+
+    buf->busy = 0;
+    buf->target = NULL;
+    buf->result = NULL;
+    if (result->status != WBPF_POLL_OK)
+        return result->status == WBPF_POLL_CALLBACK_STOP ? result->callback_ret : -ECANCELED;
+    if (rc < 0)
+        return rc;
+    return buf->delivered_this_poll;
+}
+
+uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf) { return buf->delivered; }
+uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf) { return buf->lost; }
+int wbpf_buffer_map_type(const struct wbpf_buffer *buf) { return buf->map_type; }
+
+/* ---- libbpf helpers --------------------------------------------------------------- */
+
+struct bpf_object *wbpf_object_open_mem(const void *buf, size_t size, const char *name, int *err)
+{
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+    struct bpf_object *obj = bpf_object__open_mem(buf, size, &opts);
+    *err = obj ? 0 : -errno;
+    return obj;
+}
+
+static struct bpf_link *link_or_err(struct bpf_link *link, int *err)
+{
+    *err = link ? 0 : (errno ? -errno : -EINVAL);
+    return link;
+}
+
+struct bpf_link *wbpf_attach(struct bpf_program *prog, int *err)
+{
+    errno = 0;
+    return link_or_err(bpf_program__attach(prog), err);
+}
+
+struct bpf_link *wbpf_attach_xdp(struct bpf_program *prog, int ifindex, int *err)
+{
+    errno = 0;
+    return link_or_err(bpf_program__attach_xdp(prog, ifindex), err);
+}
+
+struct bpf_link *wbpf_attach_cgroup(struct bpf_program *prog, int cgroup_fd, int *err)
+{
+    errno = 0;
+    return link_or_err(bpf_program__attach_cgroup(prog, cgroup_fd), err);
+}
+
+struct bpf_link *wbpf_attach_uprobe(struct bpf_program *prog, int retprobe, int pid,
+                                    const char *binary, const char *func_name, size_t offset,
+                                    int *err)
+{
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe != 0, .func_name = func_name);
+    errno = 0;
+    return link_or_err(bpf_program__attach_uprobe_opts(prog, pid, binary, offset, &opts), err);
+}
+
+int wbpf_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+                  uint32_t *max_entries, uint32_t *id)
+{
+    struct bpf_map_info info;
+    __u32 len = sizeof(info);
+
+    memset(&info, 0, len);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len))
+        return -errno;
+    *type = info.type;
+    *key_size = info.key_size;
+    *value_size = info.value_size;
+    *max_entries = info.max_entries;
+    *id = info.id;
+    return 0;
+}
+
+/* ---- libbpf log capture ------------------------------------------------------------ */
+#define LOG_CAPACITY 65536
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[LOG_CAPACITY];
+static size_t log_len;
+static int log_level;
+
+static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    if ((int)level > log_level)
+        return 0;
+    pthread_mutex_lock(&log_lock);
+    if (log_len < LOG_CAPACITY - 1) {
+        int n = vsnprintf(log_text + log_len, LOG_CAPACITY - log_len, fmt, ap);
+        if (n > 0)
+            log_len += (size_t)n < LOG_CAPACITY - log_len ? (size_t)n : LOG_CAPACITY - 1 - log_len;
+    }
+    pthread_mutex_unlock(&log_lock);
+    return 0;
+}
+
+void wbpf_log_capture(int level)
+{
+    log_level = level;
+    libbpf_set_print(log_print);
+}
+
+size_t wbpf_log_take(char *out, size_t size)
+{
+    size_t n;
+    pthread_mutex_lock(&log_lock);
+    n = log_len < size - 1 ? log_len : size - 1;
+    memcpy(out, log_text, n);
+    out[n] = '\0';
+    log_len = 0;
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}

@@ -1,0 +1,104 @@
+/* wasm-bpf host shim: the narrow C boundary between the Python host and libbpf.
+ *
+ * Everything that runs once per event lives here: polling a ring or perf buffer,
+ * copying each record into guest memory and calling the guest's callback through
+ * wasmtime's C API.  Python sets things up and handles the result of a poll; it
+ * never runs per record.
+ */
+#ifndef WASM_BPF_SHIM_H
+#define WASM_BPF_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+/* ---- wasmtime C API entry points -------------------------------------------------
+ * Resolved at run time from the libwasmtime that wasmtime-py already loaded, so the
+ * shim never links against a second copy.  Only pointers to wasmtime objects cross
+ * this boundary, plus wasmtime_val_raw_t, whose layout tests/test_wasmtime_abi.py
+ * checks against the pinned wasmtime version. */
+typedef union wbpf_val_raw {
+    int32_t i32;
+    int64_t i64;
+    float f32;
+    double f64;
+    uint8_t v128[16];
+    uint32_t anyref;
+    uint32_t externref;
+    uint32_t exnref;
+    void *funcref;
+} wbpf_val_raw;
+
+int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
+                          uintptr_t memory_data_size);
+
+/* Where the records of one poll go: a guest function (ctx, data, size) -> i32 and a
+ * buffer [data, data + max_size) in the guest's linear memory. */
+struct wbpf_guest_target {
+    void *context;      /* wasmtime_context_t * of the calling store */
+    const void *memory; /* wasmtime_memory_t * of the guest's exported memory */
+    const void *func;   /* wasmtime_func_t * of the callback, type-checked by Python */
+    uint32_t ctx;       /* opaque guest value passed back as the first argument */
+    uint32_t data;      /* guest offset of the record buffer */
+    uint32_t max_size;  /* its size; longer records are truncated to it */
+};
+
+/* Why a poll ended early; WBPF_POLL_OK otherwise. */
+enum {
+    WBPF_POLL_OK = 0,
+    WBPF_POLL_CALLBACK_STOP = 1, /* the callback returned < 0: callback_ret holds it */
+    WBPF_POLL_FAULT = 2,         /* the record buffer is outside guest memory */
+    WBPF_POLL_WASM_ERROR = 3,    /* the callback trapped: error or trap is set */
+};
+
+struct wbpf_poll_result {
+    int status;
+    int32_t callback_ret;
+    void *error; /* wasmtime_error_t *, owned by the caller once returned */
+    void *trap;  /* wasm_trap_t *, owned by the caller once returned */
+};
+
+/* A ring buffer or perf event array of one loaded object. */
+struct wbpf_buffer;
+
+/* Creates a consumer for map_fd.  perf_pages applies to perf event arrays only.
+ * Returns NULL and sets *err (negative errno) on failure. */
+struct wbpf_buffer *wbpf_buffer_new(int map_fd, size_t perf_pages, int *err);
+void wbpf_buffer_free(struct wbpf_buffer *buf);
+
+/* Waits up to timeout_ms (0: do not block, < 0: until a record arrives or *stop is
+ * set) and delivers every available record to the target.  Waits in slices so that
+ * *stop (set from another thread or a signal handler) ends it within ~50 ms.
+ * Returns the number of records delivered (>= 0), -EINTR when stopped, another
+ * negative errno on failure, or a negative value with result->status set. */
+int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *target,
+                     int timeout_ms, volatile int *stop, struct wbpf_poll_result *result);
+
+/* Counters since creation. */
+uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf);
+uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf);
+int wbpf_buffer_map_type(const struct wbpf_buffer *buf);
+
+/* ---- libbpf helpers that need option structs or varargs ------------------------- */
+struct bpf_object *wbpf_object_open_mem(const void *buf, size_t size, const char *name,
+                                        int *err);
+struct bpf_link *wbpf_attach_uprobe(struct bpf_program *prog, int retprobe, int pid,
+                                    const char *binary, const char *func_name,
+                                    size_t offset, int *err);
+struct bpf_link *wbpf_attach(struct bpf_program *prog, int *err);
+struct bpf_link *wbpf_attach_xdp(struct bpf_program *prog, int ifindex, int *err);
+struct bpf_link *wbpf_attach_cgroup(struct bpf_program *prog, int cgroup_fd, int *err);
+
+/* libbpf's log, captured instead of printed.  level: 0 warnings, 1 info, 2 debug. */
+void wbpf_log_capture(int level);
+/* Copies and clears the captured text; returns its length (truncated to size - 1). */
+size_t wbpf_log_take(char *out, size_t size);
+
+/* Map information the kernel reports for a fd; 0 or negative errno. */
+int wbpf_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+                  uint32_t *max_entries, uint32_t *id);
+
+#endif
