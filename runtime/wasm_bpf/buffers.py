@@ -1,0 +1,88 @@
+"""Ring buffers and perf event arrays, drained into the guest by the C shim.
+
+Per record, the shim copies the record into guest memory and calls the guest's
+callback through wasmtime's C API; no Python runs per record."""
+import ctypes
+import errno
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import wasmtime
+from wasmtime import _ffi as wt_ffi
+from wasmtime import _func as wt_func
+
+from ._native import ffi, lib
+from .errors import HostCallError
+
+
+@dataclass
+class PollTarget:
+    """Where one poll delivers: a guest callback and a buffer in guest memory."""
+
+    caller: Any  # wasmtime.Caller of the polling host call
+    memory: wasmtime.Memory
+    callback: wasmtime.Func  # (ctx, data, size) -> i32, type-checked by the caller
+    ctx: int
+    data: int
+    max_size: int
+
+
+def _address(ptr: Any) -> int:
+    return ctypes.cast(ptr, ctypes.c_void_p).value or 0
+
+
+class EventBuffer:
+    """A consumer of one ring buffer or perf event array map."""
+
+    def __init__(self, map_fd: int, perf_pages: int = 64) -> None:
+        err = ffi.new("int *")
+        self._buf: Optional[Any] = lib.wbpf_buffer_new(map_fd, perf_pages, err)
+        if self._buf == ffi.NULL:
+            self._buf = None
+            raise HostCallError(-err[0] or errno.EINVAL, f"cannot open an event buffer on map fd {map_fd}")
+        self.map_fd = map_fd
+
+    def poll(self, target: PollTarget, timeout_ms: int, stop: Any) -> int:
+        """Delivers available records; returns their count, or the callback's negative
+        result, or raises HostCallError. A trap in the callback is re-raised."""
+        if self._buf is None:
+            raise HostCallError(errno.EBADF, "event buffer is closed")
+        c_target = ffi.new("struct wbpf_guest_target *", {
+            "context": ffi.cast("void *", _address(target.caller._context())),
+            "memory": ffi.cast("void *", ctypes.addressof(target.memory._memory)),
+            "func": ffi.cast("void *", ctypes.addressof(target.callback._func)),
+            "ctx": target.ctx, "data": target.data, "max_size": target.max_size,
+        })
+        result = ffi.new("struct wbpf_poll_result *")
+        rc = lib.wbpf_buffer_poll(self._buf, c_target, timeout_ms, stop, result)
+        if result.status == lib.WBPF_POLL_WASM_ERROR:
+            _raise_guest_failure(result)
+        if result.status == lib.WBPF_POLL_CALLBACK_STOP:
+            return int(rc)
+        if rc < 0:
+            raise HostCallError(-rc)
+        return int(rc)
+
+    @property
+    def delivered(self) -> int:
+        return int(lib.wbpf_buffer_delivered(self._buf)) if self._buf else 0
+
+    @property
+    def lost(self) -> int:
+        return int(lib.wbpf_buffer_lost(self._buf)) if self._buf else 0
+
+    def close(self) -> None:
+        if self._buf is not None:
+            lib.wbpf_buffer_free(self._buf)
+            self._buf = None
+
+
+def _raise_guest_failure(result: Any) -> None:
+    """Re-raises what ended the guest's callback: a Python exception from a nested host
+    call (proc_exit included), else wasmtime's error or trap."""
+    error, trap = _address(result.error), _address(result.trap)
+    # Wrap both first so that wasmtime-py owns (and frees) them whatever is raised.
+    err_obj = wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(wt_ffi.wasmtime_error_t))) if error else None
+    trap_obj = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(wt_ffi.wasm_trap_t))) if trap else None
+    wt_func.maybe_raise_last_exn()
+    raise err_obj or trap_obj or wasmtime.WasmtimeError("guest callback failed")

@@ -1,0 +1,81 @@
+"""The wasm-bpf command line: ``wasm-bpf run MODULE [-- ARGS]`` and the SDK tools."""
+import sys
+from typing import List, Optional, Tuple
+
+import click
+
+from . import __version__
+
+
+def _parse_env(values: Tuple[str, ...]) -> dict:
+    env = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+        env[key] = value
+    return env
+
+
+def _parse_dirs(values: Tuple[str, ...]) -> List[Tuple[str, str]]:
+    dirs = []
+    for item in values:
+        host, sep, guest = item.partition("::")
+        dirs.append((host, guest if sep else host))
+    return dirs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="wasm-bpf")
+def main() -> None:
+    """Run eBPF programs whose user-space half is a WebAssembly module."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable in the guest's environment (repeatable).")
+@click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]", help="Give the guest a host directory, at GUEST (default: the same path).")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="Stop the guest after S seconds.")
+@click.option("--grace-period", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="S",
+              help="Seconds a stopping guest gets to return before it is interrupted.")
+@click.option("--callback-module", default="callback-wrapper", show_default=True, help="Import module of the export-callback poll (TinyGo guests).")
+@click.option("--callback-export", default="go-callback", show_default=True, help="Export called by that poll.")
+@click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
+@click.argument("module", type=click.Path(dir_okay=False))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], grace_period: float,
+        callback_module: str, callback_export: str, verbose: bool, module: str, args: Tuple[str, ...]) -> None:
+    """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
+
+    \b
+    Ctrl-C makes the guest's next buffer poll return -EINTR; a guest that has not
+    returned after the grace period is interrupted (exit status 130).
+    Example: wasm-bpf run bootstrap.wasm -- -d 100
+    """
+    from .errors import WasmBpfError
+    from .instance import Instance, RunConfig
+
+    config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
+                       grace_period=grace_period, callback_module=callback_module,
+                       callback_export=callback_export, verbose=verbose, handle_signals=True)
+    try:
+        with Instance(module, list(args), config=config) as inst:
+            code = inst.run()
+    except WasmBpfError as exc:
+        if verbose:
+            raise
+        click.echo(f"wasm-bpf: error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _register_sdk_commands() -> None:
+    """The guest SDK's commands (gen skeleton|header, build) live in wasm_bpf_sdk."""
+    try:
+        from wasm_bpf_sdk.cli import build, gen
+    except ImportError:
+        return
+    main.add_command(gen)
+    main.add_command(build)
+
+
+_register_sdk_commands()

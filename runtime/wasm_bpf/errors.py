@@ -1,0 +1,55 @@
+"""Exceptions of the host, and the translation of Linux errno values into the WASI
+numbering guests are compiled against (wasi-libc's <errno.h>: EINTR is 27, not 4)."""
+import errno as _linux
+
+__all__ = ["WasmBpfError", "HostCallError", "to_guest_errno"]
+
+
+class WasmBpfError(Exception):
+    """A failure of the host outside the guest: bad module, unknown import, missing
+    kernel feature, libbpf too old. The message says what failed and what to do."""
+
+
+class HostCallError(Exception):
+    """Raised inside an import's implementation; the guest receives -errno (WASI)."""
+
+    def __init__(self, linux_errno: int, message: str = "") -> None:
+        super().__init__(message or _linux.errorcode.get(linux_errno, str(linux_errno)))
+        self.errno = linux_errno
+
+
+class GuestExit(Exception):
+    """The guest called proc_exit; carries its status through nested calls."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"guest exited with {code}")
+        self.code = code
+
+
+# WASI preview 1 errno values, in order (value = index), from wasi/api.h.
+_WASI_ERRNO_ORDER = (
+    "SUCCESS 2BIG ACCES ADDRINUSE ADDRNOTAVAIL AFNOSUPPORT AGAIN ALREADY BADF BADMSG BUSY "
+    "CANCELED CHILD CONNABORTED CONNREFUSED CONNRESET DEADLK DESTADDRREQ DOM DQUOT EXIST "
+    "FAULT FBIG HOSTUNREACH IDRM ILSEQ INPROGRESS INTR INVAL IO ISCONN ISDIR LOOP MFILE "
+    "MLINK MSGSIZE MULTIHOP NAMETOOLONG NETDOWN NETRESET NETUNREACH NFILE NOBUFS NODEV "
+    "NOENT NOEXEC NOLCK NOLINK NOMEM NOMSG NOPROTOOPT NOSPC NOSYS NOTCONN NOTDIR NOTEMPTY "
+    "NOTRECOVERABLE NOTSOCK NOTSUP NOTTY NXIO OVERFLOW OWNERDEAD PERM PIPE PROTO "
+    "PROTONOSUPPORT PROTOTYPE RANGE ROFS SPIPE SRCH STALE TIMEDOUT TXTBSY XDEV NOTCAPABLE"
+).split()
+
+_LINUX_TO_WASI = {
+    getattr(_linux, "E" + name): value
+    for value, name in enumerate(_WASI_ERRNO_ORDER)
+    if hasattr(_linux, "E" + name)
+}
+# Linux aliases and near-synonyms that wasi-libc folds into one value.
+_LINUX_TO_WASI[_linux.EOPNOTSUPP] = _WASI_ERRNO_ORDER.index("NOTSUP")
+_LINUX_TO_WASI[_linux.EWOULDBLOCK] = _WASI_ERRNO_ORDER.index("AGAIN")
+_LINUX_TO_WASI[_linux.EDEADLOCK] = _WASI_ERRNO_ORDER.index("DEADLK")
+_LINUX_TO_WASI[524] = _WASI_ERRNO_ORDER.index("NOTSUP")  # kernel-internal ENOTSUPP
+_WASI_EIO = _WASI_ERRNO_ORDER.index("IO")
+
+
+def to_guest_errno(linux_errno: int) -> int:
+    """The WASI errno a guest sees for a (positive) Linux errno; EIO if WASI has none."""
+    return _LINUX_TO_WASI.get(abs(linux_errno), _WASI_EIO)

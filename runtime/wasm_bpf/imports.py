@@ -1,0 +1,239 @@
+"""The host functions a guest imports (module ``wasm_bpf`` and friends), documented in
+host_abi/ABI.md.
+
+Each import is a method that takes decoded arguments and raises HostCallError on bad
+input; one wrapper turns that into the negative WASI errno the guest receives. The
+host binds exactly the imports a module declares, with the types it declares them with
+(the upstream Go/Rust SDKs declare map_operate's pointers as i64)."""
+import errno
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import wasmtime
+from wasmtime import FuncType, ValType
+
+from .buffers import PollTarget
+from .errors import HostCallError, WasmBpfError, to_guest_errno
+from .guest_memory import GuestMemory
+from .loader import BpfObject
+from .maps import MapInfo, map_operate
+
+WASI_MODULE = "wasi_snapshot_preview1"
+EXT_MODULE = "wasm_bpf_ext"
+MAX_OBJECT_SIZE = 1 << 30
+
+# Argument kinds: how a raw Wasm value is decoded before the method sees it.
+PTR, PTR64, HANDLE, I32, U64 = "ptr", "ptr64", "handle", "i32", "u64"
+_WASM_TYPE = {PTR: "i32", PTR64: "i64", HANDLE: "i64", I32: "i32", U64: "i64"}
+
+
+def _decode(kind: str, value: int) -> int:
+    if kind == PTR:
+        return value & 0xFFFFFFFF
+    if kind in (HANDLE, U64):
+        return value & 0xFFFFFFFFFFFFFFFF
+    if kind == PTR64:
+        value &= 0xFFFFFFFFFFFFFFFF
+        if value > 0xFFFFFFFF:
+            raise HostCallError(errno.EFAULT, f"pointer {value:#x} is beyond 4 GiB")
+    return value
+
+
+class Signature:
+    def __init__(self, params: Sequence[str], result: str) -> None:
+        self.params = tuple(params)
+        self.result = result
+
+    def wasm_params(self) -> List[str]:
+        return [_WASM_TYPE[p] for p in self.params]
+
+    def func_type(self) -> FuncType:
+        types = {"i32": ValType.i32(), "i64": ValType.i64()}
+        return FuncType([types[t] for t in self.wasm_params()], [types[self.result]])
+
+    def __str__(self) -> str:
+        return f"({', '.join(self.wasm_params())}) -> {self.result}"
+
+
+# (module, name) -> (method, signatures accepted, value returned when the call fails or None for -errno, loud)
+_POLL = Signature([HANDLE, I32, I32, PTR, PTR, I32, I32], "i32")
+IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], bool]] = {
+    ("wasm_bpf", "wasm_load_bpf_object"): ("load_object", (Signature([PTR, I32], "i64"),), 0, True),
+    ("wasm_bpf", "wasm_attach_bpf_program"): ("attach_program", (Signature([HANDLE, PTR, PTR], "i32"),), None, True),
+    ("wasm_bpf", "wasm_bpf_map_fd_by_name"): ("map_fd_by_name", (Signature([HANDLE, PTR], "i32"),), None, False),
+    ("wasm_bpf", "wasm_bpf_buffer_poll"): ("buffer_poll", (_POLL,), None, False),
+    ("wasm_bpf", "wasm_bpf_map_operate"): ("map_operate", (
+        Signature([I32, I32, PTR, PTR, PTR, U64], "i32"),
+        Signature([I32, I32, PTR64, PTR64, PTR64, U64], "i32"),
+    ), None, False),
+    ("wasm_bpf", "wasm_close_bpf_object"): ("close_object", (Signature([HANDLE], "i32"),), None, False),
+    (EXT_MODULE, "wasm_load_bpf_object_ex"): ("load_object_ex", (Signature([PTR, I32, PTR, I32], "i64"),), 0, True),
+}
+_WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
+
+
+def _is_sample_callback(ty: FuncType) -> bool:
+    return [str(t) for t in ty.params] == ["i32"] * 3 and [str(t) for t in ty.results] == ["i32"]
+
+
+class WasmBpfHost:
+    """The BPF state of one guest instance: its objects and the map fds it was given."""
+
+    def __init__(self, report: Callable[[str], None], stop_flag: Any, *, verbose: bool = False,
+                 perf_pages: int = 64, callback_export: str = "go-callback") -> None:
+        self._report = report
+        self._stop = stop_flag
+        self._verbose = verbose
+        self._perf_pages = perf_pages
+        self._callback_export = callback_export
+        self.objects: Dict[int, BpfObject] = {}
+        self._map_fds: Dict[int, Tuple[int, MapInfo]] = {}  # fd -> (handle, info)
+        self._next_handle = 1
+        self._memory: Optional[wasmtime.Memory] = None
+
+    # ---- the imports ----------------------------------------------------------------
+    def load_object(self, mem: GuestMemory, buf: int, size: int) -> int:
+        return self.load_object_ex(mem, buf, size, 0, 0)
+
+    def load_object_ex(self, mem: GuestMemory, buf: int, size: int, no_load: int, no_load_size: int) -> int:
+        if size <= 0 or size > MAX_OBJECT_SIZE:
+            raise HostCallError(errno.EINVAL, f"object size {size} is out of range")
+        elf = mem.read(buf, size)
+        names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
+        obj = BpfObject(elf, no_load=names)
+        handle = self._next_handle
+        self._next_handle += 1
+        self.objects[handle] = obj
+        return handle
+
+    def attach_program(self, mem: GuestMemory, handle: int, name: int, target: int) -> int:
+        obj = self._object(handle)
+        prog_name, target_str = mem.string(name), mem.optional_string(target)
+        try:
+            obj.attach(prog_name, target_str)
+        except HostCallError as exc:
+            raise HostCallError(exc.errno, f"cannot attach program {prog_name!r}: {exc}") from None
+        return 0
+
+    def map_fd_by_name(self, mem: GuestMemory, handle: int, name: int) -> int:
+        obj = self._object(handle)
+        fd = obj.map_fd(mem.string(name))
+        if fd not in self._map_fds:
+            self._map_fds[fd] = (handle, MapInfo.of_fd(fd))
+        return fd
+
+    def buffer_poll(self, mem: GuestMemory, handle: int, fd: int, sample_func: int, ctx: int,
+                    data: int, max_size: int, timeout_ms: int) -> int:
+        table = mem.caller.get("__indirect_function_table")
+        if not isinstance(table, wasmtime.Table):
+            raise HostCallError(errno.EINVAL, "the module exports no __indirect_function_table "
+                                "(link it with -Wl,--export-table)")
+        callback = table.get(mem.caller, sample_func) if sample_func else None
+        return self._poll(mem, handle, fd, callback, f"table entry {sample_func}", ctx, data, max_size, timeout_ms)
+
+    def buffer_poll_export(self, mem: GuestMemory, handle: int, fd: int, ctx: int, data: int,
+                           max_size: int, timeout_ms: int) -> int:
+        callback = mem.caller.get(self._callback_export)
+        return self._poll(mem, handle, fd, callback, f"export {self._callback_export!r}",
+                          ctx, data, max_size, timeout_ms)
+
+    def map_operate(self, mem: GuestMemory, fd: int, cmd: int, key: int, value: int,
+                    next_key: int, flags: int) -> int:
+        _, info = self._map(fd)
+        return map_operate(mem, info, cmd, key, value, next_key, flags)
+
+    def close_object(self, mem: GuestMemory, handle: int) -> int:
+        obj = self._object(handle)
+        del self.objects[handle]
+        self._map_fds = {fd: v for fd, v in self._map_fds.items() if v[0] != handle}
+        obj.close()
+        return 0
+
+    # ---- helpers --------------------------------------------------------------------
+    def _object(self, handle: int) -> BpfObject:
+        obj = self.objects.get(handle)
+        if obj is None:
+            raise HostCallError(errno.EINVAL, f"unknown object handle {handle:#x}")
+        return obj
+
+    def _map(self, fd: int) -> Tuple[int, MapInfo]:
+        entry = self._map_fds.get(fd)
+        if entry is None:
+            raise HostCallError(errno.EBADF, f"fd {fd} is not a map fd handed to this module")
+        return entry
+
+    def _poll(self, mem: GuestMemory, handle: int, fd: int, callback: Any, what: str, ctx: int,
+              data: int, max_size: int, timeout_ms: int) -> int:
+        obj = self._object(handle)
+        owner, _ = self._map(fd)
+        if owner != handle:
+            raise HostCallError(errno.EBADF, f"map fd {fd} belongs to another object")
+        if not isinstance(callback, wasmtime.Func) or not _is_sample_callback(callback.type(mem.caller)):
+            raise HostCallError(errno.EINVAL, f"{what} is not a function (i32, i32, i32) -> i32")
+        if max_size < 0:
+            raise HostCallError(errno.EINVAL, f"max_size {max_size} is negative")
+        mem.check(data, max_size)
+        target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size)
+        return obj.buffer(fd, self._perf_pages).poll(target, timeout_ms, self._stop)
+
+    def close(self) -> None:
+        """Closes every object the guest left open (links detached first)."""
+        for obj in self.objects.values():
+            obj.close()
+        self.objects.clear()
+        self._map_fds.clear()
+
+    def buffer_stats(self) -> List[Tuple[int, int, int, int]]:
+        """(handle, map fd, delivered, lost) for every buffer still open."""
+        return [(h, fd, b.delivered, b.lost) for h, o in self.objects.items() for fd, b in o.buffers.items()]
+
+    # ---- binding --------------------------------------------------------------------
+    def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str) -> None:
+        """Defines every BPF import the module declares; raises WasmBpfError naming an
+        import this host does not provide or a declared type it does not accept."""
+        table = dict(IMPORTS)
+        table[(callback_module, "wasm_bpf_buffer_poll")] = ("buffer_poll_export", (_WRAPPER_POLL,), None, False)
+        problems = []
+        for imp in module.imports:
+            key = (imp.module, imp.name or "")
+            if imp.module == WASI_MODULE:
+                continue
+            if key not in table:
+                problems.append(f"{imp.module}.{imp.name} is not provided by this host")
+                continue
+            method, signatures, failure, loud = table[key]
+            declared = imp.type
+            sig = next((s for s in signatures if isinstance(declared, FuncType)
+                        and [str(t) for t in declared.params] == s.wasm_params()
+                        and [str(t) for t in declared.results] == [s.result]), None)
+            if sig is None:
+                accepted = " or ".join(str(s) for s in signatures)
+                problems.append(f"{imp.module}.{imp.name} is declared as {declared}, expected {accepted}")
+                continue
+            linker.define_func(imp.module, imp.name or "", sig.func_type(),
+                               self._wrap(f"{imp.name}", getattr(self, method), sig, failure, loud),
+                               access_caller=True)
+        if problems:
+            raise WasmBpfError("the module's imports do not match this host: " + "; ".join(problems))
+
+    def _wrap(self, name: str, method: Callable[..., int], sig: Signature, failure: Optional[int],
+              loud: bool) -> Callable[..., int]:
+        kinds = sig.params
+
+        def host_function(caller: wasmtime.Caller, *raw: int) -> int:
+            try:
+                args = [_decode(k, v) for k, v in zip(kinds, raw)]
+                return method(self._guest_memory(caller), *args)
+            except HostCallError as exc:
+                if loud or self._verbose:
+                    self._report(f"{name}: {exc}")
+                return failure if failure is not None else -to_guest_errno(exc.errno)
+
+        return host_function
+
+    def _guest_memory(self, caller: wasmtime.Caller) -> GuestMemory:
+        if self._memory is None:
+            memory = caller.get("memory")
+            if not isinstance(memory, wasmtime.Memory):
+                raise HostCallError(errno.EFAULT, "the module exports no memory named 'memory'")
+            self._memory = memory
+        return GuestMemory(caller, self._memory)

@@ -1,0 +1,262 @@
+"""Running one guest module: WASI set-up, the BPF imports, stopping, exit status.
+
+    with Instance("bootstrap.wasm", ["-d", "50"]) as inst:
+        status = inst.run()          # inst.stop() from another thread ends it
+
+Stopping is cooperative first: the next wasm_bpf_buffer_poll returns -EINTR so the
+guest can leave its loop and clean up; a guest still running after the grace period
+is interrupted at its next Wasm instruction (epoch deadline)."""
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import wasmtime
+
+from . import _native
+from ._native import ffi
+from .errors import GuestExit, WasmBpfError
+from .imports import WASI_MODULE, WasmBpfHost
+
+ModuleSource = Union[str, os.PathLike, bytes]
+TIMEOUT = "timeout"
+EXIT_TIMEOUT = 124
+EXIT_TRAP = 1
+
+
+@dataclass
+class RunConfig:
+    """How a guest runs. Nothing is shared with the guest unless asked for."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    dirs: Sequence[Tuple[str, str]] = ()  # (host path, guest path) preopens
+    timeout: Optional[float] = None  # seconds until a stop is requested
+    grace_period: float = 2.0  # seconds between a stop request and the interrupt
+    callback_module: str = "callback-wrapper"
+    callback_export: str = "go-callback"
+    perf_buffer_pages: int = 64
+    verbose: bool = False
+    handle_signals: bool = False  # SIGINT/SIGTERM request a stop (the CLI sets this)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
+class Instance:
+    """One run of a guest module. Owns every BPF object the guest loads; closing the
+    instance (or leaving its ``with`` block) releases them."""
+
+    def __init__(self, module: ModuleSource, args: Sequence[str] = (), *,
+                 config: Optional[RunConfig] = None, capture_output: bool = False,
+                 report: Optional[Callable[[str], None]] = None) -> None:
+        self.config = config or RunConfig()
+        self.args = list(args)
+        self.messages: List[str] = []  # host messages (load/attach failures, traps)
+        self._report_to = report
+        self._capture = capture_output
+        self._stdout, self._stderr = bytearray(), bytearray()
+        self._stop_flag = ffi.new("int *")
+        self._stop_reason: Union[int, str, None] = None
+        self._interrupted = False
+        self._timers: List[threading.Timer] = []
+        self._lock = threading.Lock()
+        self._ran = False
+
+        engine_config = wasmtime.Config()
+        engine_config.epoch_interruption = True
+        try:
+            engine_config.cache = True  # compiled modules are reused across runs
+        except wasmtime.WasmtimeError:
+            pass
+        self._engine = wasmtime.Engine(engine_config)
+        self.module_path, self._module = self._compile(module)
+        self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
+                                 perf_pages=self.config.perf_buffer_pages,
+                                 callback_export=self.config.callback_export)
+
+    def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:
+        if isinstance(source, (bytes, bytearray)):
+            path, data = "module.wasm", bytes(source)
+        else:
+            path = os.fspath(source)
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise WasmBpfError(f"cannot read module {path}: {exc.strerror}") from None
+        try:
+            return path, wasmtime.Module(self._engine, data)
+        except wasmtime.WasmtimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
+            raise WasmBpfError(f"{path} is not a valid WebAssembly module: {first}") from None
+
+    # ---- output -------------------------------------------------------------------
+    @property
+    def stdout(self) -> bytes:
+        return bytes(self._stdout)
+
+    @property
+    def stderr(self) -> bytes:
+        return bytes(self._stderr)
+
+    def _report(self, message: str) -> None:
+        self.messages.append(message)
+        if self._report_to is not None:
+            self._report_to(message)
+        else:
+            print(f"wasm-bpf: {message}", file=sys.stderr, flush=True)
+
+    def _wasi(self) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [self.module_path, *self.args]
+        wasi.env = [(k, v) for k, v in self.config.env.items()]
+        for host, guest in self.config.dirs:
+            if not os.path.isdir(host):
+                raise WasmBpfError(f"--dir {host}: no such directory")
+            wasi.preopen_dir(host, guest)
+        wasi.inherit_stdin()
+        if self._capture:
+            wasi.stdout_custom = self._stdout.extend
+            wasi.stderr_custom = self._stderr.extend
+        else:
+            wasi.inherit_stdout()
+            wasi.inherit_stderr()
+        return wasi
+
+    # ---- running --------------------------------------------------------------------
+    def run(self) -> int:
+        """Runs the guest's _start to the end; returns its exit status (see ABI.md)."""
+        if self._ran:
+            raise WasmBpfError("an Instance runs once; create a new one")
+        self._ran = True
+        store = wasmtime.Store(self._engine)
+        store.set_epoch_deadline(1)
+        store.set_wasi(self._wasi())
+        linker = wasmtime.Linker(self._engine)
+        linker.allow_shadowing = True
+        linker.define_wasi()
+        # Our proc_exit: wasmtime's refuses statuses >= 126 with a trap.
+        linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
+                           self._proc_exit)
+        self._host.bind(linker, self._module, self.config.callback_module)
+        if self.config.verbose:
+            _native.set_libbpf_log_level(1)
+            _native.libbpf_log_sink = lambda text: sys.stderr.write(text)
+
+        restore_signals = self._install_signal_handlers() if self.config.handle_signals else None
+        if self.config.timeout is not None:
+            self._start_timer(self.config.timeout, lambda: self.stop(TIMEOUT))
+        try:
+            instance = linker.instantiate(store, self._module)
+            start = instance.exports(store).get("_start")
+            if not isinstance(start, wasmtime.Func):
+                raise WasmBpfError("the module has no _start export: build it as a WASI command")
+            start(store)
+            return 0
+        except GuestExit as exc:
+            return exc.code & 0xFF
+        except wasmtime.ExitTrap as exc:
+            return exc.code & 0xFF
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            if self._interrupted:
+                return EXIT_TIMEOUT if self._stop_reason == TIMEOUT else 128 + int(self._stop_reason or signal.SIGINT)
+            self._report(f"the guest trapped: {_first_line(exc)}")
+            return EXIT_TRAP
+        finally:
+            for timer in self._timers:
+                timer.cancel()
+            if restore_signals:
+                restore_signals()
+            self._host.close()
+            if self.config.verbose:
+                _native.libbpf_log_sink = None
+                _native.set_libbpf_log_level(0)
+
+    @staticmethod
+    def _proc_exit(code: int) -> None:
+        raise GuestExit(code & 0xFFFFFFFF)
+
+    def stop(self, reason: Union[int, str] = signal.SIGINT) -> None:
+        """Asks the guest to stop (its polls return -EINTR); interrupts it after the
+        grace period. Safe to call from any thread; a second call interrupts at once."""
+        with self._lock:
+            first = self._stop_reason is None
+            if first:
+                self._stop_reason = reason
+            self._stop_flag[0] = 1
+        if first:
+            self._start_timer(self.config.grace_period, self._interrupt)
+        else:
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        self._interrupted = True
+        self._engine.increment_epoch()
+
+    def _start_timer(self, seconds: float, action: Callable[[], None]) -> None:
+        timer = threading.Timer(seconds, action)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def _install_signal_handlers(self) -> Optional[Callable[[], None]]:
+        """SIGINT/SIGTERM request a stop. The wakeup fd lets a watcher thread see the
+        signal at once even while the main thread is inside Wasm or a libbpf poll."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        old_handlers = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def watch() -> None:
+            while True:
+                data = os.read(read_fd, 64)
+                if not data:
+                    return
+                for signum in data:
+                    if signum in (signal.SIGINT, signal.SIGTERM):
+                        self.stop(signum)
+
+        watcher = threading.Thread(target=watch, name="wasm-bpf-signals", daemon=True)
+        watcher.start()
+
+        def restore() -> None:
+            signal.set_wakeup_fd(old_wakeup)
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler)
+            os.close(write_fd)
+            watcher.join(timeout=1)
+            os.close(read_fd)
+
+        return restore
+
+    # ---- resources ------------------------------------------------------------------
+    def close(self) -> None:
+        """Releases every BPF object of the guest. Idempotent."""
+        self._host.close()
+
+    def __enter__(self) -> "Instance":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def run(module: ModuleSource, args: Sequence[str] = (), *, config: Optional[RunConfig] = None,
+        capture_output: bool = False) -> RunResult:
+    """Runs a module to the end: ``run("x.wasm", ["-h"], capture_output=True).stdout``."""
+    with Instance(module, args, config=config, capture_output=capture_output) as inst:
+        code = inst.run()
+        return RunResult(code, inst.stdout, inst.stderr)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,113 @@
+"""A BPF object loaded on a guest's behalf, and everything attached to it.
+
+Lifecycle: open (libbpf parses the ELF) -> configure (autoload) -> load (the kernel
+verifies and creates maps) -> attach (links) -> poll (event buffers) -> close (links
+detached, buffers freed, object closed)."""
+import errno
+from typing import Any, Dict, Iterable, Iterator, List, Tuple
+
+from . import _native
+from ._native import ffi, lib
+from .attach import attach_program
+from .buffers import EventBuffer
+from .errors import HostCallError
+
+INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
+OBJECT_NAME = b"wasm_bpf"
+
+
+class BpfObject:
+    """Opens and loads a BPF ELF object; owns its links and event buffers."""
+
+    def __init__(self, elf: bytes, no_load: Iterable[str] = ()) -> None:
+        _native.take_libbpf_log()  # start this object's log afresh
+        self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
+        err = ffi.new("int *")
+        obj = lib.wbpf_object_open_mem(self._elf, len(elf), OBJECT_NAME, err)
+        if obj == ffi.NULL:
+            raise HostCallError(-err[0] or errno.EINVAL, _with_log("not a valid BPF ELF object"))
+        self._obj: Any = obj
+        self.links: List[Any] = []
+        self.buffers: Dict[int, EventBuffer] = {}
+        try:
+            for name in no_load:
+                lib.bpf_program__set_autoload(self._program(name), False)
+            rc = lib.bpf_object__load(obj)
+            if rc < 0:
+                raise HostCallError(-rc, _with_log(f"the kernel refused it ({_native.strerror(rc)})"))
+        except BaseException:
+            self.close()
+            raise
+        self._elf = None
+
+    # ---- programs ----
+    def programs(self) -> Iterator[Tuple[str, Any]]:
+        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
+        while prog != ffi.NULL:
+            yield ffi.string(lib.bpf_program__name(prog)).decode(), prog
+            prog = lib.bpf_object__next_program(self._obj, prog)
+
+    def _program(self, name: str) -> Any:
+        prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if prog == ffi.NULL:
+            known = ", ".join(n for n, _ in self.programs()) or "none"
+            raise HostCallError(errno.ENOENT, f"no program named {name!r} (programs: {known})")
+        return prog
+
+    def attach(self, name: str, target: str) -> None:
+        prog = self._program(name)
+        if not lib.bpf_program__autoload(prog):
+            raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
+        link = attach_program(prog, target)
+        self.links.append(link)
+
+    # ---- maps ----
+    def maps(self) -> Iterator[Tuple[str, Any]]:
+        m = lib.bpf_object__next_map(self._obj, ffi.NULL)
+        while m != ffi.NULL:
+            yield ffi.string(lib.bpf_map__name(m)).decode(), m
+            m = lib.bpf_object__next_map(self._obj, m)
+
+    def map_fd(self, name: str) -> int:
+        """The fd of map `name`; internal maps also match by section suffix, so the
+        skeleton's "bootstra.rodata" finds this object's ".rodata" map."""
+        maps = list(self.maps())
+        found = [m for n, m in maps if n == name]
+        if not found and "." in name:
+            suffix = name[name.index("."):]
+            if suffix.startswith(INTERNAL_SECTIONS):
+                found = [m for n, m in maps if lib.bpf_map__is_internal(m) and n.endswith(suffix)]
+        if not found:
+            known = ", ".join(n for n, _ in maps) or "none"
+            raise HostCallError(errno.ENOENT, f"no map named {name!r} (maps: {known})")
+        fd = lib.bpf_map__fd(found[0])
+        if fd < 0:
+            raise HostCallError(-fd, f"map {name!r} was not created")
+        return int(fd)
+
+    def buffer(self, fd: int, perf_pages: int) -> EventBuffer:
+        """The event buffer of map fd, created on first use."""
+        buf = self.buffers.get(fd)
+        if buf is None:
+            buf = self.buffers[fd] = EventBuffer(fd, perf_pages)
+        return buf
+
+    def close(self) -> None:
+        """Detaches every link, frees the buffers and closes the object. Idempotent."""
+        for buf in self.buffers.values():
+            buf.close()
+        self.buffers.clear()
+        for link in self.links:
+            lib.bpf_link__destroy(link)
+        self.links.clear()
+        if self._obj is not None:
+            lib.bpf_object__close(self._obj)
+            self._obj = None
+
+
+def _with_log(reason: str) -> str:
+    """The reason plus libbpf's last warning lines, which usually say which program
+    or map failed and why."""
+    log = [line for line in _native.take_libbpf_log().splitlines() if line.strip()]
+    detail = "; ".join(log[-3:])
+    return f"{reason}: {detail}" if detail else reason
