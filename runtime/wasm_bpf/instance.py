@@ -90,11 +90,16 @@ class Instance:
                 data = Path(path).read_bytes()
             except OSError as exc:
                 raise WasmBpfError(f"cannot read module {path}: {exc.strerror}") from None
+        if not data.startswith(b"\0asm"):
+            try:  # WAT text is accepted too: handy for small test guests
+                data = wasmtime.wat2wasm(data.decode())
+            except (UnicodeDecodeError, wasmtime.WasmtimeError):
+                raise WasmBpfError(f"{path} is not a WebAssembly module (no \\0asm header, "
+                                   "and not WAT text)") from None
         try:
             return path, wasmtime.Module(self._engine, data)
         except wasmtime.WasmtimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
-            raise WasmBpfError(f"{path} is not a valid WebAssembly module: {first}") from None
+            raise WasmBpfError(f"{path} is not a valid WebAssembly module: {_describe_trap(exc)}") from None
 
     # ---- output -------------------------------------------------------------------
     @property
@@ -166,7 +171,9 @@ class Instance:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             if self._interrupted:
                 return EXIT_TIMEOUT if self._stop_reason == TIMEOUT else 128 + int(self._stop_reason or signal.SIGINT)
-            self._report(f"the guest trapped: {_first_line(exc)}")
+            self._report(f"the guest trapped: {_describe_trap(exc)}")
+            if self.config.verbose:
+                self._report(str(exc))
             return EXIT_TRAP
         finally:
             for timer in self._timers:
@@ -257,6 +264,13 @@ def run(module: ModuleSource, args: Sequence[str] = (), *, config: Optional[RunC
         return RunResult(code, inst.stdout, inst.stderr)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _describe_trap(exc: BaseException) -> str:
+    """One line from wasmtime's multi-line trap text: the cause and the innermost
+    function, e.g. "wasm `unreachable` instruction executed (in handle_event)"."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    cause = lines[-1].removeprefix("wasm trap: ")
+    frame = next((line for line in lines if line.startswith("0:")), "")
+    where = frame.rpartition("!")[2] if "!" in frame else ""
+    return f"{cause} (in {where})" if where else cause
