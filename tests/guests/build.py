@@ -1,0 +1,96 @@
+"""Builds the ABI test guests once per test session (clang-19, wasm32-wasi).
+
+`guests()` returns a dict name -> path of .wasm files (and "bpf" -> the BPF
+object), built into a temporary directory.  Compile errors fail the tests that use
+the guests, with clang's output.
+"""
+import atexit
+import functools
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLANG = shutil.which("clang-19") or "clang-19"
+BPF_CFLAGS = ["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
+              "-I/usr/include/x86_64-linux-gnu"]
+WASM_CFLAGS = ["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall",
+               "-Wno-unused-function", "-Wl,--allow-undefined,--export-table"]
+TP_SECTION = "tp/syscalls/sys_enter_getppid"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def _run(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{' '.join(map(str, cmd))}\n{proc.stdout}{proc.stderr}")
+
+
+def _prog_offset(obj: Path) -> int:
+    """File offset of the tracepoint program's first instruction, checked to be an
+    instruction libbpf does not relocate (so overwriting it reaches the verifier)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    with open(obj, "rb") as f:
+        elf = ELFFile(f)
+        sec = elf.get_section_by_name(TP_SECTION)
+        if sec is None:
+            raise BuildError(f"{obj}: no section {TP_SECTION}")
+        for rel_sec in elf.iter_sections():
+            if isinstance(rel_sec, RelocationSection) and rel_sec.name == ".rel" + TP_SECTION:
+                if any(r["r_offset"] == 0 for r in rel_sec.iter_relocations()):
+                    raise BuildError("first instruction of the program is relocated")
+        if sec.data()[0] == 0x18:
+            raise BuildError("first instruction of the program is ld_imm64")
+        return sec["sh_offset"]
+
+
+def _c_array(name: str, data: bytes) -> str:
+    lines = [f"static const unsigned char {name}[{len(data)}] __attribute__((aligned(8))) = {{"]
+    for i in range(0, len(data), 16):
+        lines.append("  " + ",".join(str(b) for b in data[i:i + 16]) + ",")
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=None)
+def guests() -> dict:
+    out = Path(tempfile.mkdtemp(prefix="wasm-bpf-abi-guests-"))
+    atexit.register(shutil.rmtree, out, True)
+    built = {}
+
+    bpf = out / "abi.bpf.o"
+    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "abi.bpf.c", "-o", bpf])
+    built["bpf"] = bpf
+    header = out / "abi_bpf_obj.h"
+    header.write_text(
+        "/* generated from abi.bpf.o by tests/guests/build.py */\n"
+        f"#define ABI_PROG_OFF {_prog_offset(bpf)}\n" + _c_array("abi_bpf_obj", bpf.read_bytes()))
+
+    def cc(name, src, *defines):
+        wasm = out / f"{name}.wasm"
+        _run([CLANG, *WASM_CFLAGS, "-I", HERE, "-I", out, *defines, HERE / src, "-o", wasm])
+        built[name] = wasm
+
+    cc("abi", "abi_guest.c")
+    cc("mapop64", "mapop64_guest.c")
+    cc("cbwrap", "cbwrap_guest.c")
+    cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")
+    cc("cbwrap_renamed", "cbwrap_guest.c", '-DCB_MODULE="my-wrapper"', '-DCB_EXPORT="my-cb"')
+    cc("unknown_name", "badimport_guest.c", '-DIMPORT_MODULE="wasm_bpf"',
+       '-DIMPORT_NAME="nonexistent"')
+    cc("unknown_module", "badimport_guest.c", '-DIMPORT_MODULE="mystery_module"',
+       '-DIMPORT_NAME="mystery_function"')
+
+    import wasmtime
+
+    for wat in sorted(HERE.glob("*.wat")):
+        wasm = out / (wat.stem + ".wasm")
+        wasm.write_bytes(wasmtime.wat2wasm(wat.read_text()))
+        built[wat.stem] = wasm
+    return built
