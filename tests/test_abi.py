@@ -11,18 +11,15 @@ import ctypes
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import wasm_bpf
 from conftest import bpf_link_ids, bpf_program_ids
 from guests.build import guests
+from guests.helpers import (EBADF, EBUSY, EEXIST, EFAULT, EILSEQ, EINTR, EINVAL, ENAMETOOLONG,
+                           ENODEV, ENOENT, Trigger, parse, wait_until)
 from wasm_bpf._shim import ffi, lib
-
-# WASI errno values (wasi-libc's <errno.h>), as ABI.md's table gives them.
-EBADF, EBUSY, EEXIST, EFAULT, EILSEQ = 8, 10, 20, 21, 25
-EINTR, EINVAL, ENAMETOOLONG, ENODEV, ENOENT = 27, 28, 37, 43, 44
 
 
 # ---------------------------------------------------------------- helpers
@@ -30,19 +27,6 @@ EINTR, EINVAL, ENAMETOOLONG, ENODEV, ENOENT = 27, 28, 37, 43, 44
 @pytest.fixture(scope="module")
 def g():
     return guests()
-
-
-def parse(stdout: bytes) -> dict:
-    """key=value lines -> dict, values as int where they are numbers."""
-    out = {}
-    for line in stdout.decode(errors="replace").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            try:
-                out[key] = int(value)
-            except ValueError:
-                out[key] = value
-    return out
 
 
 def run_guest(path, *args, config=None):
@@ -55,37 +39,6 @@ def check(out: dict, expected: dict):
     bad = {k: (out.get(k, "<missing>"), v) for k, v in expected.items() if out.get(k, "<missing>") != v}
     assert not bad, "got vs expected (ABI.md): " + ", ".join(
         f"{k}: got {got} expected {exp}" for k, (got, exp) in bad.items())
-
-
-class Trigger:
-    """Calls getppid() every millisecond from a thread of this process."""
-
-    def __init__(self, period=0.001):
-        self.period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self._stop.is_set():
-            os.getppid()
-            time.sleep(self.period)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def wait_until(pred, timeout=5.0, period=0.01):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(period)
-    return pred()
 
 
 class Background:
@@ -147,6 +100,24 @@ def test_load_failures_return_zero_and_valid_loads_give_distinct_handles(g, capf
     # "The reason is printed to stderr as one line" per failed load (no -v).
     host_lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert len(host_lines) == len(failures), host_lines
+
+
+def test_load_ex_skips_named_programs(g):
+    res, out = run_guest(g["abi"], "loadex")
+    assert res.exit_code == 0, res
+    check(out, {
+        "one_loaded": 1, "one_attach_skipped": -EINVAL, "one_attach_loaded": 0, "one_close": 0,
+        "two_loaded": 1, "two_attach_tp": -EINVAL, "two_attach_xdp": -EINVAL, "two_map_fd": 1,
+        "two_close": 0, "unknown_name": 0, "list_outside": 0,
+        "empty_list_loaded": 1, "empty_list_attach": 0, "empty_list_close": 0,
+        "zero_size": 0, "survived": 1,
+    })
+
+
+def test_rodata_patched_before_load(g):
+    res, out = run_guest(g["abi"], "rodata")
+    assert res.exit_code == 0, res
+    check(out, {"offset_ok": 1, "loaded": 1, "lookup": 0, "patched": 1, "close": 0})
 
 
 # ----------------------------------------------------------------- attach

@@ -867,6 +867,60 @@ static int sc_errno(void)
     return 0;
 }
 
+/* ------------------------------------------- wasm_bpf_ext, .rodata patching */
+
+__attribute__((import_module("wasm_bpf_ext"), import_name("wasm_load_bpf_object_ex")))
+uint64_t wasm_load_bpf_object_ex(const void *obj_buf, int obj_buf_sz, const void *no_load,
+                                 int no_load_sz);
+
+static int sc_loadex(void)
+{
+    static const char one[] = "xdp_pass";                 /* 9 bytes with the NUL */
+    static const char two[] = "xdp_pass\0on_getppid";     /* 20 bytes */
+    static const char unknown[] = "no_such_prog";
+    int sz = (int)sizeof(abi_bpf_obj);
+    uint64_t h;
+
+    h = wasm_load_bpf_object_ex(abi_bpf_obj, sz, one, sizeof(one));
+    OUT("one_loaded", h != 0);
+    OUT("one_attach_skipped", wasm_attach_bpf_program(h, XDP, "lo"));
+    OUT("one_attach_loaded", wasm_attach_bpf_program(h, TP, 0));
+    OUT("one_close", wasm_close_bpf_object(h));
+    h = wasm_load_bpf_object_ex(abi_bpf_obj, sz, two, sizeof(two));
+    OUT("two_loaded", h != 0);
+    OUT("two_attach_tp", wasm_attach_bpf_program(h, TP, 0));
+    OUT("two_attach_xdp", wasm_attach_bpf_program(h, XDP, "lo"));
+    OUT("two_map_fd", wasm_bpf_map_fd_by_name(h, "hmap") >= 0);
+    OUT("two_close", wasm_close_bpf_object(h));
+    OUT("unknown_name", wasm_load_bpf_object_ex(abi_bpf_obj, sz, unknown, sizeof(unknown)));
+    OUT("list_outside", wasm_load_bpf_object_ex(abi_bpf_obj, sz, PTR(mem_size() - 4), 64));
+    h = wasm_load_bpf_object_ex(abi_bpf_obj, sz, 0, 0);
+    OUT("empty_list_loaded", h != 0);
+    OUT("empty_list_attach", wasm_attach_bpf_program(h, TP, 0));
+    OUT("empty_list_close", wasm_close_bpf_object(h));
+    OUT("zero_size", wasm_load_bpf_object_ex(abi_bpf_obj, 0, one, sizeof(one)));
+    OUT("survived", 1);
+    return 0;
+}
+
+static int sc_rodata(void)
+{
+    unsigned char *copy = malloc(sizeof(abi_bpf_obj));
+    uint32_t patched = 0x600dcafe, v = 0, zero = 0;
+    uint64_t h;
+    memcpy(copy, abi_bpf_obj, sizeof(abi_bpf_obj));
+    memcpy(&v, copy + ABI_RODATA_MAGIC_OFF, 4);
+    OUT("offset_ok", v == ABI_RODATA_MAGIC);
+    memcpy(copy + ABI_RODATA_MAGIC_OFF, &patched, 4);
+    h = wasm_load_bpf_object(copy, (int)sizeof(abi_bpf_obj));
+    OUT("loaded", h != 0);
+    v = 0;
+    OUT("lookup", lookup(wasm_bpf_map_fd_by_name(h, "abi_bpf.rodata"), &zero, &v));
+    OUT("patched", v == patched);
+    OUT("close", wasm_close_bpf_object(h));
+    return 0;
+}
+
 /* ------------------------------------------------------------ misc / CLI */
 
 static int sc_readfile(const char *path)
@@ -920,6 +974,10 @@ int main(int argc, char **argv)
         return sc_holdfd(argv[2]);
     if (!strcmp(sc, "foreignfd"))
         return sc_foreignfd(argc, argv);
+    if (!strcmp(sc, "loadex"))
+        return sc_loadex();
+    if (!strcmp(sc, "rodata"))
+        return sc_rodata();
     if (!strcmp(sc, "errno"))
         return sc_errno();
     if (!strcmp(sc, "ret3"))

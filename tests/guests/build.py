@@ -50,6 +50,17 @@ def _prog_offset(obj: Path) -> int:
         return sec["sh_offset"]
 
 
+def _symbol_offset(obj: Path, name: str) -> int:
+    """File offset of a global variable's initial value."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(obj, "rb") as f:
+        elf = ELFFile(f)
+        sym = elf.get_section_by_name(".symtab").get_symbol_by_name(name)[0]
+        sec = elf.get_section(sym["st_shndx"])
+        return sec["sh_offset"] + sym["st_value"]
+
+
 def _c_array(name: str, data: bytes) -> str:
     lines = [f"static const unsigned char {name}[{len(data)}] __attribute__((aligned(8))) = {{"]
     for i in range(0, len(data), 16):
@@ -70,7 +81,8 @@ def guests() -> dict:
     header = out / "abi_bpf_obj.h"
     header.write_text(
         "/* generated from abi.bpf.o by tests/guests/build.py */\n"
-        f"#define ABI_PROG_OFF {_prog_offset(bpf)}\n" + _c_array("abi_bpf_obj", bpf.read_bytes()))
+        f"#define ABI_PROG_OFF {_prog_offset(bpf)}\n"
+        f"#define ABI_RODATA_MAGIC_OFF {_symbol_offset(bpf, 'rodata_magic')}\n" + _c_array("abi_bpf_obj", bpf.read_bytes()))
 
     def cc(name, src, *defines):
         wasm = out / f"{name}.wasm"
