@@ -107,7 +107,8 @@ static void print_log2_hist(const uint64_t *slots, int nr, const char *unit)
 				max = slots[i];
 		}
 	}
-	printf("%*s%-*s : count    distribution\n", 10, unit, 16, "");
+	/* "%10llu -> %-10llu" below is 24 characters wide */
+	printf("%15s%9s : count    distribution\n", unit, "");
 	for (int i = 0; i <= last; i++) {
 		unsigned long long low = i ? 1ULL << i : 0;
 		unsigned long long high = (1ULL << (i + 1)) - 1;
