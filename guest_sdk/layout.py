@@ -98,6 +98,15 @@ class Wasm32Layout:
                B.FWD: "struct "}.get(kind, "")
         return tag + (btf.name(tid) or "{...}")
 
+    def _worth_noting(self, elem: int, ctype: str) -> bool:
+        """Whether a member's original spelling says more than its wasm32 type:
+        typedefs, enums, pointers and 'long' do; int, short, char... do not."""
+        base = self.btf.strip_modifiers(elem)
+        if self.btf.kind(base) in (B.INT, B.FLOAT):
+            name = self.btf.name(base)
+            return "long" in name and "long long" not in name
+        return self.spell(elem) != ctype
+
     # ---- type references -----------------------------------------------------------
     def _unwrap(self, tid: int) -> tuple[int, list[int], int]:
         """Strip modifiers, typedefs that are not named, and arrays.
@@ -210,8 +219,10 @@ class Wasm32Layout:
         ctype = self.scalar(tid) if kind not in B.COMPOSITES and kind != B.TYPEDEF else None
         if ctype is not None:
             orig = self.spell(elem)
-            note = f"  /* {orig} */" if orig != ctype else ""
+            note = f"  /* {orig} */" if self._worth_noting(elem, ctype) else ""
             body.lines.append(f"{indent}{ctype} {name}{suffix};{note}")
+            if kind in B.ENUMS and tid in self.named:
+                body.deps.append(tid)  # its constants are emitted next to the struct
         elif name and tid in self.named:
             body.lines.append(f"{indent}{self.type_name(tid)} {name}{suffix};")
             body.deps.append(tid)

@@ -1,0 +1,177 @@
+"""`wasm-bpf build`: X.bpf.c + X.c -> X.wasm in one command.
+
+Steps: vmlinux.h from the running kernel's BTF (cached), the BPF object (clang,
+CO-RE), the skeleton and the wasm32 type header (this SDK's generators), then the
+wasm module (clang for wasm32-wasi against wasi-libc). A failing step raises
+BuildError naming the step and the command, with the tool's output."""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import header, skeleton
+from .btf import BtfError
+from .elfobj import ObjectError
+
+SDK_INCLUDE = Path(__file__).resolve().parent / "include"
+KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
+
+# -D__TARGET_ARCH_<arch> for bpf_tracing.h, from the machine we build on.
+_TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "powerpc",
+                "s390x": "s390", "riscv64": "riscv", "loongarch64": "loongarch"}
+
+
+class BuildError(Exception):
+    def __init__(self, step: str, command: str, output: str = "") -> None:
+        self.step, self.command, self.output = step, command, output.rstrip()
+        super().__init__(f"{step} failed: {command}")
+
+    def report(self) -> str:
+        head = f"wasm-bpf build: step '{self.step}' failed: {self.command}"
+        return f"{head}\n{self.output}" if self.output else head
+
+
+@dataclass
+class BuildConfig:
+    bpf_source: Path
+    sources: list[Path]  # user-space C sources
+    output: Path
+    build_dir: Path | None = None  # keep intermediates there; None: a temporary dir
+    cflags: list[str] = field(default_factory=list)  # extra flags for the wasm compile
+    bpf_cflags: list[str] = field(default_factory=list)  # extra flags for the BPF compile
+    clang: str = "clang-19"
+    bpftool: str = "bpftool"
+    sysroot: str = "/usr"
+    verbose: bool = False
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)
+
+
+def app_name(bpf_source: Path) -> str:
+    """X for X.bpf.c: the skeleton is X.skel.h, the object X.bpf.o."""
+    name = bpf_source.name
+    for suffix in (".bpf.c", ".c"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return bpf_source.stem
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("WASM_BPF_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "wasm-bpf")
+    return Path(base)
+
+
+def _run(step: str, argv: list[str], cfg: BuildConfig, stdout_to: Path | None = None) -> None:
+    shown = shlex.join(argv) + (f" > {shlex.quote(str(stdout_to))}" if stdout_to else "")
+    if cfg.verbose:
+        cfg.log(f"+ {shown}")
+    try:
+        if stdout_to:
+            with open(stdout_to, "wb") as out:
+                proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE)
+            output = proc.stderr.decode(errors="replace")
+        else:
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            output = proc.stdout.decode(errors="replace")
+    except FileNotFoundError:
+        raise BuildError(step, shown, f"{argv[0]}: command not found") from None
+    if proc.returncode != 0:
+        raise BuildError(step, shown, f"(exit status {proc.returncode})\n{output}")
+    if output.strip() and cfg.verbose:
+        cfg.log(output.rstrip())
+
+
+def _find_tool(names: list[str]) -> str | None:
+    return next((n for n in names if shutil.which(n)), None)
+
+
+def vmlinux_header(cfg: BuildConfig) -> Path:
+    """vmlinux.h of the running kernel, generated once per kernel BTF and cached
+    (keyed by the BTF's hash, so a new kernel gets a new header)."""
+    step = "generate vmlinux.h"
+    try:
+        digest = hashlib.sha256(KERNEL_BTF.read_bytes()).hexdigest()[:16]
+    except OSError as e:
+        raise BuildError(step, f"read {KERNEL_BTF}", f"{e.strerror} (the kernel needs CONFIG_DEBUG_INFO_BTF)") from None
+    target = cache_dir() / f"vmlinux-{digest}" / "vmlinux.h"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".vmlinux.h.{os.getpid()}")
+    try:
+        _run(step, [cfg.bpftool, "btf", "dump", "file", str(KERNEL_BTF), "format", "c"], cfg, tmp)
+        tmp.replace(target)  # atomic: concurrent builds never see half a header
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _generate(step: str, command: str, cfg: BuildConfig, produce: Callable[[], str], dest: Path) -> None:
+    if cfg.verbose:
+        cfg.log(f"+ {command}")
+    try:
+        dest.write_text(produce())
+    except (BtfError, ObjectError, skeleton.SkeletonError) as e:
+        raise BuildError(step, command, str(e)) from None
+
+
+def build(cfg: BuildConfig) -> Path:
+    """Run every step; returns the output path."""
+    for src in [cfg.bpf_source, *cfg.sources]:
+        if not src.is_file():
+            raise BuildError("check sources", str(src), "no such file")
+    if cfg.build_dir is not None:
+        cfg.build_dir.mkdir(parents=True, exist_ok=True)
+        return _build_in(cfg, cfg.build_dir)
+    with tempfile.TemporaryDirectory(prefix="wasm-bpf-build-") as tmp:
+        return _build_in(cfg, Path(tmp))
+
+
+def _build_in(cfg: BuildConfig, work: Path) -> Path:
+    name = app_name(cfg.bpf_source)
+    src_dir = cfg.bpf_source.resolve().parent
+    vmlinux = vmlinux_header(cfg)
+
+    obj = work / f"{name}.bpf.o"
+    arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
+    _run("compile BPF object", [
+        cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+        f"-I{vmlinux.parent}", f"-I{src_dir}", f"-I/usr/include/{platform.machine()}-linux-gnu",
+        *cfg.bpf_cflags, "-c", str(cfg.bpf_source), "-o", str(obj)], cfg)
+
+    # DWARF is only for debuggers and is 10-100x the size of the rest; the skeleton
+    # embeds the object, so drop it (BTF stays). Without llvm-strip, keep it.
+    strip = _find_tool(["llvm-strip-19", "llvm-strip"])
+    if strip:
+        _run("strip debug info", [strip, "-g", str(obj)], cfg)
+    elif cfg.verbose:
+        cfg.log("wasm-bpf build: note: llvm-strip not found, the skeleton embeds DWARF too")
+
+    skel = work / f"{name}.skel.h"
+    _generate("generate skeleton", f"wasm-bpf gen skeleton {obj} -o {skel}", cfg,
+              lambda: skeleton.generate(obj), skel)
+    # X.wasm.h (the object's own types with wasm32 layouts) lets guests written for
+    # upstream, which include it, build unchanged. Optional: a guest that does not
+    # include it must not fail because one of its types cannot be laid out.
+    types_h = work / f"{name}.wasm.h"
+    try:
+        types_h.write_text(header.generate(obj))
+    except (BtfError, ObjectError) as e:
+        cfg.log(f"wasm-bpf build: note: {types_h.name} not generated: {e}")
+
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    _run("compile wasm module", [
+        cfg.clang, "--target=wasm32-wasi", f"--sysroot={cfg.sysroot}", "-O2",
+        f"-I{SDK_INCLUDE}", f"-I{src_dir}", f"-I{work}", *cfg.cflags,
+        *[str(s) for s in cfg.sources],
+        "-Wl,--allow-undefined,--export-table", "-o", str(cfg.output)], cfg)
+    return cfg.output
