@@ -17,8 +17,7 @@ $(error set NAME (e.g. NAME := bootstrap) before including wasm-bpf.mk)
 endif
 
 WASM_BPF_SDK := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
-# `python3 -m wasm_bpf_sdk.cli` is the same command when the wasm-bpf entry point lacks it.
-WASM_BPF ?= $(shell wasm-bpf build --help >/dev/null 2>&1 && echo wasm-bpf || echo python3 -m wasm_bpf_sdk.cli)
+WASM_BPF ?= wasm-bpf
 BUILD_DIR ?= .output
 EXTRA_SRCS ?=
 
