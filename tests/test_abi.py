@@ -18,7 +18,7 @@ import wasm_bpf
 from conftest import bpf_link_ids, bpf_program_ids
 from guests.build import guests
 from guests.helpers import (EBADF, EBUSY, EEXIST, EFAULT, EILSEQ, EINTR, EINVAL, ENAMETOOLONG,
-                           ENODEV, ENOENT, Trigger, parse, wait_until)
+                           ENODEV, ENOENT, Trigger, held_bpf_ids, parse, wait_until)
 from wasm_bpf._shim import ffi, lib
 
 
@@ -76,9 +76,11 @@ class Background:
         return parse(self.inst.stdout)
 
 
-def nothing_left(progs_before, links_before, timeout=2.0):
-    return wait_until(lambda: not (bpf_program_ids() - progs_before)
-                      and not (bpf_link_ids() - links_before), timeout)
+def nothing_left(before, timeout=0.3):
+    """No BPF program or link held by this process beyond those of `before`
+    (= held_bpf_ids() taken earlier), waiting up to `timeout`."""
+    return wait_until(lambda: not (held_bpf_ids()[0] - before[0])
+                      and not (held_bpf_ids()[1] - before[1]), timeout)
 
 
 def possible_cpus() -> int:
@@ -131,7 +133,9 @@ def test_attach_errors(g):
         "unknown_prog": -ENOENT, "empty_name": -ENOENT,
         "name_outside": -EFAULT, "name_at_end": -EFAULT, "name_huge": -EFAULT,
         "name_unterminated": -EFAULT, "name_too_long": -ENAMETOOLONG,
-        "name_not_utf8": -EILSEQ, "target_outside": -EFAULT, "target_unterminated": -EFAULT,
+        "name_not_utf8": -EILSEQ, "name_4096_with_nul": -ENOENT,
+        "name_4097_with_nul": -ENAMETOOLONG, "map_name_too_long": -ENAMETOOLONG,
+        "target_too_long": -ENAMETOOLONG, "target_not_utf8": -EILSEQ, "target_outside": -EFAULT, "target_unterminated": -EFAULT,
         "tp_with_target": -EINVAL, "xdp_nodev": -ENODEV,
         "tp_null": 0, "tp_empty": 0, "xdp_lo": 0,
         "close_h": 0, "close_h2": 0, "survived": 1,
@@ -276,6 +280,14 @@ def test_poll_delivers_every_record_of_ring_and_perf_buffers(g):
     })
 
 
+def test_poll_with_negative_timeout_returns_when_a_record_arrives(g):
+    with Trigger():
+        res, out = run_guest(g["abi"], "pollblock", os.getpid())
+    assert res.exit_code == 0, res
+    check(out, {"arm": 0, "attach": 0, "poll": 1, "calls": 1, "bad": 0, "close": 0})
+    assert out["poll_ms"] < 2000
+
+
 def test_poll_passes_truncated_size(g):
     with Trigger():
         res, out = run_guest(g["abi"], "polltrunc", os.getpid())
@@ -309,7 +321,7 @@ def test_poll_from_its_own_callback_is_ebusy(g):
 
 
 def test_callback_trap_ends_the_run_with_status_1(g, capfd):
-    progs, links = bpf_program_ids(), bpf_link_ids()
+    before = held_bpf_ids()
     with Trigger():
         res, out = run_guest(g["abi"], "pollcb", os.getpid(), "trap")
     assert res.exit_code == 1, res
@@ -317,16 +329,16 @@ def test_callback_trap_ends_the_run_with_status_1(g, capfd):
     assert "returned" not in out
     host_lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert len(host_lines) == 1, host_lines
-    assert nothing_left(progs, links), "BPF programs/links left after the trap"
+    assert nothing_left(before), "BPF programs/links left after the trap"
 
 
 def test_callback_calling_exit_sets_the_status(g):
-    progs, links = bpf_program_ids(), bpf_link_ids()
+    before = held_bpf_ids()
     with Trigger():
         res, out = run_guest(g["abi"], "pollcb", os.getpid(), "exit")
     assert res.exit_code == 7, res
     assert "returned" not in out
-    assert nothing_left(progs, links)
+    assert nothing_left(before)
 
 
 def test_callback_wrapper_poll(g):
@@ -341,6 +353,12 @@ def test_callback_wrapper_poll(g):
 
 def test_callback_wrapper_without_export_is_einval(g):
     res, out = run_guest(g["cbwrap_noexport"], os.getpid(), 5)
+    assert res.exit_code == 0, res
+    check(out, {"arm": 0, "attach": 0, "poll_error": -EINVAL, "calls": 0, "close": 0})
+
+
+def test_callback_wrapper_with_wrongly_typed_export_is_einval(g):
+    res, out = run_guest(g["cbwrap_wrongtype"], os.getpid(), 5)
     assert res.exit_code == 0, res
     check(out, {"arm": 0, "attach": 0, "poll_error": -EINVAL, "calls": 0, "close": 0})
 
@@ -366,20 +384,21 @@ def test_close_twice_and_use_after_close(g):
 
 
 def test_close_detaches_while_the_guest_keeps_running(g, tmp_path):
-    progs, links = bpf_program_ids(), bpf_link_ids()
+    before = held_bpf_ids()
     cfg = wasm_bpf.RunConfig(dirs=[(str(tmp_path), "/sync")])
     bg = Background(g["abi"], ["closedetach", "/sync"], cfg).start()
     try:
         assert wait_until(lambda: (tmp_path / "attached").exists(), 10), "guest did not attach"
-        new_links = bpf_link_ids() - links
-        assert len(new_links) == 2, f"expected the tracepoint and XDP links, got {new_links}"
-        assert len(bpf_program_ids() - progs) >= 2
+        progs, links = (now - old for now, old in zip(held_bpf_ids(), before))
+        assert len(links) == 2, f"expected the tracepoint and XDP links, got {links}"
+        assert len(progs) == 2, f"expected on_getppid and xdp_pass, got {progs}"
+        assert links <= bpf_link_ids() and progs <= bpf_program_ids()
         (tmp_path / "go1").touch()
         assert wait_until(lambda: (tmp_path / "closed").exists(), 10), "guest did not close"
         assert bg.ended_at is None, "the guest should still be running"
-        assert nothing_left(progs, links), (
-            f"after wasm_close_bpf_object: links {bpf_link_ids() - links}, "
-            f"programs {bpf_program_ids() - progs}")
+        assert nothing_left(before), f"after wasm_close_bpf_object: {held_bpf_ids()} vs {before}"
+        # and gone from the kernel, not just from this process's fds
+        assert wait_until(lambda: not (links & bpf_link_ids()) and not (progs & bpf_program_ids()), 2)
         assert bg.ended_at is None
     finally:
         (tmp_path / "go2").touch()
@@ -458,29 +477,29 @@ def test_guest_errno_constants_match(g):
 # ------------------------------------------------------------------- stop
 
 def _start_waiting(g, how, **cfg):
-    progs, links = bpf_program_ids(), bpf_link_ids()
+    before = held_bpf_ids()
     bg = Background(g["abi"], ["wait", how], wasm_bpf.RunConfig(**cfg)).start()
     # the guest attaches right before it starts polling
-    assert wait_until(lambda: bpf_link_ids() - links, 10), "guest did not attach"
+    assert wait_until(lambda: held_bpf_ids()[1] - before[1], 10), "guest did not attach"
     time.sleep(0.2)
     assert bg.ended_at is None
-    return bg, progs, links
+    return bg, before
 
 
 def test_stop_makes_a_blocking_poll_return_eintr(g):
-    bg, progs, links = _start_waiting(g, "eintr")
+    bg, before = _start_waiting(g, "eintr")
     t0 = time.monotonic()
     bg.inst.stop()
     code = bg.join()
     assert code == 0
     assert bg.ended_at - t0 < 0.5, "poll did not return promptly after stop()"
     check(bg.out, {"attach": 0, "poll": -EINTR, "eintr": 1, "polls": 1, "close": 0})
-    assert nothing_left(progs, links)
+    assert nothing_left(before)
 
 
 @pytest.mark.parametrize("how", ["ignore", "spin"])
 def test_stop_interrupts_a_guest_that_does_not_return(g, how):
-    bg, progs, links = _start_waiting(g, how, grace_period=0.5)
+    bg, before = _start_waiting(g, how, grace_period=0.5)
     t0 = time.monotonic()
     bg.inst.stop()
     code = bg.join()
@@ -489,17 +508,17 @@ def test_stop_interrupts_a_guest_that_does_not_return(g, how):
     assert code == 130
     assert 0.4 <= bg.ended_at - t0 < 2.0
     assert "poll" not in bg.out  # never left its loop
-    assert nothing_left(progs, links)
+    assert nothing_left(before)
 
 
 def test_run_config_timeout(g):
-    progs, links = bpf_program_ids(), bpf_link_ids()
+    before = held_bpf_ids()
     t0 = time.monotonic()
     res, out = run_guest(g["abi"], "wait", "eintr", config=wasm_bpf.RunConfig(timeout=0.5))
     assert res.exit_code == 0
     assert 0.4 <= time.monotonic() - t0 < 2.5
     check(out, {"poll": -EINTR, "eintr": 1, "close": 0})
-    assert nothing_left(progs, links)
+    assert nothing_left(before)
 
 
 def test_run_config_timeout_interrupts_spinning_guest(g):

@@ -181,6 +181,16 @@ static int sc_attach(void)
     longname[4999] = 0;
     OUT("name_too_long", wasm_attach_bpf_program(h, longname, 0));
     OUT("name_not_utf8", wasm_attach_bpf_program(h, "on_\xff\xfe", 0));
+    /* 4096 bytes including the NUL is the longest string */
+    memset(longname, 'a', 4999);
+    longname[4095] = 0;
+    OUT("name_4096_with_nul", wasm_attach_bpf_program(h, longname, 0));
+    longname[4095] = 'a';
+    longname[4096] = 0;
+    OUT("name_4097_with_nul", wasm_attach_bpf_program(h, longname, 0));
+    OUT("map_name_too_long", wasm_bpf_map_fd_by_name(h, longname));
+    OUT("target_too_long", wasm_attach_bpf_program(h, XDP, longname));
+    OUT("target_not_utf8", wasm_attach_bpf_program(h, XDP, "l\xc3"));
     OUT("target_outside", wasm_attach_bpf_program(h, TP, PTR(mem_size() + 8)));
     OUT("target_unterminated", wasm_attach_bpf_program(h, XDP, PTR(at_end("lo", 2))));
     OUT("tp_with_target", wasm_attach_bpf_program(h, TP, "lo"));
@@ -660,6 +670,25 @@ static int sc_pollbusy(unsigned pid)
     return 0;
 }
 
+/* timeout -1 returns as soon as a record arrives */
+static int sc_pollblock(unsigned pid)
+{
+    uint64_t h = load();
+    int rb = wasm_bpf_map_fd_by_name(h, "rb");
+    int64_t t0;
+    g_pid = pid;
+    reset_cb(ABI_KIND_RING, 64, 0);
+    OUT("arm", arm(h, pid, 1, 1, 0));
+    OUT("attach", wasm_attach_bpf_program(h, TP, 0));
+    t0 = now_ms();
+    OUT("poll", bpoll(h, rb, -1));
+    OUT("poll_ms", now_ms() - t0);
+    OUT("calls", g_calls);
+    OUT("bad", g_bad);
+    OUT("close", wasm_close_bpf_object(h));
+    return 0;
+}
+
 static int trap_cb(void *ctx, void *data, unsigned int size)
 {
     (void)ctx, (void)data, (void)size;
@@ -960,6 +989,8 @@ int main(int argc, char **argv)
         return sc_polltrunc(ARGI(2));
     if (!strcmp(sc, "pollstop"))
         return sc_pollstop(ARGI(2));
+    if (!strcmp(sc, "pollblock"))
+        return sc_pollblock(ARGI(2));
     if (!strcmp(sc, "pollbusy"))
         return sc_pollbusy(ARGI(2));
     if (!strcmp(sc, "pollcb"))

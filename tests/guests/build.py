@@ -93,6 +93,7 @@ def guests() -> dict:
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")
+    cc("cbwrap_wrongtype", "cbwrap_guest.c", "-DWRONG_EXPORT_TYPE")
     cc("cbwrap_renamed", "cbwrap_guest.c", '-DCB_MODULE="my-wrapper"', '-DCB_EXPORT="my-cb"')
     cc("unknown_name", "badimport_guest.c", '-DIMPORT_MODULE="wasm_bpf"',
        '-DIMPORT_NAME="nonexistent"')

@@ -1,7 +1,8 @@
 /* A guest in the TinyGo style: polls through callback-wrapper.wasm_bpf_buffer_poll
  * (i64, i32, i32, i32, i32, i32) -> i32 and receives records in its export
  * "go-callback" (i32, i32, i32) -> i32.  Build-time macros: CB_MODULE, CB_EXPORT
- * change the names; NO_EXPORT leaves the callback out.
+ * change the names; NO_EXPORT leaves the callback out, WRONG_EXPORT_TYPE exports it
+ * as (i32) -> ().
  * argv: pid n */
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +29,10 @@ int wrapper_poll(uint64_t obj, int fd, uint32_t ctx, void *data, int max_size, i
 static int calls, bad, seqs;
 static unsigned char buf[64];
 
-#ifndef NO_EXPORT
+#if defined(WRONG_EXPORT_TYPE)
+__attribute__((export_name(CB_EXPORT)))
+void go_callback(uint32_t ctx) { (void)ctx; calls++; }
+#elif !defined(NO_EXPORT)
 __attribute__((export_name(CB_EXPORT)))
 int go_callback(uint32_t ctx, uint32_t data, uint32_t size)
 {
