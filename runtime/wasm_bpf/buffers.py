@@ -28,6 +28,9 @@ class PollTarget:
 
 
 def _address(ptr: Any) -> int:
+    """The address of a ctypes pointer (wasmtime-py) or a cffi pointer (the shim)."""
+    if isinstance(ptr, ffi.CData):
+        return int(ffi.cast("uintptr_t", ptr))
     return ctypes.cast(ptr, ctypes.c_void_p).value or 0
 
 

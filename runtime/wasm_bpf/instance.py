@@ -181,6 +181,10 @@ class Instance:
             if restore_signals:
                 restore_signals()
             self._host.close()
+            # Drop the store now, not whenever the GC gets to it: its WASI output
+            # callbacks must not outlive the run (or the interpreter).
+            linker.close()
+            store.close()
             if self.config.verbose:
                 _native.libbpf_log_sink = None
                 _native.set_libbpf_log_level(0)
