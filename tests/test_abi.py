@@ -216,7 +216,8 @@ def _bpf_map_create_hash() -> int:
 
 def test_map_operate_refuses_fds_of_other_instances_and_of_the_host(g, tmp_path):
     """An fd another live instance got, a BPF map fd the host process holds and a
-    plain file fd of the host: all -EBADF, and none of them is touched."""
+    plain file fd of the host: all -EBADF, and none of them is touched; the other
+    instance's object handle is unknown here (-EINVAL) and its object survives."""
     host_map = _bpf_map_create_hash()
     key, val = ffi.new("uint32_t *", 5), ffi.new("uint64_t *", 1234)
     assert lib.bpf_map_update_elem(host_map, key, val, 0) == 0
@@ -226,7 +227,8 @@ def test_map_operate_refuses_fds_of_other_instances_and_of_the_host(g, tmp_path)
     try:
         assert wait_until(lambda: (tmp_path / "fd").exists(), 10), "holder did not start"
         other_fd = int((tmp_path / "fd").read_text())
-        res, out = run_guest(g["abi"], "foreignfd", other_fd, host_map, plain)
+        other_handle = int((tmp_path / "handle").read_text())
+        res, out = run_guest(g["abi"], "foreignfd", other_fd, host_map, plain, f"h{other_handle}")
     finally:
         (tmp_path / "go").touch()
         code = holder.join()
@@ -234,7 +236,9 @@ def test_map_operate_refuses_fds_of_other_instances_and_of_the_host(g, tmp_path)
     try:
         check(out, {f"{op}_{fd}": -EBADF for fd in (other_fd, host_map, plain)
                     for op in ("lookup", "update", "next")})
-        check(out, {"value_untouched": 1, "own_update": 0, "own_lookup": 0, "close": 0})
+        check(out, {"value_untouched": 1, "own_update": 0, "own_lookup": 0, "close": 0,
+                    # object handles are local to an instance too
+                    "handle_attach": -EINVAL, "handle_fd": -EINVAL, "handle_close": -EINVAL})
         assert res.exit_code == 0
         # the holder's map still has its own value, the host map its own
         assert code == 0

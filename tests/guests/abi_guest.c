@@ -841,6 +841,7 @@ static int sc_holdfd(const char *dir)
     OUT("attach", wasm_attach_bpf_program(h, TP, 0));
     OUT("update", update(fd, &key, &val, 0));
     fflush(stdout);
+    touch(dir, "handle", (long long)h);
     touch(dir, "fd", fd);
     wait_for(dir, "go");
     val = 0;
@@ -856,6 +857,13 @@ static int sc_foreignfd(int argc, char **argv)
     uint32_t key = 5;
     uint64_t val = 0;
     for (int i = 2; i < argc; i++) {
+        if (argv[i][0] == 'h') { /* h<handle>: another instance's object handle */
+            uint64_t oh = strtoull(argv[i] + 1, 0, 10);
+            OUT("handle_attach", wasm_attach_bpf_program(oh, TP, 0));
+            OUT("handle_fd", wasm_bpf_map_fd_by_name(oh, "hmap"));
+            OUT("handle_close", wasm_close_bpf_object(oh));
+            continue;
+        }
         int fd = atoi(argv[i]);
         snprintf(k, sizeof(k), "lookup_%d", fd), OUT(k, lookup(fd, &key, &val));
         snprintf(k, sizeof(k), "update_%d", fd), OUT(k, update(fd, &key, &val, 0));
