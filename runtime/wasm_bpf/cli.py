@@ -54,6 +54,9 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], g
     from .errors import WasmBpfError
     from .instance import Instance, RunConfig
 
+    if args[:1] == ("--",):  # `run MODULE -- ARGS`: the separator is ours, not the guest's
+        args = args[1:]
+
     config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
                        grace_period=grace_period, callback_module=callback_module,
                        callback_export=callback_export, verbose=verbose, handle_signals=True)
