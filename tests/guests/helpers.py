@@ -74,3 +74,18 @@ def held_bpf_ids(pid="self"):
         elif "prog_id" in info:
             progs.add(int(info["prog_id"]))
     return progs, links
+
+
+def bpf_ids_held_by_other_processes():
+    """(program ids, link ids) held through fds by processes other than this one."""
+    progs, links = set(), set()
+    me = str(os.getpid())
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and pid != me:
+            try:
+                p, l = held_bpf_ids(pid)
+            except OSError:  # gone, or not ours to read
+                continue
+            progs |= p
+            links |= l
+    return progs, links
