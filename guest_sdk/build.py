@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import header, skeleton
+from . import hdrscan, header, skeleton
 from .btf import BtfError
 from .elfobj import ObjectError
 
@@ -124,6 +124,24 @@ def _generate(step: str, command: str, cfg: BuildConfig, produce: Callable[[], s
         raise BuildError(step, command, str(e)) from None
 
 
+def _types_header(cfg: BuildConfig, name: str, bpf_flags: list[str], obj: Path, work: Path) -> str:
+    """X.wasm.h: the types X.h defines when X.bpf.c includes it (compiled into a
+    side object so that BTF has them all), else the object's own types."""
+    own_h = cfg.bpf_source.resolve().parent / f"{name}.h"
+    if not own_h.is_file():
+        return header.generate(obj)
+    pre = work / f"{name}.types.i"
+    _run("collect the types of " + own_h.name, [*bpf_flags, "-E", str(cfg.bpf_source), "-o", str(pre)], cfg)
+    text = pre.read_text()
+    types = hdrscan.defined_types(hdrscan.header_text(text, own_h))
+    if not types:
+        return header.generate(obj)
+    pre.write_text(text + hdrscan.type_refs(types))
+    types_obj = work / f"{name}.types.o"
+    _run("compile the types of " + own_h.name, [*bpf_flags, "-c", str(pre), "-o", str(types_obj)], cfg)
+    return header.generate(types_obj, types, name=name)
+
+
 def build(cfg: BuildConfig) -> Path:
     """Run every step; returns the output path."""
     for src in [cfg.bpf_source, *cfg.sources]:
@@ -143,10 +161,10 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
 
     obj = work / f"{name}.bpf.o"
     arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
-    _run("compile BPF object", [
-        cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
-        f"-I{vmlinux.parent}", f"-I{src_dir}", f"-I/usr/include/{platform.machine()}-linux-gnu",
-        *cfg.bpf_cflags, "-c", str(cfg.bpf_source), "-o", str(obj)], cfg)
+    bpf_flags = [cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+                 f"-I{vmlinux.parent}", f"-I{src_dir}",
+                 f"-I/usr/include/{platform.machine()}-linux-gnu", *cfg.bpf_cflags]
+    _run("compile BPF object", [*bpf_flags, "-c", str(cfg.bpf_source), "-o", str(obj)], cfg)
 
     # DWARF is only for debuggers and is 10-100x the size of the rest; the skeleton
     # embeds the object, so drop it (BTF stays). Without llvm-strip, keep it.
@@ -159,13 +177,13 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
     skel = work / f"{name}.skel.h"
     _generate("generate skeleton", f"wasm-bpf gen skeleton {obj} -o {skel}", cfg,
               lambda: skeleton.generate(obj), skel)
-    # X.wasm.h (the object's own types with wasm32 layouts) lets guests written for
-    # upstream, which include it, build unchanged. Optional: a guest that does not
-    # include it must not fail because one of its types cannot be laid out.
+    # X.wasm.h, wasm32 layouts of X.h's types (else of the object's own types),
+    # lets guests written for upstream, which include it, build unchanged. Optional:
+    # a guest that does not include it must not fail because of it.
     types_h = work / f"{name}.wasm.h"
     try:
-        types_h.write_text(header.generate(obj))
-    except (BtfError, ObjectError) as e:
+        types_h.write_text(_types_header(cfg, name, bpf_flags, obj, work))
+    except (BtfError, ObjectError, BuildError) as e:
         cfg.log(f"wasm-bpf build: note: {types_h.name} not generated: {e}")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)

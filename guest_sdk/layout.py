@@ -47,9 +47,13 @@ class Wasm32Layout:
     by their name (the caller emits their definitions, see ``definition``); every
     other composite is written inline."""
 
-    def __init__(self, btf: Btf, named: Iterable[int] = ()) -> None:
+    def __init__(self, btf: Btf, named: Iterable[int] = (), array_padding: bool = False) -> None:
         self.btf = btf
         self.named = set(named)
+        # Padding as unnamed bitfields keeps positional initializers ({1, 2, 3})
+        # meaning what they mean on the BPF side; char arrays are shorter for the
+        # big gaps of data sections, which nobody initializes positionally.
+        self.array_padding = array_padding
         self.ptr_type = {8: "uint64_t", 4: "uint32_t"}[btf.pointer_size()]
         self._pad = 0
 
@@ -137,9 +141,16 @@ class Wasm32Layout:
         self._pad += 1
         return f"__pad{self._pad - 1}"
 
-    def _pad_bytes(self, body: Body, n: int, indent: str) -> None:
-        if n > 0:
+    def _pad_bytes(self, body: Body, n: int, indent: str, union: bool = False) -> None:
+        if n <= 0:
+            return
+        if self.array_padding or union:
             body.lines.append(f"{indent}char {self._pad_name()}[{n}];")
+            return
+        while n > 0:
+            chunk = min(n, 8)
+            body.lines.append(f"{indent}uint64_t : {chunk * 8};")
+            n -= chunk
 
     def _pad_bits(self, body: Body, pos: int, target: int, indent: str) -> None:
         """Fill bit positions [pos, target) with unnamed bitfields and byte padding."""
@@ -200,7 +211,7 @@ class Wasm32Layout:
             largest = max(largest, msize)
         if is_union:
             if largest < size:
-                self._pad_bytes(body, size, indent)
+                self._pad_bytes(body, size, indent, union=True)
         else:
             cur = (pos + 7) // 8
             if cur > size:
@@ -281,20 +292,19 @@ class Wasm32Layout:
             return self.enum_text(tid), []
         if kind == B.TYPEDEF:
             target = btf.strip_modifiers(btf.ref(tid))
-            if btf.kind(target) in B.COMPOSITES and not btf.name(target):
+            if btf.kind(target) in B.COMPOSITES and target not in self.named:
+                # Anonymous (or a kernel type): the typedef names an inline copy.
                 keyword = "union" if btf.kind(target) == B.UNION else "struct"
                 return self.struct_text(keyword, "", btf.size(target), btf.members(target),
                                         typedef=btf.name(tid))
-            final, dims, elem = self._unwrap(target)
+            final, dims, _ = self._unwrap(target)
             suffix = "".join(f"[{n}]" for n in dims)
             if final in self.named:
-                ref = self.type_name(final)
-                deps = [final]
+                ref, deps = self.type_name(final), [final]
             else:
-                ref = self.scalar(final)
-                deps = []
-                if ref is None:
-                    raise BtfError(f"{btf.what}: typedef {btf.name(tid)} of an unnamed kernel type")
+                ref, deps = self.scalar(final), []
+                if ref is None:  # an array of unnamed composites
+                    raise BtfError(f"{btf.what}: cannot define typedef {btf.name(tid)}")
             size = btf.resolve_size(tid)
             return [f"typedef {ref} {btf.name(tid)}{suffix};",
                     f'_Static_assert(sizeof({btf.name(tid)}) == {size}, '
@@ -303,7 +313,7 @@ class Wasm32Layout:
 
     def enum_text(self, tid: int) -> list[str]:
         btf = self.btf
-        lines = [f"enum {btf.name(tid)} {{  /* {btf.size(tid)} bytes in BPF: stored as "
+        lines = [f"enum {btf.name(tid)} {{  /* BPF size {btf.size(tid)}: stored as "
                  f"{self.scalar(tid)} in structs */"]
         for name, value in btf.enum_values(tid):
             suffix = "" if -(1 << 31) <= value < (1 << 31) else ("LL" if value < 0 else "ULL")

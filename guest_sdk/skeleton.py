@@ -180,7 +180,7 @@ def generate(path: str | Path, name: str | None = None) -> str:
     sk = f"{base}_bpf"
     with Btf.from_file(str(path)) as btf:
         desc = describe(obj, btf)
-        layout = Wasm32Layout(btf)
+        layout = Wasm32Layout(btf, array_padding=True)
         sections = []
         for m in desc.maps:
             if m.members is None:
