@@ -74,7 +74,7 @@ class SecVar:
 class Btf:
     """One parsed BTF blob (an object file's .BTF or the kernel's vmlinux BTF)."""
 
-    def __init__(self, handle, what: str) -> None:
+    def __init__(self, handle: "ffi.CData", what: str) -> None:
         if handle == ffi.NULL:
             raise BtfError(f"cannot read BTF from {what}: {os.strerror(ffi.errno)}")
         self._btf = handle

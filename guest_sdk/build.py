@@ -124,7 +124,8 @@ def _generate(step: str, command: str, cfg: BuildConfig, produce: Callable[[], s
         raise BuildError(step, command, str(e)) from None
 
 
-def _types_header(cfg: BuildConfig, name: str, bpf_flags: list[str], obj: Path, work: Path) -> str:
+def _types_header(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: list[str],
+                  obj: Path, work: Path) -> str:
     """X.wasm.h: the types X.h defines when X.bpf.c includes it (compiled into a
     side object so that BTF has them all), else the object's own types."""
     own_h = cfg.bpf_source.resolve().parent / f"{name}.h"
@@ -138,7 +139,9 @@ def _types_header(cfg: BuildConfig, name: str, bpf_flags: list[str], obj: Path, 
         return header.generate(obj)
     pre.write_text(text + hdrscan.type_refs(types))
     types_obj = work / f"{name}.types.o"
-    _run("compile the types of " + own_h.name, [*bpf_flags, "-c", str(pre), "-o", str(types_obj)], cfg)
+    # Already preprocessed: only the compiler (not the -I/-D) flags apply.
+    _run("compile the types of " + own_h.name,
+         [*compiler, "-c", str(pre), "-o", str(types_obj)], cfg)
     return header.generate(types_obj, types, name=name)
 
 
@@ -161,8 +164,8 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
 
     obj = work / f"{name}.bpf.o"
     arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
-    bpf_flags = [cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
-                 f"-I{vmlinux.parent}", f"-I{src_dir}",
+    compiler = [cfg.clang, "-g", "-O2", "-target", "bpf"]
+    bpf_flags = [*compiler, f"-D__TARGET_ARCH_{arch}", f"-I{vmlinux.parent}", f"-I{src_dir}",
                  f"-I/usr/include/{platform.machine()}-linux-gnu", *cfg.bpf_cflags]
     _run("compile BPF object", [*bpf_flags, "-c", str(cfg.bpf_source), "-o", str(obj)], cfg)
 
@@ -182,7 +185,7 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
     # a guest that does not include it must not fail because of it.
     types_h = work / f"{name}.wasm.h"
     try:
-        types_h.write_text(_types_header(cfg, name, bpf_flags, obj, work))
+        types_h.write_text(_types_header(cfg, name, compiler, bpf_flags, obj, work))
     except (BtfError, ObjectError, BuildError) as e:
         cfg.log(f"wasm-bpf build: note: {types_h.name} not generated: {e}")
 

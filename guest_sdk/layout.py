@@ -171,11 +171,10 @@ class Wasm32Layout:
         ``prefix`` is the member path of this body inside the outermost named type
         and ``base`` its byte offset there, so checks of inline members are
         expressed against the outermost type."""
-        body = Body()
+        body, btf = Body(), self.btf
         pos = 0  # bits consumed so far (structs only)
         largest = 0
         for m in members:
-            btf = self.btf
             tid, dims, elem = self._unwrap(m.type_id)
             bits, bit_off = m.bitfield_size, m.bit_offset
             if not bits and not dims and btf.kind(tid) == B.INT:
@@ -215,7 +214,7 @@ class Wasm32Layout:
         else:
             cur = (pos + 7) // 8
             if cur > size:
-                raise BtfError(f"{self.btf.what}: members exceed the type's size {size}")
+                raise BtfError(f"{btf.what}: members exceed the type's size {size}")
             self._pad_bytes(body, size - cur, indent)
         return body
 

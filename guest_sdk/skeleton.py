@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import btf as B
-from .btf import Btf, BtfError, Member
-from .elfobj import BpfObject, ObjectError, Section
+from .btf import Btf, Member
+from .elfobj import BpfObject, Section
 from .layout import Wasm32Layout
 
 BPF_MAP_TYPE_ARRAY = 2

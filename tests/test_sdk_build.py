@@ -1,6 +1,5 @@
 """`wasm-bpf build` and wasm-bpf.mk: a .wasm with exactly the upstream imports, one
 clear line naming a failing step, and make rebuilding only when needed."""
-import shutil
 import subprocess
 import time
 
