@@ -230,6 +230,9 @@ def test_execve_argv(wasm):
         b.wait(10)
         line_a = tool.wait_for(rf"^\[{a.pid}\] .* -> .*{marker}-a", what="execve of the first child")
         line_b = tool.wait_for(rf"^\[{b.pid}\] .* -> .*{marker}-m0", what="execve of the second child")
+        c = subprocess.Popen([true, f"{marker}-nl\nnext\tx"])
+        c.wait(10)
+        line_c = tool.wait_for(rf"^\[{c.pid}\] ", what="execve of the third child")
         rc = tool.interrupt()
 
     comm = re.escape(this_comm())
@@ -238,6 +241,8 @@ def test_execve_argv(wasm):
     # argv[0] + 7 arguments, then "..." for the rest
     assert line_b.string == f"[{b.pid}] {this_comm()} -> {true} {' '.join(many[:7])} ...", \
         line_b.string
+    # control characters are escaped: one exec, one line
+    assert line_c.string.endswith(f" -> {true} {marker}-nl\\nnext\\tx"), line_c.string
     assert_clean_exit(tool, rc)
 
 

@@ -18,7 +18,28 @@ static const char usage[] =
 	"  [PID] COMM -> ARGV...\n"
 	"where COMM is the command name of the caller (before the exec).\n"
 	"Only the first 8 arguments are shown, each cut at 63 bytes;\n"
-	"\"...\" marks a longer argument list.\n";
+	"\"...\" marks a longer argument list. Control characters are escaped\n"
+	"(\\n, \\t, \\xNN). Failed calls are shown too (e.g. execvp trying each\n"
+	"directory of PATH).\n";
+
+/* One argument, with control characters escaped so that every exec stays
+ * on one line (scripts passed with sh -c often contain newlines). */
+static void print_arg(const char *arg)
+{
+	putchar(' ');
+	for (int i = 0; i < ARG_LEN && arg[i]; i++) {
+		unsigned char c = (unsigned char)arg[i];
+
+		if (c == '\n')
+			fputs("\\n", stdout);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
+	}
+}
 
 static int handle_event(void *ctx, void *data, size_t size)
 {
@@ -31,7 +52,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 	n = e->argc < MAX_ARGS ? e->argc : MAX_ARGS;
 	printf("[%d] %.*s ->", e->pid, TASK_COMM_LEN, e->comm);
 	for (i = 0; i < n; i++)
-		printf(" %.*s", ARG_LEN, e->args[i]);
+		print_arg(e->args[i]);
 	printf("%s\n", e->truncated ? " ..." : "");
 	return 0;
 }
