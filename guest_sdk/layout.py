@@ -54,6 +54,7 @@ class Wasm32Layout:
         # meaning what they mean on the BPF side; char arrays are shorter for the
         # big gaps of data sections, which nobody initializes positionally.
         self.array_padding = array_padding
+        self._enumerators: set[str] = set()  # C has one namespace for all enum constants
         self.ptr_type = {8: "uint64_t", 4: "uint32_t"}[btf.pointer_size()]
         self._pad = 0
 
@@ -316,6 +317,13 @@ class Wasm32Layout:
                  f"{self.scalar(tid)} in structs */"]
         for name, value in btf.enum_values(tid):
             suffix = "" if -(1 << 31) <= value < (1 << 31) else ("LL" if value < 0 else "ULL")
+            if name in self._enumerators:
+                lines.append(f"    /* {name} = {value}{suffix}: already defined by another enum */")
+                continue
+            self._enumerators.add(name)
             lines.append(f"    {name} = {value}{suffix},")
         lines.append("};")
+        if not any(line.endswith(",") for line in lines):
+            # C has no empty enums (BTF has: forward declarations, or all duplicates).
+            return [f"/* enum {btf.name(tid)}: no constants of its own */"]
         return lines
