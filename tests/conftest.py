@@ -1,5 +1,7 @@
 """Shared test fixtures. The tests run as root against the real kernel."""
+import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -23,6 +25,17 @@ def bpf_link_ids() -> set:
     return _kernel_ids(lib.bpf_link_get_next_id)
 
 
+def _foreign(prog_ids: set) -> set:
+    """Programs systemd attaches to cgroups on its own (names sd_*): not ours."""
+    foreign = set()
+    for prog_id in prog_ids:
+        out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and json.loads(out.stdout).get("name", "").startswith("sd_"):
+            foreign.add(prog_id)
+    return foreign
+
+
 @pytest.fixture(autouse=True)
 def no_bpf_leaks():
     """After every test, no BPF program or link the test created is left in the kernel."""
@@ -34,6 +47,7 @@ def no_bpf_leaks():
     deadline = time.monotonic() + 3
     while True:
         new_progs, new_links = bpf_program_ids() - progs, bpf_link_ids() - links
+        new_progs -= _foreign(new_progs)
         if not (new_progs or new_links) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
