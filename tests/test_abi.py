@@ -456,7 +456,8 @@ def test_instance_run_returns_the_status(g):
 
 
 @pytest.mark.parametrize("data", [b"", b"not a wasm module at all\n", b"\x7fELF\x02\x01\x01" + b"\0" * 64,
-                                  b"\0asm\x01\0\0\0\xff\xff"])
+                                  b"\0asm\x01\0\0\0\xff\xff"],
+                         ids=["empty", "text", "elf", "bad-wasm"])
 def test_not_wasm_is_a_clear_error(data, tmp_path):
     with pytest.raises(wasm_bpf.WasmBpfError) as exc:
         wasm_bpf.run(data, capture_output=True)
