@@ -61,8 +61,8 @@ class Tool:
     """One `wasm-bpf run X.wasm -- args` process with its output collected by
     reader threads, so that the test can wait for lines without blocking."""
 
-    def __init__(self, wasm: Path, *args: str):
-        self.argv = [*wasm_bpf_command(), "run", str(wasm), "--", *args]
+    def __init__(self, wasm: Path, *args: str, run_opts: tuple = ()):
+        self.argv = [*wasm_bpf_command(), "run", *run_opts, str(wasm), "--", *args]
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -157,6 +157,12 @@ class Tool:
         """Ctrl-C: SIGINT, then the exit status (must come within `timeout`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
+        return self.wait_exit(timeout)
+
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM (e.g. from a service manager), then the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         return self.wait_exit(timeout)
 
     def kill(self) -> None:

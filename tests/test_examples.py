@@ -142,6 +142,15 @@ def test_bootstrap_min_duration(wasm, tmp_bin):
     assert_clean_exit(tool, rc)
 
 
+def test_bootstrap_timeout(wasm):
+    """--timeout: the host stops the poll loop, the tool cleans up, status 0."""
+    with Tool(wasm["bootstrap"], run_opts=("--timeout", "2")) as tool:
+        tool.wait_ready(BOOTSTRAP_HEADER)
+        rc = tool.wait_exit(30)
+    assert_clean_exit(tool, rc)
+    assert not tool.stderr.strip(), tool.describe()
+
+
 # --------------------------------------------------------------------------
 # sigsnoop
 # --------------------------------------------------------------------------
@@ -243,6 +252,16 @@ def test_execve_argv(wasm):
         line_b.string
     # control characters are escaped: one exec, one line
     assert line_c.string.endswith(f" -> {true} {marker}-nl\\nnext\\tx"), line_c.string
+    assert_clean_exit(tool, rc)
+
+
+def test_execve_sigterm(wasm):
+    """SIGTERM stops a tool as cleanly as Ctrl-C."""
+    with Tool(wasm["execve"]) as tool:
+        tool.wait_ready(EXECVE_HEADER)
+        rc = tool.terminate()
+    # 0, not 143: the guest left its poll loop and returned by itself (a guest
+    # still running after the grace period is interrupted with 128 + SIGTERM)
     assert_clean_exit(tool, rc)
 
 
