@@ -15,32 +15,11 @@ import time
 import pytest
 
 import wasm_bpf
-from conftest import bpf_link_ids, bpf_program_ids
+from conftest import bpf_link_ids, bpf_program_ids, held_bpf_ids
 from guests.build import guests
 from guests.helpers import (EBADF, EBUSY, EEXIST, EFAULT, EILSEQ, EINTR, EINVAL, ENAMETOOLONG,
-                           ENODEV, ENOENT, Trigger, bpf_ids_held_by_other_processes,
-                           held_bpf_ids, parse, wait_until)
+                           ENODEV, ENOENT, Trigger, parse, wait_until)
 from wasm_bpf._shim import ffi, lib
-
-
-@pytest.fixture(autouse=True)
-def no_bpf_leaks():
-    """conftest.py's leak check, except for programs and links that other processes
-    hold: the suite may run next to other wasm-bpf runs on the same machine. What
-    this process leaks (by fd, pin or fd-less attachment) is still caught."""
-    if os.geteuid() != 0:
-        pytest.skip("the tests load BPF programs: run them as root (sudo make test)")
-    progs, links = bpf_program_ids(), bpf_link_ids()
-    yield
-
-    def leaked():
-        others_progs, others_links = bpf_ids_held_by_other_processes()
-        return (bpf_program_ids() - progs - others_progs, bpf_link_ids() - links - others_links)
-
-    wait_until(lambda: not any(leaked()), 3, 0.05)  # the kernel frees after an RCU grace period
-    new_progs, new_links = leaked()
-    assert not new_links, f"BPF links left attached after the test: {sorted(new_links)}"
-    assert not new_progs, f"BPF programs left loaded after the test: {sorted(new_progs)}"
 
 
 # ---------------------------------------------------------------- helpers

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import wasmtime
 from wasmtime import FuncType, ValType
 
+from ._native import lib
 from .buffers import PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
@@ -118,7 +119,12 @@ class WasmBpfHost:
         obj = self._object(handle)
         fd = obj.map_fd(mem.string(name))
         if fd not in self._map_fds:
-            self._map_fds[fd] = (handle, MapInfo.of_fd(fd))
+            info = MapInfo.of_fd(fd)
+            if info.type == lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                # Open the per-CPU perf events now, as libbpf's perf_buffer__new would:
+                # records output before the first poll would otherwise be dropped.
+                obj.buffer(fd, self._perf_pages)
+            self._map_fds[fd] = (handle, info)
         return fd
 
     def buffer_poll(self, mem: GuestMemory, handle: int, fd: int, sample_func: int, ctx: int,

@@ -106,8 +106,9 @@ class BpfObject:
 
 
 def _with_log(reason: str) -> str:
-    """The reason plus libbpf's last warning lines, which usually say which program
-    or map failed and why."""
-    log = [line for line in _native.take_libbpf_log().splitlines() if line.strip()]
-    detail = "; ".join(log[-3:])
+    """The reason plus libbpf's last own messages, which usually say which program or
+    map failed and why (the verifier's log itself is shown with -v)."""
+    lines = [line.strip() for line in _native.take_libbpf_log().splitlines()]
+    own = [line for line in lines if line.startswith("libbpf:") and "PROG LOAD LOG" not in line]
+    detail = "; ".join(own[-2:])
     return f"{reason}: {detail}" if detail else reason

@@ -54,38 +54,3 @@ def wait_until(pred, timeout=5.0, period=0.01):
     return pred()
 
 
-def held_bpf_ids(pid="self"):
-    """(program ids, link ids) of the BPF fds a process holds, from /proc/PID/fdinfo.
-    Unlike the kernel-wide id lists this ignores what other processes on the machine
-    load meanwhile."""
-    progs, links = set(), set()
-    fd_dir = f"/proc/{pid}/fd"
-    for fd in os.listdir(fd_dir):
-        try:
-            target = os.readlink(f"{fd_dir}/{fd}")
-            if target not in ("anon_inode:bpf-prog", "anon_inode:bpf_link"):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:  # closed meanwhile
-            continue
-        if target == "anon_inode:bpf_link" and "link_id" in info:
-            links.add(int(info["link_id"]))
-        elif "prog_id" in info:
-            progs.add(int(info["prog_id"]))
-    return progs, links
-
-
-def bpf_ids_held_by_other_processes():
-    """(program ids, link ids) held through fds by processes other than this one."""
-    progs, links = set(), set()
-    me = str(os.getpid())
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and pid != me:
-            try:
-                p, l = held_bpf_ids(pid)
-            except OSError:  # gone, or not ours to read
-                continue
-            progs |= p
-            links |= l
-    return progs, links
