@@ -128,7 +128,7 @@ static void print_log2_hist(const uint64_t *slots, int nr, const char *unit)
 static int print_and_clear(int fd)
 {
 	uint32_t keys[MAX_KEYS], next;
-	int nkeys = 0, err;
+	int nkeys = 0, err = 0;
 	struct hist total = {}, h;
 	const void *prev = NULL; /* NULL: start from the first key */
 	char ts[16];
