@@ -124,19 +124,6 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
-	/* The host sets up the per-CPU perf buffers on the first poll, and the
-	 * kernel drops records emitted before that: poll once, without waiting,
-	 * before telling the user we are tracing. */
-	err = bpf_buffer__poll(buf, 0);
-	if (err == -EINTR) {
-		err = 0;
-		goto cleanup;
-	}
-	if (err < 0) {
-		fprintf(stderr, "opensnoop: failed to set up the perf buffer: %d\n", err);
-		goto cleanup;
-	}
-
 	printf("%-7s %-16s %4s %3s %s\n", "PID", "COMM", "FD", "ERR", "PATH");
 
 	for (;;) {
