@@ -1,7 +1,7 @@
 # wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests.
 PYTHON   ?= python3
 EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat
-DEB_PKGS := clang-19 lld-19 libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
+DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
             libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config
 STAMP    := build/.setup-done
 
