@@ -141,40 +141,20 @@ class Instance:
             raise WasmBpfError("an Instance runs once; create a new one")
         self._ran = True
         store = wasmtime.Store(self._engine)
-        store.set_epoch_deadline(1)
-        store.set_wasi(self._wasi())
         linker = wasmtime.Linker(self._engine)
-        linker.allow_shadowing = True
-        linker.define_wasi()
-        # Our proc_exit: wasmtime's refuses statuses >= 126 with a trap.
-        linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
-                           self._proc_exit)
-        self._host.bind(linker, self._module, self.config.callback_module)
-        if self.config.verbose:
-            _native.set_libbpf_log_level(1)
-            _native.libbpf_log_sink = lambda text: sys.stderr.write(text)
-
-        restore_signals = self._install_signal_handlers() if self.config.handle_signals else None
-        if self.config.timeout is not None:
-            self._start_timer(self.config.timeout, lambda: self.stop(TIMEOUT))
+        restore_signals = None
         try:
-            instance = linker.instantiate(store, self._module)
-            start = instance.exports(store).get("_start")
-            if not isinstance(start, wasmtime.Func):
-                raise WasmBpfError("the module has no _start export: build it as a WASI command")
-            start(store)
-            return 0
-        except GuestExit as exc:
-            return exc.code & 0xFF
-        except wasmtime.ExitTrap as exc:
-            return exc.code & 0xFF
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            if self._interrupted:
-                return EXIT_TIMEOUT if self._stop_reason == TIMEOUT else 128 + int(self._stop_reason or signal.SIGINT)
-            self._report(f"the guest trapped: {_describe_trap(exc)}")
+            store.set_epoch_deadline(1)
+            store.set_wasi(self._wasi())
+            self._define_imports(linker)
             if self.config.verbose:
-                self._report(str(exc))
-            return EXIT_TRAP
+                _native.set_libbpf_log_level(1)
+                _native.libbpf_log_sink = sys.stderr.write
+            if self.config.handle_signals:
+                restore_signals = self._install_signal_handlers()
+            if self.config.timeout is not None:
+                self._start_timer(self.config.timeout, lambda: self.stop(TIMEOUT))
+            return self._call_start(linker, store)
         finally:
             for timer in self._timers:
                 timer.cancel()
@@ -188,6 +168,34 @@ class Instance:
             if self.config.verbose:
                 _native.libbpf_log_sink = None
                 _native.set_libbpf_log_level(0)
+
+    def _define_imports(self, linker: wasmtime.Linker) -> None:
+        linker.allow_shadowing = True
+        linker.define_wasi()
+        # Our proc_exit: wasmtime's turns statuses >= 126 into a trap.
+        linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
+                           self._proc_exit)
+        self._host.bind(linker, self._module, self.config.callback_module)
+
+    def _call_start(self, linker: wasmtime.Linker, store: wasmtime.Store) -> int:
+        try:
+            instance = linker.instantiate(store, self._module)
+            start = instance.exports(store).get("_start")
+            if not isinstance(start, wasmtime.Func):
+                raise WasmBpfError("the module has no _start export: build it as a WASI command")
+            start(store)
+            return 0
+        except GuestExit as exc:
+            return exc.code & 0xFF
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            if self._interrupted:
+                if self._stop_reason == TIMEOUT:
+                    return EXIT_TIMEOUT
+                return 128 + int(self._stop_reason or signal.SIGINT)
+            self._report(f"the guest trapped: {_describe_trap(exc)}")
+            if self.config.verbose:
+                self._report(str(exc))
+            return EXIT_TRAP
 
     @staticmethod
     def _proc_exit(code: int) -> None:
