@@ -84,12 +84,20 @@ def guests() -> dict:
         f"#define ABI_PROG_OFF {_prog_offset(bpf)}\n"
         f"#define ABI_RODATA_MAGIC_OFF {_symbol_offset(bpf, 'rodata_magic')}\n" + _c_array("abi_bpf_obj", bpf.read_bytes()))
 
+    attach_bpf = out / "attach.bpf.o"
+    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "attach.bpf.c", "-o", attach_bpf])
+    built["attach_bpf"] = attach_bpf
+    (out / "attach_bpf_obj.h").write_text(
+        "/* generated from attach.bpf.o by tests/guests/build.py */\n"
+        + _c_array("attach_bpf_obj", attach_bpf.read_bytes()))
+
     def cc(name, src, *defines):
         wasm = out / f"{name}.wasm"
         _run([CLANG, *WASM_CFLAGS, "-I", HERE, "-I", out, *defines, HERE / src, "-o", wasm])
         built[name] = wasm
 
     cc("abi", "abi_guest.c")
+    cc("attach", "attach_guest.c")
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")

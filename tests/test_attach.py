@@ -1,0 +1,157 @@
+"""Attach targets a guest can name (host_abi/ABI.md, wasm_attach_bpf_program):
+uprobes by "binary:function" and cgroup programs by cgroup path, checked by the
+events they deliver. Auto-attach and XDP are covered in test_abi.py."""
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+import wasm_bpf
+from guests.build import guests
+from guests.helpers import EINVAL, ENOENT, parse
+from wasm_bpf.attach import cgroup2_mount
+
+
+@pytest.fixture(scope="module")
+def attach_wasm():
+    return guests()["attach"]
+
+
+class Running:
+    """The attach guest running in a thread until stop()."""
+
+    def __init__(self, wasm, prog, target, pid=0):
+        self.inst = wasm_bpf.Instance(str(wasm), [prog, target or "-", str(pid)], capture_output=True)
+        self.status = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while "attach" not in parse(self.inst.stdout) and self.thread.is_alive():
+            assert time.monotonic() < deadline, "the guest did not attach in time"
+            time.sleep(0.02)
+
+    def _run(self):
+        self.status = self.inst.run()
+
+    @property
+    def out(self):
+        return parse(self.inst.stdout)
+
+    def stop(self):
+        self.inst.stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the guest did not stop"
+        self.inst.close()
+        assert self.status == 0, self.inst.stdout
+        return self.out
+
+
+@pytest.mark.parametrize("prog,kind", [("on_uprobe", "entries"), ("on_uretprobe", "returns")])
+def test_uprobe_on_a_shared_library_function(attach_wasm, prog, kind):
+    guest = Running(attach_wasm, prog, "libc.so.6:getppid", os.getpid())
+    assert guest.out["attach"] == 0, guest.inst.messages
+    for _ in range(5):
+        os.getppid()  # CPython calls libc's getppid()
+    time.sleep(0.3)
+    out = guest.stop()
+    assert (out["records"], out[kind], out["probe_hits"]) == (5, 5, 5), out
+
+
+PROBED_PROGRAM = r"""
+#include <stdio.h>
+__attribute__((noinline)) int probe_target(int x) { __asm__ volatile("" ::: "memory"); return x + 1; }
+int main(void) {
+    int n = 0, sum = 0;
+    if (scanf("%d", &n) != 1) return 1;  /* wait until the probe is attached */
+    for (int i = 0; i < n; i++) sum += probe_target(i);
+    return sum == n * (n + 1) / 2 ? 0 : 2;
+}
+"""
+
+
+def test_uprobe_on_an_executable_by_path(attach_wasm, tmp_path):
+    src, exe = tmp_path / "probed.c", tmp_path / "probed"
+    src.write_text(PROBED_PROGRAM)
+    subprocess.run(["gcc", "-O1", "-o", exe, src], check=True)
+    child = subprocess.Popen([exe], stdin=subprocess.PIPE, text=True)
+    try:
+        guest = Running(attach_wasm, "on_uprobe", f"{exe}:probe_target", child.pid)
+        assert guest.out["attach"] == 0, guest.inst.messages
+        child.communicate("7\n", timeout=20)
+        assert child.returncode == 0
+        time.sleep(0.3)
+        out = guest.stop()
+    finally:
+        child.kill()
+    assert (out["records"], out["entries"], out["probe_hits"]) == (7, 7, 7), out
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("no-colon", -EINVAL),
+    ("libc.so.6:", -EINVAL),
+    ("libc.so.6:no_such_function_in_libc", -ENOENT),
+])
+def test_bad_uprobe_targets(attach_wasm, target, expected):
+    guest = Running(attach_wasm, "on_uprobe", target)
+    assert guest.out["attach"] == expected, guest.inst.messages
+    guest.stop()
+
+
+@pytest.fixture
+def cgroup():
+    """A child cgroup v2 directory, removed afterwards; yields (absolute, relative)."""
+    root = cgroup2_mount()
+    if root is None:
+        pytest.skip("cgroup v2 is not mounted")
+    name = f"wasm-bpf-test-{uuid.uuid4().hex[:8]}"
+    path = os.path.join(root, name)
+    os.mkdir(path)
+    yield path, name
+    os.rmdir(path)
+
+
+def send_udp_from(cgroup_path, count):
+    """Sends `count` UDP datagrams to a local socket from a child process in the cgroup."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
+    code = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"[s.sendto(b'x', ('127.0.0.1', {port})) for _ in range({count})]")
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(0.2)\n{code}"])
+    with open(os.path.join(cgroup_path, "cgroup.procs"), "w") as procs:
+        procs.write(str(child.pid))
+    assert child.wait(20) == 0
+    sink.settimeout(5)
+    received = sum(1 for _ in range(count) if sink.recv(16))
+    sink.close()
+    return received
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute-path", "relative-to-cgroup2-root"])
+def test_cgroup_skb_counts_egress_of_the_cgroup(attach_wasm, cgroup, relative):
+    path, name = cgroup
+    guest = Running(attach_wasm, "on_egress", name if relative else path)
+    assert guest.out["attach"] == 0, guest.inst.messages
+    assert send_udp_from(path, 5) == 5
+    out = guest.stop()
+    assert out["egress_packets"] == 5, out
+
+
+def test_sockops_with_the_upstream_cgroup_path(attach_wasm):
+    # Upstream's sockops example passes "/sys/fs/cgroup/"; on a hybrid layout that is
+    # not cgroup v2, and the host takes it as the v2 root.
+    guest = Running(attach_wasm, "on_sockops", "/sys/fs/cgroup/")
+    assert guest.out["attach"] == 0, guest.inst.messages
+    guest.stop()
+
+
+def test_missing_cgroup_is_enoent(attach_wasm):
+    guest = Running(attach_wasm, "on_egress", f"/sys/fs/cgroup/unified/no-such-{uuid.uuid4().hex}")
+    assert guest.out["attach"] == -ENOENT
+    assert any("cgroup" in m for m in guest.inst.messages), guest.inst.messages
+    guest.stop()
