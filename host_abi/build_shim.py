@@ -12,7 +12,9 @@ typedef union wbpf_val_raw { int32_t i32; int64_t i64; float f32; double f64; ui
 int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
                           uintptr_t memory_data_size);
 struct wbpf_guest_target { void *context; const void *memory; const void *func;
-                           uint32_t ctx; uint32_t data; uint32_t max_size; };
+                           uint32_t ctx; uint32_t data; uint32_t max_size; uint32_t batch; };
+struct wbpf_batch_record { uint32_t size; uint32_t original_size; };
+#define WBPF_BATCH_MIN_BUFFER ...
 #define WBPF_POLL_OK ...
 #define WBPF_POLL_CALLBACK_STOP ...
 #define WBPF_POLL_FAULT ...
@@ -145,6 +147,53 @@ static const int BTF_KIND_ENUM64;
 #define BTF_INT_SIGNED ...
 #define BTF_INT_CHAR ...
 #define BTF_INT_BOOL ...
+
+/* ---- libbpf: attach kinds, links, probes, map API (issue 5) ---- */
+enum bpf_tc_attach_point { BPF_TC_INGRESS, BPF_TC_EGRESS, BPF_TC_CUSTOM, ... };
+struct bpf_tc_hook { size_t sz; int ifindex; enum bpf_tc_attach_point attach_point; uint32_t parent; ...; };
+struct bpf_tc_opts { size_t sz; int prog_fd; uint32_t flags; uint32_t prog_id; uint32_t handle;
+                     uint32_t priority; ...; };
+int bpf_tc_hook_create(struct bpf_tc_hook *hook);
+int bpf_tc_hook_destroy(struct bpf_tc_hook *hook);
+int bpf_tc_attach(const struct bpf_tc_hook *hook, struct bpf_tc_opts *opts);
+int bpf_tc_detach(const struct bpf_tc_hook *hook, const struct bpf_tc_opts *opts);
+struct bpf_link_create_opts { size_t sz; uint32_t flags; ...; };
+int bpf_link_create(int prog_fd, int target_fd, int attach_type, const struct bpf_link_create_opts *opts);
+int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags);
+int bpf_prog_detach2(int prog_fd, int attachable_fd, int type);
+int bpf_program__expected_attach_type(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach_usdt(const struct bpf_program *prog, int pid, const char *binary_path,
+                                          const char *usdt_provider, const char *usdt_name, const void *opts);
+struct bpf_link *bpf_program__attach_perf_event(const struct bpf_program *prog, int pfd);
+struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog, const void *opts);
+struct bpf_link *bpf_program__attach_kprobe(const struct bpf_program *prog, bool retprobe, const char *func_name);
+struct bpf_link *bpf_map__attach_struct_ops(const struct bpf_map *map);
+struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
+int bpf_link__fd(const struct bpf_link *link);
+int bpf_iter_create(int link_fd);
+int libbpf_probe_bpf_prog_type(int prog_type, const void *opts);
+int libbpf_probe_bpf_map_type(int map_type, const void *opts);
+int bpf_map_lookup_and_delete_elem_flags(int fd, const void *key, void *value, uint64_t flags);
+int bpf_map_lookup_and_delete_elem(int fd, const void *key, void *value);
+struct bpf_map_batch_opts { size_t sz; uint64_t elem_flags; uint64_t flags; ...; };
+int bpf_map_delete_batch(int fd, const void *keys, uint32_t *count, const struct bpf_map_batch_opts *opts);
+int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, uint32_t *count,
+                         const struct bpf_map_batch_opts *opts);
+int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values,
+                                    uint32_t *count, const struct bpf_map_batch_opts *opts);
+int bpf_map_update_batch(int fd, const void *keys, const void *values, uint32_t *count,
+                         const struct bpf_map_batch_opts *opts);
+int bpf_map_get_fd_by_id(uint32_t id);
+static const int BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+static const int BPF_MAP_LOOKUP_BATCH;
+static const int BPF_MAP_LOOKUP_AND_DELETE_BATCH;
+static const int BPF_MAP_UPDATE_BATCH;
+static const int BPF_MAP_DELETE_BATCH;
+static const int BPF_MAP_TYPE_ARRAY_OF_MAPS;
+static const int BPF_MAP_TYPE_HASH_OF_MAPS;
+static const int BPF_MAP_TYPE_QUEUE;
+static const int BPF_MAP_TYPE_STACK;
+static const int BPF_MAP_TYPE_BLOOM_FILTER;
 """
 
 ffibuilder = FFI()

@@ -53,34 +53,18 @@ struct wbpf_buffer {
     const struct wbpf_guest_target *target;
     struct wbpf_poll_result *result;
     int delivered_this_poll;
+    uint32_t batch_used, batch_count; /* the batch being filled in guest memory */
 };
 
-/* Copies one record into guest memory and calls the guest.  Returns the callback's
- * result, or a negative value with buf->result->status set. */
-static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
+/* Calls the guest's function with args[0..nargs); returns its i32 result, or a
+ * negative value with buf->result->status set. */
+static int call_guest(struct wbpf_buffer *buf, wbpf_val_raw *args, size_t nargs)
 {
     const struct wbpf_guest_target *t = buf->target;
     struct wbpf_poll_result *res = buf->result;
-    uint32_t n = size < t->max_size ? size : t->max_size;
-
-    /* Re-read on every record: the previous callback may have grown (and so moved)
-     * the guest's memory. */
-    size_t mem_size = wasmtime.data_size(t->context, t->memory);
-    if ((uint64_t)t->data + n > mem_size) {
-        res->status = WBPF_POLL_FAULT;
-        return -EFAULT;
-    }
-    memcpy(wasmtime.data(t->context, t->memory) + t->data, sample, n);
-
-    wbpf_val_raw args[3];
-    memset(args, 0, sizeof(args));
-    args[0].i32 = (int32_t)t->ctx;
-    args[1].i32 = (int32_t)t->data;
-    args[2].i32 = (int32_t)n;
     void *trap = NULL;
-    void *error = wasmtime.call(t->context, t->func, args, 3, &trap);
-    buf->delivered++;
-    buf->delivered_this_poll++;
+    void *error = wasmtime.call(t->context, t->func, args, nargs, &trap);
+
     if (error || trap) {
         res->status = WBPF_POLL_WASM_ERROR;
         res->error = error;
@@ -92,6 +76,92 @@ static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
         res->callback_ret = args[0].i32;
     }
     return args[0].i32;
+}
+
+static void pending_push(struct wbpf_buffer *buf, const void *data, uint32_t size);
+
+/* Hands the filled batch to the guest. */
+static int batch_flush(struct wbpf_buffer *buf)
+{
+    const struct wbpf_guest_target *t = buf->target;
+    wbpf_val_raw args[4];
+    uint32_t count = buf->batch_count;
+
+    if (!count)
+        return 0;
+    memset(args, 0, sizeof(args));
+    args[0].i32 = (int32_t)t->ctx;
+    args[1].i32 = (int32_t)t->data;
+    args[2].i32 = (int32_t)buf->batch_used;
+    args[3].i32 = (int32_t)count;
+    buf->batch_used = buf->batch_count = 0;
+    buf->delivered += count;
+    buf->delivered_this_poll += count;
+    return call_guest(buf, args, 4);
+}
+
+/* Appends one record to the batch in guest memory, handing the batch over first
+ * when the record does not fit. */
+static int batch_add(struct wbpf_buffer *buf, const void *sample, uint32_t size)
+{
+    const struct wbpf_guest_target *t = buf->target;
+    uint32_t n = size, need;
+    struct wbpf_batch_record hdr;
+
+    if (n > t->max_size - sizeof(hdr))
+        n = t->max_size - sizeof(hdr);
+    need = sizeof(hdr) + ((n + 7) & ~7u);
+    if (need > t->max_size)
+        need = t->max_size;
+    if (buf->batch_used + need > t->max_size) {
+        int rc = batch_flush(buf);
+        if (rc < 0) {
+            /* The guest stopped before seeing this record: keep it for the next poll. */
+            pending_push(buf, sample, size);
+            return rc;
+        }
+    }
+    /* Re-read: the previous call may have grown (and so moved) the guest's memory. */
+    if ((uint64_t)t->data + buf->batch_used + need > wasmtime.data_size(t->context, t->memory)) {
+        buf->result->status = WBPF_POLL_FAULT;
+        return -EFAULT;
+    }
+    uint8_t *dst = wasmtime.data(t->context, t->memory) + t->data + buf->batch_used;
+    hdr.size = n;
+    hdr.original_size = size;
+    memcpy(dst, &hdr, sizeof(hdr));
+    memcpy(dst + sizeof(hdr), sample, n);
+    buf->batch_used += need;
+    buf->batch_count++;
+    return 0;
+}
+
+/* Delivers one record: copied into guest memory and the guest called, or appended
+ * to the current batch. Returns the callback's result, or a negative value with
+ * buf->result->status set. */
+static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
+{
+    const struct wbpf_guest_target *t = buf->target;
+    uint32_t n = size < t->max_size ? size : t->max_size;
+
+    if (t->batch)
+        return batch_add(buf, sample, size);
+    /* Re-read on every record: the previous callback may have grown (and so moved)
+     * the guest's memory. */
+    if ((uint64_t)t->data + n > wasmtime.data_size(t->context, t->memory)) {
+        buf->result->status = WBPF_POLL_FAULT;
+        return -EFAULT;
+    }
+    memcpy(wasmtime.data(t->context, t->memory) + t->data, sample, n);
+
+    wbpf_val_raw args[3];
+    memset(args, 0, sizeof(args));
+    args[0].i32 = (int32_t)t->ctx;
+    args[1].i32 = (int32_t)t->data;
+    args[2].i32 = (int32_t)n;
+    buf->delivered++;
+    buf->delivered_this_poll++;
+    return call_guest(buf, args, 3);
 }
 
 static int ring_sample(void *ctx, void *data, size_t size)
@@ -145,6 +215,8 @@ static int deliver_pending(struct wbpf_buffer *buf)
         deliver(buf, rec->data, rec->size);
         free(rec);
     }
+    if (buf->result->status == WBPF_POLL_OK)
+        batch_flush(buf);
     return buf->result->status == WBPF_POLL_OK ? 0 : -ECANCELED;
 }
 
@@ -231,11 +303,14 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
     if ((uint64_t)target->data + target->max_size >
         wasmtime.data_size(target->context, target->memory))
         return -EFAULT;
+    if (target->batch && target->max_size < WBPF_BATCH_MIN_BUFFER)
+        return -EINVAL;
 
     buf->busy = 1;
     buf->target = target;
     buf->result = result;
     buf->delivered_this_poll = 0;
+    buf->batch_used = buf->batch_count = 0;
 
     if (deliver_pending(buf) == 0 && !buf->delivered_this_poll) {
         int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
@@ -251,6 +326,8 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
                     slice = (int)left;
             }
             rc = poll_once(buf, slice);
+            if (rc >= 0 && buf->result->status == WBPF_POLL_OK)
+                batch_flush(buf); /* the last, partly filled batch */
             if (rc < 0 || buf->delivered_this_poll || buf->pending_head || timeout_ms == 0)
                 break;
             if (stop && *stop) {

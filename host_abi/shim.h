@@ -35,8 +35,11 @@ typedef union wbpf_val_raw {
 int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
                           uintptr_t memory_data_size);
 
-/* Where the records of one poll go: a guest function (ctx, data, size) -> i32 and a
- * buffer [data, data + max_size) in the guest's linear memory. */
+/* Where the records of one poll go: a buffer [data, data + max_size) in the guest's
+ * linear memory and a guest function, called either
+ *   per record: (ctx, data, size) -> i32, the record copied to data, or
+ *   per batch:  (ctx, data, used, count) -> i32, data holding `count` records of
+ *               struct wbpf_batch_record each, as many whole records as fit. */
 struct wbpf_guest_target {
     void *context;      /* wasmtime_context_t * of the calling store */
     const void *memory; /* wasmtime_memory_t * of the guest's exported memory */
@@ -44,7 +47,15 @@ struct wbpf_guest_target {
     uint32_t ctx;       /* opaque guest value passed back as the first argument */
     uint32_t data;      /* guest offset of the record buffer */
     uint32_t max_size;  /* its size; longer records are truncated to it */
+    uint32_t batch;     /* 0: a call per record, 1: a call per batch */
 };
+
+/* A record inside a batch: an 8-byte header, then `size` bytes, padded to 8. */
+struct wbpf_batch_record {
+    uint32_t size;          /* bytes that follow (truncated to what fits in the buffer) */
+    uint32_t original_size; /* the record's size in the kernel */
+};
+#define WBPF_BATCH_MIN_BUFFER 16
 
 /* Why a poll ended early; WBPF_POLL_OK otherwise. */
 enum {

@@ -804,11 +804,28 @@ typedef int (*bpf_buffer_sample_fn)(void *ctx, void *data, size_t size);
 #define BPF_BUFFER_RECORD_SIZE (64 * 1024)
 #endif
 
+/* Batch delivery (this host's extension, import wasm_bpf_ext.wasm_bpf_buffer_poll_batch):
+ * called once per batch with `count` records packed in data[0, size), each a
+ * struct bpf_buffer_record; walk them with bpf_buffer_record__next(). A negative
+ * return stops the poll and is returned by it. */
+typedef int (*bpf_buffer_batch_fn)(void *ctx, void *data, size_t size, size_t count);
+
+struct bpf_buffer_record {
+    uint32_t size;          /* bytes in data (truncated to what fits in the buffer) */
+    uint32_t original_size; /* the record's size in the kernel */
+    unsigned char data[];   /* 8-byte aligned */
+};
+
+static inline struct bpf_buffer_record *bpf_buffer_record__next(struct bpf_buffer_record *rec) {
+    return (struct bpf_buffer_record *)((char *)rec + sizeof(*rec) + ((rec->size + 7u) & ~7u));
+}
+
 struct bpf_buffer {
     struct bpf_map *events; /* a BPF_MAP_TYPE_RINGBUF or BPF_MAP_TYPE_PERF_EVENT_ARRAY */
     int fd;
     void *ctx;
     bpf_buffer_sample_fn sample_fn;
+    bpf_buffer_batch_fn batch_fn;
     char *record;
     size_t record_size;
 };
@@ -872,6 +889,32 @@ static inline int bpf_buffer__poll(struct bpf_buffer *buf, int timeout_ms) {
         return __wasm_bpf_err(-EINVAL);
     return __wasm_bpf_err(wasm_bpf_buffer_poll(
         buf->events->obj->handle, buf->fd, (int32_t)(intptr_t)buf->sample_fn,
+        (uint32_t)(uintptr_t)buf->ctx, buf->record, (int)buf->record_size, timeout_ms));
+}
+
+/* A buffer whose records reach batch_cb(ctx, data, size, count) in batches, as
+ * many whole records as fit in its record buffer (BPF_BUFFER_RECORD_SIZE), through
+ * bpf_buffer__poll_batch(). One guest call per batch instead of one per record. */
+static inline struct bpf_buffer *bpf_buffer__open_batch(struct bpf_map *events,
+                                                        bpf_buffer_batch_fn batch_cb, void *ctx) {
+    struct bpf_buffer *buf;
+    if (!batch_cb) {
+        errno = EINVAL;
+        return NULL;
+    }
+    buf = __wasm_bpf_buffer_alloc(events, NULL, ctx);
+    if (buf)
+        buf->batch_fn = batch_cb;
+    return buf;
+}
+
+/* Like bpf_buffer__poll, for a buffer opened with bpf_buffer__open_batch: returns
+ * the number of records delivered, the callback's negative result, or -errno. */
+static inline int bpf_buffer__poll_batch(struct bpf_buffer *buf, int timeout_ms) {
+    if (!buf || !buf->batch_fn)
+        return __wasm_bpf_err(-EINVAL);
+    return __wasm_bpf_err(wasm_bpf_buffer_poll_batch(
+        buf->events->obj->handle, buf->fd, (int32_t)(intptr_t)buf->batch_fn,
         (uint32_t)(uintptr_t)buf->ctx, buf->record, (int)buf->record_size, timeout_ms));
 }
 

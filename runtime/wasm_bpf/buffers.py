@@ -25,6 +25,7 @@ class PollTarget:
     ctx: int
     data: int
     max_size: int
+    batch: bool = False  # callback (ctx, data, used, count) once per batch of records
 
 
 def _address(ptr: Any) -> int:
@@ -55,6 +56,7 @@ class EventBuffer:
             "memory": ffi.cast("void *", ctypes.addressof(target.memory._memory)),
             "func": ffi.cast("void *", ctypes.addressof(target.callback._func)),
             "ctx": target.ctx, "data": target.data, "max_size": target.max_size,
+            "batch": int(target.batch),
         })
         result = ffi.new("struct wbpf_poll_result *")
         rc = lib.wbpf_buffer_poll(self._buf, c_target, timeout_ms, stop, result)

@@ -68,12 +68,14 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     ), None, False),
     ("wasm_bpf", "wasm_close_bpf_object"): ("close_object", (Signature([HANDLE], "i32"),), None, False),
     (EXT_MODULE, "wasm_load_bpf_object_ex"): ("load_object_ex", (Signature([PTR, I32, PTR, I32], "i64"),), 0, True),
+    (EXT_MODULE, "wasm_bpf_buffer_poll_batch"): ("buffer_poll_batch", (_POLL,), None, False),
 }
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
 
 
-def _is_sample_callback(ty: FuncType) -> bool:
-    return [str(t) for t in ty.params] == ["i32"] * 3 and [str(t) for t in ty.results] == ["i32"]
+def _takes_i32s(ty: FuncType, count: int) -> bool:
+    """Is ty (i32 x count) -> i32: a record callback (3) or a batch callback (4)?"""
+    return [str(t) for t in ty.params] == ["i32"] * count and [str(t) for t in ty.results] == ["i32"]
 
 
 class WasmBpfHost:
@@ -129,12 +131,14 @@ class WasmBpfHost:
 
     def buffer_poll(self, mem: GuestMemory, handle: int, fd: int, sample_func: int, ctx: int,
                     data: int, max_size: int, timeout_ms: int) -> int:
-        table = mem.caller.get("__indirect_function_table")
-        if not isinstance(table, wasmtime.Table):
-            raise HostCallError(errno.EINVAL, "the module exports no __indirect_function_table "
-                                "(link it with -Wl,--export-table)")
-        callback = table.get(mem.caller, sample_func) if sample_func else None
+        callback = self._table_function(mem, sample_func)
         return self._poll(mem, handle, fd, callback, f"table entry {sample_func}", ctx, data, max_size, timeout_ms)
+
+    def buffer_poll_batch(self, mem: GuestMemory, handle: int, fd: int, batch_func: int, ctx: int,
+                          data: int, max_size: int, timeout_ms: int) -> int:
+        callback = self._table_function(mem, batch_func)
+        return self._poll(mem, handle, fd, callback, f"table entry {batch_func}", ctx, data, max_size,
+                          timeout_ms, batch=True)
 
     def buffer_poll_export(self, mem: GuestMemory, handle: int, fd: int, ctx: int, data: int,
                            max_size: int, timeout_ms: int) -> int:
@@ -167,18 +171,27 @@ class WasmBpfHost:
             raise HostCallError(errno.EBADF, f"fd {fd} is not a map fd handed to this module")
         return entry
 
+    @staticmethod
+    def _table_function(mem: GuestMemory, index: int) -> Any:
+        table = mem.caller.get("__indirect_function_table")
+        if not isinstance(table, wasmtime.Table):
+            raise HostCallError(errno.EINVAL, "the module exports no __indirect_function_table "
+                                "(link it with -Wl,--export-table)")
+        return table.get(mem.caller, index) if index else None
+
     def _poll(self, mem: GuestMemory, handle: int, fd: int, callback: Any, what: str, ctx: int,
-              data: int, max_size: int, timeout_ms: int) -> int:
+              data: int, max_size: int, timeout_ms: int, batch: bool = False) -> int:
         obj = self._object(handle)
         owner, _ = self._map(fd)
         if owner != handle:
             raise HostCallError(errno.EBADF, f"map fd {fd} belongs to another object")
-        if not isinstance(callback, wasmtime.Func) or not _is_sample_callback(callback.type(mem.caller)):
-            raise HostCallError(errno.EINVAL, f"{what} is not a function (i32, i32, i32) -> i32")
-        if max_size < 0:
-            raise HostCallError(errno.EINVAL, f"max_size {max_size} is negative")
+        nargs = 4 if batch else 3
+        if not isinstance(callback, wasmtime.Func) or not _takes_i32s(callback.type(mem.caller), nargs):
+            raise HostCallError(errno.EINVAL, f"{what} is not a function ({', '.join(['i32'] * nargs)}) -> i32")
+        if max_size < 0 or (batch and max_size < lib.WBPF_BATCH_MIN_BUFFER):
+            raise HostCallError(errno.EINVAL, f"max_size {max_size} is too small")
         mem.check(data, max_size)
-        target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size)
+        target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size, batch)
         return obj.buffer(fd, self._perf_pages).poll(target, timeout_ms, self._stop)
 
     def close(self) -> None:
