@@ -5,9 +5,22 @@
 
 See Instance for a run that another thread can stop, and host_abi/ABI.md for the
 imports a guest gets."""
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
 from .errors import WasmBpfError
-from .instance import Instance, RunConfig, RunResult, run
 
+__version__ = "0.1.0"
 __all__ = ["Instance", "RunConfig", "RunResult", "WasmBpfError", "run", "__version__"]
+
+if TYPE_CHECKING:
+    from .instance import Instance, RunConfig, RunResult, run
+
+
+def __getattr__(name: str) -> Any:
+    # The runtime (wasmtime, the libbpf shim) loads on first use, so that
+    # `wasm-bpf --version` and the SDK commands start without it.
+    if name in ("Instance", "RunConfig", "RunResult", "run"):
+        from . import instance
+
+        return getattr(instance, name)
+    raise AttributeError(f"module 'wasm_bpf' has no attribute {name!r}")

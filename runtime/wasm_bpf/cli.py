@@ -1,4 +1,5 @@
 """The wasm-bpf command line: ``wasm-bpf run MODULE [-- ARGS]`` and the SDK tools."""
+import importlib
 import sys
 from typing import List, Optional, Tuple
 
@@ -25,7 +26,23 @@ def _parse_dirs(values: Tuple[str, ...]) -> List[Tuple[str, str]]:
     return dirs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands from other modules are imported only when invoked, so
+    `wasm-bpf run` does not pay for the SDK tools at start-up (and vice versa)."""
+
+    lazy_commands = {"gen": "wasm_bpf_sdk.cli:gen", "build": "wasm_bpf_sdk.cli:build"}
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name in self.lazy_commands:
+            module, _, attr = self.lazy_commands[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="wasm-bpf")
 def main() -> None:
     """Run eBPF programs whose user-space half is a WebAssembly module."""
@@ -69,16 +86,3 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], g
         click.echo(f"wasm-bpf: error: {exc}", err=True)
         sys.exit(1)
     sys.exit(code)
-
-
-def _register_sdk_commands() -> None:
-    """The guest SDK's commands (gen skeleton|header, build) live in wasm_bpf_sdk."""
-    try:
-        from wasm_bpf_sdk.cli import build, gen
-    except ImportError:
-        return
-    main.add_command(gen)
-    main.add_command(build)
-
-
-_register_sdk_commands()
