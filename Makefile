@@ -5,7 +5,7 @@ DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-l
             libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config
 STAMP    := build/.setup-done
 
-.PHONY: setup deps install kernel-fs examples run test clean
+.PHONY: setup deps install kernel-fs examples run test bench clean
 
 setup: deps install kernel-fs
 
@@ -38,6 +38,10 @@ run: examples
 test: examples
 	$(PYTHON) -m pytest -q tests
 
+# Throughput, start-up and memory figures: bench-results/results.json and a table.
+bench: examples
+	$(PYTHON) bench/run.py
+
 clean:
-	rm -rf build
+	rm -rf build bench/build
 	@for e in $(EXAMPLES); do $(MAKE) --no-print-directory -C wasm_examples/$$e clean; done

@@ -58,6 +58,12 @@ int wasm_close_bpf_object(uint64_t obj);
 __WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_load_bpf_object_ex")
 uint64_t wasm_load_bpf_object_ex(const void *obj_buf, int obj_buf_sz, const char *no_load,
                                  int no_load_sz);
+/* Like wasm_bpf_buffer_poll, but batch_func(ctx, data, used, count) is called once
+ * per batch of whole records (see bpf_buffer__poll_batch). Only imported by guests
+ * that use batches. */
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_buffer_poll_batch")
+int wasm_bpf_buffer_poll_batch(uint64_t obj, int fd, int32_t batch_func, uint32_t ctx, char *data,
+                               int max_size, int timeout_ms);
 
 /* ------------------------------------------------------------------------- */
 /* Kernel UAPI constants (linux/bpf.h)                                        */

@@ -1,0 +1,215 @@
+"""The wasm-bpf benchmark suite: `make bench` (full) or `python3 bench/run.py --short`.
+
+Consumers measured side by side in one run, on the same BPF object per figure:
+native libbpf (the reference), the wasm-bpf per-record callback and the wasm-bpf
+batch extension. Figures:
+  drain      fill a 256 MiB ring first, then consume with nothing producing (events/s)
+  stream     8 records per trigger into a 16 MiB ring for --stream-seconds (events/s, drops)
+  cold_start whole-process `wasm-bpf run` of a load+attach+exit guest vs a native loader
+  hot_load   load+attach+close of that guest inside a running process vs the kernel's own time
+  idle_rss   peak RSS of `wasm-bpf run bootstrap.wasm` while idle
+Every figure is also given as a ratio to the native consumer of the same run, with
+the spread (min..max) over --runs runs. Results: bench-results/results.json and a
+table on stdout. --short checks that every record arrives, in order, and skips
+the timing figures (CI runs it through tests/test_bench.py)."""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "build"
+DRIVER = OUT / "wbpf-bench-drv"
+NATIVE = OUT / "native_consumer"
+WASM_BPF = [sys.executable, "-m", "wasm_bpf"]
+DRAIN_RECORDS_PER_TRIGGER = 64
+RING_RECORD_BYTES = 64  # 56-byte record + 8-byte ring header
+CONSUMERS = ("native", "wasm-record", "wasm-batch")
+
+
+def build() -> None:
+    subprocess.run(["make", "-s", "-C", str(HERE)], check=True)
+
+
+def consumer_cmd(consumer: str, figure: str) -> List[str]:
+    if consumer == "native":
+        return [str(NATIVE), figure, str(OUT / figure / "bench.bpf.o")]
+    mode = consumer.split("-", 1)[1]
+    return [*WASM_BPF, "run", str(OUT / f"consumer_{figure}.wasm"), "--", figure, mode]
+
+
+class Consumer:
+    """A consumer process, started and waited for until it has attached."""
+
+    def __init__(self, consumer: str, figure: str) -> None:
+        self.proc = subprocess.Popen(consumer_cmd(consumer, figure), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"{consumer} consumer did not start: {line!r}")
+
+    def result(self, timeout: float = 120) -> dict:
+        out, _ = self.proc.communicate(timeout=timeout)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if self.proc.returncode != 0 or not lines:
+            raise RuntimeError(f"consumer failed ({self.proc.returncode}): {out!r}")
+        return json.loads(lines[-1])
+
+
+def drive(*args: str) -> dict:
+    out = subprocess.run([str(DRIVER), *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def run_drain(consumer: str, triggers: int) -> dict:
+    c = Consumer(consumer, "drain")
+    drive("count", str(triggers))
+    c.proc.stdin.write("go\n")
+    c.proc.stdin.flush()
+    res = c.result()
+    res["rate"] = res["records"] / res["seconds"] if res["seconds"] > 0 else 0.0
+    return res
+
+
+def run_stream(consumer: str, seconds: float) -> dict:
+    c = Consumer(consumer, "stream")
+    driver = drive("seconds", str(seconds))
+    time.sleep(0.3)  # let the consumer catch up before it is stopped
+    c.proc.send_signal(signal.SIGINT)
+    res = c.result()
+    res["rate"] = res["records"] / driver["seconds"]
+    return res
+
+
+def check_exact(res: dict, what: str) -> None:
+    """Every emitted record arrived, in order (the short mode's assertion)."""
+    if res["error"] or res["out_of_order"] or res["records"] != res["emitted"] - res["drops"]:
+        raise AssertionError(f"{what}: {res}")
+
+
+def whole_process_seconds(cmd: List[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def hot_load_seconds(runs: int) -> List[float]:
+    """load+attach+close of the start guest inside this (already warm) process."""
+    import wasm_bpf
+
+    module = OUT / "start.wasm"
+    wasm_bpf.run(module)  # warm-up: compilation cache, imports
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        assert wasm_bpf.run(module).exit_code == 0
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def idle_rss_kib(seconds: float = 2.0) -> int:
+    module = ROOT / "wasm_examples/bootstrap/bootstrap.wasm"
+    proc = subprocess.Popen([*WASM_BPF, "run", str(module)], stdout=subprocess.DEVNULL)
+    time.sleep(seconds)
+    with open(f"/proc/{proc.pid}/status") as status:
+        hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+    return hwm
+
+
+def summary(values: List[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def collect(runs: int, fn: Callable[[str], dict], key: str = "rate") -> Dict[str, dict]:
+    per_consumer: Dict[str, List[dict]] = {c: [] for c in CONSUMERS}
+    for _ in range(runs):  # interleaved, so drifts of the shared VM hit all consumers alike
+        for consumer in CONSUMERS:
+            per_consumer[consumer].append(fn(consumer))
+    out = {}
+    for consumer, results in per_consumer.items():
+        out[consumer] = summary([r[key] for r in results])
+        out[consumer]["drops"] = [r["drops"] for r in results]
+    native = out["native"]["median"]
+    for consumer in CONSUMERS:
+        out[consumer]["ratio_to_native"] = out[consumer]["median"] / native if native else None
+    return out
+
+
+def table(results: dict) -> str:
+    rows = [("figure", "consumer", "median", "min..max", "vs native")]
+    for figure in ("drain", "stream"):
+        for consumer, r in results.get(figure, {}).items():
+            rows.append((figure + " (ev/s)", consumer, f"{r['median'] / 1e6:.2f} M",
+                         f"{r['min'] / 1e6:.2f}..{r['max'] / 1e6:.2f} M",
+                         f"{r['ratio_to_native'] * 100:.1f} %" + (f", drops {max(r['drops'])}" if max(r['drops']) else "")))
+    for figure, unit in (("cold_start", "ms"), ("hot_load", "ms")):
+        for who, r in results.get(figure, {}).items():
+            if isinstance(r, dict):
+                rows.append((f"{figure} ({unit})", who, f"{r['median'] * 1e3:.1f}",
+                             f"{r['min'] * 1e3:.1f}..{r['max'] * 1e3:.1f}", r.get("vs_native", "")))
+    if "idle_rss_mib" in results:
+        rows.append(("idle RSS", "wasm-bpf run bootstrap", f"{results['idle_rss_mib']:.1f} MiB", "", ""))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in rows)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="exact-count check only (CI)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stream-seconds", type=float, default=5.0)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "results.json")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: needs root (BPF)", file=sys.stderr)
+        return 1
+    build()
+
+    if args.short:
+        for consumer in CONSUMERS:
+            check_exact(run_drain(consumer, 2000), f"drain/{consumer}")
+            check_exact(run_stream(consumer, 0.5), f"stream/{consumer}")
+        print("bench --short: every record arrived, in order, for every consumer")
+        return 0
+
+    ring_records = (256 << 20) // RING_RECORD_BYTES
+    drain_triggers = int(ring_records * 0.85) // DRAIN_RECORDS_PER_TRIGGER
+    results: dict = {"machine": os.uname().release, "cpus": os.cpu_count(), "runs": args.runs}
+    results["drain"] = collect(args.runs, lambda c: run_drain(c, drain_triggers))
+    results["stream"] = collect(args.runs, lambda c: run_stream(c, args.stream_seconds))
+
+    native_load = [whole_process_seconds([str(NATIVE), "load", str(OUT / "stream/bench.bpf.o")]) for _ in range(10)]
+    wasm_start = [whole_process_seconds([*WASM_BPF, "run", str(OUT / "start.wasm")]) for _ in range(10)]
+    results["cold_start"] = {"native": summary(native_load), "wasm-bpf": summary(wasm_start)}
+    results["cold_start"]["wasm-bpf"]["vs_native"] = f"{statistics.median(wasm_start) / statistics.median(native_load):.2f}x"
+
+    kernel = []
+    for _ in range(10):
+        out = subprocess.run([str(NATIVE), "load", str(OUT / "stream/bench.bpf.o")], check=True,
+                             capture_output=True, text=True).stdout
+        kernel.append(json.loads(out)["load_attach_seconds"])
+    hot = hot_load_seconds(10)
+    results["hot_load"] = {"kernel load+attach": summary(kernel), "wasm-bpf": summary(hot)}
+    results["hot_load"]["wasm-bpf"]["vs_native"] = \
+        f"+{(statistics.median(hot) - statistics.median(kernel)) * 1e3:.1f} ms"
+    results["idle_rss_mib"] = idle_rss_kib() / 1024
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
