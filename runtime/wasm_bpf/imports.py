@@ -16,6 +16,7 @@ from .buffers import PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
 from .loader import BpfObject
+from .ext_imports import ExtImports
 from .maps import MapInfo, map_operate
 
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -69,6 +70,11 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     ("wasm_bpf", "wasm_close_bpf_object"): ("close_object", (Signature([HANDLE], "i32"),), None, False),
     (EXT_MODULE, "wasm_load_bpf_object_ex"): ("load_object_ex", (Signature([PTR, I32, PTR, I32], "i64"),), 0, True),
     (EXT_MODULE, "wasm_bpf_buffer_poll_batch"): ("buffer_poll_batch", (_POLL,), None, False),
+    (EXT_MODULE, "wasm_bpf_attach_link"): ("attach_link", (Signature([HANDLE, PTR, PTR], "i64"),), None, True),
+    (EXT_MODULE, "wasm_bpf_link_destroy"): ("link_destroy", (Signature([HANDLE], "i32"),), None, False),
+    (EXT_MODULE, "wasm_bpf_iter_read"): ("iter_read", (Signature([HANDLE, PTR, PTR, I32], "i32"),), None, True),
+    (EXT_MODULE, "wasm_bpf_map_batch"): ("map_batch", (
+        Signature([I32, I32, PTR, PTR, PTR, PTR, PTR, U64, U64], "i32"),), None, False),
 }
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
 
@@ -78,7 +84,7 @@ def _takes_i32s(ty: FuncType, count: int) -> bool:
     return [str(t) for t in ty.params] == ["i32"] * count and [str(t) for t in ty.results] == ["i32"]
 
 
-class WasmBpfHost:
+class WasmBpfHost(ExtImports):
     """The BPF state of one guest instance: its objects and the map fds it was given."""
 
     def __init__(self, report: Callable[[str], None], stop_flag: Any, *, verbose: bool = False,
@@ -149,11 +155,13 @@ class WasmBpfHost:
     def map_operate(self, mem: GuestMemory, fd: int, cmd: int, key: int, value: int,
                     next_key: int, flags: int) -> int:
         _, info = self._map(fd)
+        self.check_inner_map_fd(mem, info, cmd, value)
         return map_operate(mem, info, cmd, key, value, next_key, flags)
 
     def close_object(self, mem: GuestMemory, handle: int) -> int:
         obj = self._object(handle)
         del self.objects[handle]
+        self.forget_links(handle)
         self._map_fds = {fd: v for fd, v in self._map_fds.items() if v[0] != handle}
         obj.close()
         return 0

@@ -4,11 +4,14 @@ Lifecycle: open (libbpf parses the ELF) -> configure (autoload) -> load (the ker
 verifies and creates maps) -> attach (links) -> poll (event buffers) -> close (links
 detached, buffers freed, object closed)."""
 import errno
-from typing import Any, Dict, Iterable, Iterator, List, Tuple
+import os
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import ffi, lib
-from .attach import attach_program
+from .attach import Link, attach_program, section_of
+from .attach.links import SharedLink
+from .attach.struct_ops import claims as is_struct_ops
 from .buffers import EventBuffer
 from .errors import HostCallError
 
@@ -27,7 +30,9 @@ class BpfObject:
         if obj == ffi.NULL:
             raise HostCallError(-err[0] or errno.EINVAL, _with_log("not a valid BPF ELF object"))
         self._obj: Any = obj
-        self.links: List[Any] = []
+        self.links: List[Link] = []
+        self._struct_ops: Dict[str, Link] = {}  # registered struct_ops, by target
+        self._iters: Dict[str, Tuple[Link, Optional[int]]] = {}  # iterator link, open iterator fd
         self.buffers: Dict[int, EventBuffer] = {}
         try:
             for name in no_load:
@@ -54,12 +59,57 @@ class BpfObject:
             raise HostCallError(errno.ENOENT, f"no program named {name!r} (programs: {known})")
         return prog
 
-    def attach(self, name: str, target: str) -> None:
+    def attach(self, name: str, target: str) -> Link:
+        """Attaches program `name`; the link is the object's until destroy_link()."""
         prog = self._program(name)
         if not lib.bpf_program__autoload(prog):
             raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
-        link = attach_program(prog, target)
+        if is_struct_ops(section_of(prog)):
+            # One registration of a struct_ops map serves all its programs: the
+            # skeleton attaches each of them.
+            first = self._struct_ops.get(target)
+            if first is not None and first.alive:
+                link: Link = SharedLink()
+                self.links.append(link)
+                return link
+            link = attach_program(prog, target, self._obj)
+            self._struct_ops[target] = link
+        else:
+            link = attach_program(prog, target, self._obj)
         self.links.append(link)
+        return link
+
+    def destroy_link(self, link: Link) -> None:
+        link.destroy()
+        if link in self.links:
+            self.links.remove(link)
+
+    # ---- iterators ----
+    def iter_read(self, name: str, size: int) -> bytes:
+        """Up to `size` bytes of iterator program `name`'s output. The first call
+        attaches the program if needed and starts an iteration; b"" ends it, and the
+        next call starts a new one."""
+        prog = self._program(name)
+        if not section_of(prog).startswith("iter"):
+            raise HostCallError(errno.EINVAL, f"program {name!r} is not an iterator (SEC(\"iter/...\"))")
+        link, fd = self._iters.get(name, (None, None))
+        if link is None or not link.alive:
+            link, fd = self.attach(name, ""), None
+        if fd is None:
+            fd = lib.bpf_iter_create(link.fd())
+            if fd < 0:
+                raise HostCallError(-fd, f"cannot create an iterator of {name!r}: {_native.strerror(fd)}")
+        self._iters[name] = (link, fd)
+        try:
+            data = os.read(fd, size) if size > 0 else b""
+        except OSError as exc:
+            os.close(fd)
+            self._iters[name] = (link, None)
+            raise HostCallError(exc.errno or errno.EIO, f"reading iterator {name!r}: {exc.strerror}") from None
+        if not data:
+            os.close(fd)
+            self._iters[name] = (link, None)
+        return data
 
     # ---- maps ----
     def maps(self) -> Iterator[Tuple[str, Any]]:
@@ -97,8 +147,12 @@ class BpfObject:
         for buf in self.buffers.values():
             buf.close()
         self.buffers.clear()
+        for _, fd in self._iters.values():
+            if fd is not None:
+                os.close(fd)
+        self._iters.clear()
         for link in self.links:
-            lib.bpf_link__destroy(link)
+            link.destroy()
         self.links.clear()
         if self._obj is not None:
             lib.bpf_object__close(self._obj)

@@ -10,6 +10,11 @@ from .guest_memory import GuestMemory
 LOOKUP, UPDATE, DELETE, GET_NEXT_KEY = (
     lib.BPF_MAP_LOOKUP_ELEM, lib.BPF_MAP_UPDATE_ELEM, lib.BPF_MAP_DELETE_ELEM, lib.BPF_MAP_GET_NEXT_KEY,
 )
+LOOKUP_AND_DELETE = lib.BPF_MAP_LOOKUP_AND_DELETE_ELEM
+BATCH_CMDS = {
+    lib.BPF_MAP_LOOKUP_BATCH: "lookup", lib.BPF_MAP_LOOKUP_AND_DELETE_BATCH: "lookup_and_delete",
+    lib.BPF_MAP_UPDATE_BATCH: "update", lib.BPF_MAP_DELETE_BATCH: "delete",
+}
 _PERCPU_TYPES = frozenset({
     lib.BPF_MAP_TYPE_PERCPU_HASH, lib.BPF_MAP_TYPE_PERCPU_ARRAY,
     lib.BPF_MAP_TYPE_LRU_PERCPU_HASH, lib.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
@@ -60,11 +65,44 @@ def map_operate(mem: GuestMemory, info: MapInfo, cmd: int, key: int, value: int,
         rc = lib.bpf_map_update_elem(fd, key_ptr(), mem.pointer(value, vsz), flags)
     elif cmd == DELETE:
         rc = lib.bpf_map_delete_elem_flags(fd, key_ptr(), flags)
+    elif cmd == LOOKUP_AND_DELETE:  # also pop for queues and stacks (no key)
+        rc = lib.bpf_map_lookup_and_delete_elem_flags(fd, key_ptr(), mem.pointer(value, vsz), flags)
     elif cmd == GET_NEXT_KEY:
         first = ffi.NULL if key == 0 else mem.pointer(key, ksz)  # NULL: the first key
         rc = lib.bpf_map_get_next_key(fd, first, mem.pointer(next_key, ksz))
     else:
         raise HostCallError(errno.EINVAL, f"unknown map command {cmd}")
+    if rc < 0:
+        raise HostCallError(-rc)
+    return 0
+
+
+def map_batch(mem: GuestMemory, info: MapInfo, cmd: int, in_batch: int, out_batch: int, keys: int,
+              values: int, count: int, elem_flags: int, flags: int) -> int:
+    """One batch command (BPF_MAP_*_BATCH). *count (a u32 in guest memory) is the number
+    of elements in, and the number processed out; in_batch may be NULL (start), the
+    batch tokens are max(key_size, 4) bytes. Returns 0 or raises HostCallError (ENOENT
+    also when a lookup reached the end: *count is still set)."""
+    what = BATCH_CMDS.get(cmd)
+    if what is None:
+        raise HostCallError(errno.EINVAL, f"unknown batch command {cmd}")
+    if count == 0:
+        raise HostCallError(errno.EFAULT, "count pointer is NULL")
+    count_ptr = ffi.cast("uint32_t *", mem.pointer(count, 4))
+    n = int(count_ptr[0])
+    ksz, vsz, token = info.key_size, info.value_bytes, max(info.key_size, 4)
+    opts = ffi.new("struct bpf_map_batch_opts *")
+    opts.sz = ffi.sizeof("struct bpf_map_batch_opts")
+    opts.elem_flags, opts.flags = elem_flags, flags
+    keys_p = mem.pointer(keys, n * ksz)
+    if what == "delete":
+        rc = lib.bpf_map_delete_batch(info.fd, keys_p, count_ptr, opts)
+    elif what == "update":
+        rc = lib.bpf_map_update_batch(info.fd, keys_p, mem.pointer(values, n * vsz), count_ptr, opts)
+    else:
+        fn = lib.bpf_map_lookup_batch if what == "lookup" else lib.bpf_map_lookup_and_delete_batch
+        in_p = ffi.NULL if in_batch == 0 else mem.pointer(in_batch, token)
+        rc = fn(info.fd, in_p, mem.pointer(out_batch, token), keys_p, mem.pointer(values, n * vsz), count_ptr, opts)
     if rc < 0:
         raise HostCallError(-rc)
     return 0

@@ -1,0 +1,77 @@
+"""The wasm_bpf_ext imports for links, iterators and the map API beyond the four
+upstream commands (host_abi/ABI.md). Mixed into imports.WasmBpfHost, which provides
+_object(), _map() and the map fds handed out."""
+import errno
+from typing import Dict, Tuple
+
+from ._native import ffi, lib
+from .attach import Link
+from .errors import HostCallError
+from .guest_memory import GuestMemory
+from .maps import map_batch
+
+MAX_ITER_READ = 1 << 24
+
+
+class ExtImports:
+    """Link handles are positive i64 values local to one instance, separate from
+    object handles; a link dies with its object."""
+
+    _links: Dict[int, Tuple[int, Link]]
+
+    def _ext_state(self) -> None:
+        if not hasattr(self, "_links"):
+            self._links = {}
+            self._next_link = 1
+
+    def attach_link(self, mem: GuestMemory, handle: int, name: int, target: int) -> int:
+        self._ext_state()
+        obj = self._object(handle)  # type: ignore[attr-defined]
+        prog_name, target_str = mem.string(name), mem.optional_string(target)
+        try:
+            link = obj.attach(prog_name, target_str)
+        except HostCallError as exc:
+            raise HostCallError(exc.errno, f"cannot attach program {prog_name!r}: {exc}") from None
+        link_handle = self._next_link
+        self._next_link += 1
+        self._links[link_handle] = (handle, link)
+        return link_handle
+
+    def link_destroy(self, mem: GuestMemory, link_handle: int) -> int:
+        self._ext_state()
+        entry = self._links.pop(link_handle, None)
+        if entry is None:
+            raise HostCallError(errno.EINVAL, f"unknown link handle {link_handle:#x}")
+        owner, link = entry
+        obj = self.objects.get(owner)  # type: ignore[attr-defined]
+        if obj is not None:
+            obj.destroy_link(link)
+        return 0
+
+    def forget_links(self, handle: int) -> None:
+        """The object `handle` is closing: its link handles become invalid."""
+        self._ext_state()
+        self._links = {k: v for k, v in self._links.items() if v[0] != handle}
+
+    def iter_read(self, mem: GuestMemory, handle: int, name: int, buf: int, size: int) -> int:
+        obj = self._object(handle)  # type: ignore[attr-defined]
+        prog_name = mem.string(name)
+        if size <= 0 or size > MAX_ITER_READ:
+            raise HostCallError(errno.EINVAL, f"buffer size {size} is out of range")
+        mem.check(buf, size)
+        data = obj.iter_read(prog_name, size)
+        mem.write(buf, data)
+        return len(data)
+
+    def map_batch(self, mem: GuestMemory, fd: int, cmd: int, in_batch: int, out_batch: int, keys: int,
+                  values: int, count: int, elem_flags: int, flags: int) -> int:
+        _, info = self._map(fd)  # type: ignore[attr-defined]
+        return map_batch(mem, info, cmd, in_batch, out_batch, keys, values, count, elem_flags, flags)
+
+    def check_inner_map_fd(self, mem: GuestMemory, info, cmd: int, value: int) -> None:
+        """Updating a map-in-map stores a map fd: it must be one handed to this guest."""
+        if cmd == lib.BPF_MAP_UPDATE_ELEM and info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                            lib.BPF_MAP_TYPE_HASH_OF_MAPS):
+            inner = int.from_bytes(mem.read(value, 4), "little")
+            if inner not in self._map_fds:  # type: ignore[attr-defined]
+                raise HostCallError(errno.EBADF, f"inner map fd {inner} was not handed to this module")
