@@ -128,9 +128,10 @@ class WasmBpfHost(ExtImports):
         fd = obj.map_fd(mem.string(name))
         if fd not in self._map_fds:
             info = MapInfo.of_fd(fd)
-            if info.type == lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-                # Open the per-CPU perf events now, as libbpf's perf_buffer__new would:
-                # records output before the first poll would otherwise be dropped.
+            if info.type in (lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY, lib.BPF_MAP_TYPE_RINGBUF):
+                # Set the consumer up now, where a libbpf program calls perf_buffer__new
+                # or ring_buffer__new: perf records output before it would be dropped,
+                # and the first poll should not pay for mapping a large ring.
                 obj.buffer(fd, self._perf_pages)
             self._map_fds[fd] = (handle, info)
         return fd
