@@ -32,6 +32,8 @@ class LazyGroup(click.Group):
 
     lazy_commands = {"gen": "wasm_bpf_sdk.cli:gen", "build": "wasm_bpf_sdk.cli:build"}
 
+    lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
+
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])
 
@@ -70,6 +72,11 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], g
     """
     from .errors import WasmBpfError
     from .instance import Instance, RunConfig
+
+    from .kernel_only import is_kernel_only_input
+    if is_kernel_only_input(module):  # prog.bpf.o / prog.bpf.c / prog.json: no guest (kernel_only/)
+        from .kernel_only.runner import run as run_kernel_only
+        sys.exit(run_kernel_only(module, list(args), timeout=timeout, verbose=verbose))
 
     if args[:1] == ("--",):  # `run MODULE -- ARGS`: the separator is ours, not the guest's
         args = args[1:]

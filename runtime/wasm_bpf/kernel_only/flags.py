@@ -1,0 +1,136 @@
+"""`const volatile` globals of .rodata as command-line flags.
+
+`const volatile __u64 min_duration_ns = 1000000;` becomes `--min-duration-ns N`
+(default 1000000); a bool becomes a switch (`--failed-only`, and `--no-NAME` when it
+defaults to true); an enum takes a constant's name or a number; a char array a
+string. Values are checked against the type (range, enum names) and written into a
+copy of the object's .rodata before load."""
+from __future__ import annotations
+
+import argparse
+import io
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from elftools.elf.elffile import ELFFile
+
+from .decode import decode
+from .spec import GlobalSpec, SpecError
+
+
+@dataclass
+class Flag:
+    var: GlobalSpec
+    option: str  # --min-duration-ns
+    help: str = ""
+
+    @property
+    def dest(self) -> str:
+        return "flag_" + self.var.name
+
+    @property
+    def default(self) -> Any:
+        return decode(self.var.type, self.var.default)
+
+    @property
+    def is_switch(self) -> bool:
+        t = self.var.type
+        return t["kind"] == "int" and bool(t.get("bool"))
+
+
+def flags_of(globals_: List[GlobalSpec], overrides: Optional[Dict[str, Dict[str, Any]]] = None) -> List[Flag]:
+    """One flag per decodable global; overrides (from a package) may rename (long) or
+    document (help) a flag."""
+    out = []
+    for g in globals_:
+        t = g.type
+        if t["kind"] in ("struct", "union", "ptr", "void", "float"):
+            continue
+        if t["kind"] == "array" and not (t["elem"]["kind"] == "int" and t["elem"]["size"] == 1):
+            continue
+        o = (overrides or {}).get(g.name, {})
+        out.append(Flag(g, "--" + (o.get("long") or g.name.replace("_", "-")), o.get("help", "")))
+    return out
+
+
+def type_label(t: Dict[str, Any]) -> str:
+    if t["kind"] == "enum":
+        return "|".join(n for n, _ in t["values"]) or "N"
+    if t["kind"] == "array":
+        return "STR"
+    return "N"
+
+
+def add_to_parser(parser: argparse.ArgumentParser, flags: List[Flag]) -> None:
+    group = parser.add_argument_group("program flags (const volatile globals of .rodata)")
+    for f in flags:
+        t = f.var.type
+        tname = t.get("name", "")
+        if f.is_switch:
+            if f.default:
+                group.add_argument("--no-" + f.option[2:], dest=f.dest, action="store_false", default=True,
+                                   help=f.help or f"clear {f.var.name} (bool, default true)")
+            else:
+                group.add_argument(f.option, dest=f.dest, action="store_true", default=False,
+                                   help=f.help or f"set {f.var.name} (bool, default false)")
+            continue
+        default = f.default
+        group.add_argument(f.option, dest=f.dest, metavar=type_label(t), default=None,
+                           help=(f.help + " " if f.help else "") + f"({tname}, default {default!r})")
+
+
+def encode(flag: Flag, text: Any) -> bytes:
+    """The bytes of a flag's value; SpecError names the flag and the accepted values."""
+    t = flag.var.type
+    size = t["size"]
+    if isinstance(text, bool):
+        return int(text).to_bytes(size, "little")
+    s = str(text)
+    if t["kind"] == "array":
+        elem = t["elem"]
+        if not (elem["kind"] == "int" and elem["size"] == 1):
+            raise SpecError(f"{flag.option}: arrays of {elem.get('name')} cannot be set from the command line")
+        raw = s.encode()
+        if len(raw) >= size:
+            raise SpecError(f"{flag.option} {s!r}: too long, at most {size - 1} bytes")
+        return raw + bytes(size - len(raw))
+    if t["kind"] == "enum":
+        for name, value in t["values"]:
+            if name == s:
+                return (value & ((1 << (size * 8)) - 1)).to_bytes(size, "little")
+    try:
+        v = int(s, 0)
+    except ValueError:
+        names = ", ".join(n for n, _ in t.get("values", []))
+        want = f"a number or one of {names}" if names else "an integer"
+        raise SpecError(f"{flag.option} {s!r}: not {want} (e.g. {flag.option} 42)") from None
+    signed = bool(t.get("signed"))
+    lo, hi = (-(1 << (size * 8 - 1)), (1 << (size * 8 - 1)) - 1) if signed else (0, (1 << (size * 8)) - 1)
+    if not lo <= v <= hi:
+        raise SpecError(f"{flag.option} {s}: out of range for {t.get('name') or 'the type'} ({lo}..{hi})")
+    return v.to_bytes(size, "little", signed=signed)
+
+
+def values_from_args(flags: List[Flag], ns: argparse.Namespace) -> Dict[str, bytes]:
+    """Global name -> new bytes, for the flags given on the command line."""
+    out = {}
+    for f in flags:
+        v = getattr(ns, f.dest, None)
+        if v is None or (f.is_switch and v == bool(f.default)):
+            continue
+        out[f.var.name] = encode(f, v)
+    return out
+
+
+def patch_rodata(elf: bytes, globals_: List[GlobalSpec], values: Dict[str, bytes]) -> bytes:
+    """A copy of the ELF with new initial values in .rodata (what libbpf loads)."""
+    if not values:
+        return elf
+    sec = ELFFile(io.BytesIO(elf)).get_section_by_name(".rodata")
+    base = sec["sh_offset"]
+    out = bytearray(elf)
+    by_name = {g.name: g for g in globals_}
+    for name, data in values.items():
+        g = by_name[name]
+        out[base + g.offset: base + g.offset + len(data)] = data
+    return bytes(out)

@@ -1,0 +1,197 @@
+"""Maps printed without user code, every --interval.
+
+A map whose value is a struct with an integer array member named `slots` is a log2
+histogram (slot i counts values in [2^i, 2^(i+1)), slot 0 counts 0 and 1); one named
+`linear_slots` (or a package's "linear_hist" sample) is a linear histogram (slot i
+counts the value i). One histogram is printed per key; the key is shown when the map
+holds more than one, and the value's other members (e.g. `comm`) are shown with it.
+Other hash and array maps print as a table of decoded keys and values.
+Per-CPU values are summed over the CPUs."""
+from __future__ import annotations
+
+import datetime
+import json
+from typing import IO, Any, Dict, List, Optional, Tuple
+
+from wasm_bpf._shim import ffi, lib
+
+from .decode import RecordDecoder, decode
+from .spec import MapSpec
+from .types import Type
+
+_PERCPU = frozenset({5, 6, 10})
+
+
+def entries(fd: int, spec: MapSpec, key_size: int, value_size: int) -> List[Tuple[bytes, List[bytes]]]:
+    """(key bytes, [value bytes per CPU]) of every entry."""
+    ncpu = lib.libbpf_num_possible_cpus() if spec.type in _PERCPU else 1
+    stride = (value_size + 7) // 8 * 8 if spec.type in _PERCPU else value_size
+    key, nxt = ffi.new("char[]", max(key_size, 1)), ffi.new("char[]", max(key_size, 1))
+    value = ffi.new("char[]", max(stride * ncpu, 1))
+    out, first = [], True
+    while lib.bpf_map_get_next_key(fd, ffi.NULL if first else key, nxt) == 0:
+        first = False
+        ffi.memmove(key, nxt, key_size)
+        if lib.bpf_map_lookup_elem_flags(fd, key, value, 0) == 0:
+            raw = ffi.unpack(value, stride * ncpu)
+            out.append((ffi.unpack(key, key_size), [raw[i * stride: i * stride + value_size] for i in range(ncpu)]))
+        if len(out) > 100000:
+            break
+    return out
+
+
+def clear(fd: int, keys: List[bytes], spec: MapSpec) -> None:
+    for k in keys:
+        if spec.type in (2, 6):  # arrays cannot delete: zero the value instead
+            continue
+        lib.bpf_map_delete_elem_flags(fd, k, 0)
+
+
+def _sum(a: Any, b: Any) -> Any:
+    if isinstance(a, bool) or not isinstance(a, (int, list, dict)):
+        return a
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if isinstance(a, list) and isinstance(b, list):
+        return [_sum(x, y) for x, y in zip(a, b)]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _sum(v, b.get(k)) for k, v in a.items()}
+    return a
+
+
+def merged_value(t: Type, values: List[bytes]) -> Any:
+    v = decode(t, values[0])
+    for other in values[1:]:
+        v = _sum(v, decode(t, other))
+    return v
+
+
+def hist_member(value: Optional[Type]) -> Tuple[str, str]:
+    """(member name, "log2" | "linear") of a histogram value type, else ("", "")."""
+    if not value or value["kind"] != "struct":
+        return "", ""
+    for m in value["members"]:
+        t = m["type"]
+        if t["kind"] == "array" and t["elem"]["kind"] == "int" and not t["elem"].get("char"):
+            if m["name"] == "slots":
+                return m["name"], "log2"
+            if m["name"] == "linear_slots":
+                return m["name"], "linear"
+    return "", ""
+
+
+def _stars(count: int, peak: int, width: int = 40) -> str:
+    n = 0 if peak == 0 else (count * width + peak - 1) // peak if count else 0
+    return "*" * min(n, width)
+
+
+def format_hist(slots: List[int], mode: str, unit: str = "value") -> List[str]:
+    last = max((i for i, c in enumerate(slots) if c), default=-1)
+    if last < 0:
+        return []
+    peak = max(slots)
+    lines = []
+    if mode == "log2":
+        lines.append(f"{unit:>20} : count    distribution")
+        for i in range(last + 1):
+            low = 0 if i == 0 else 1 << i
+            high = (1 << (i + 1)) - 1
+            rng = f"{low} -> {high}"
+            lines.append(f"{rng:>20} : {slots[i]:<8} |{_stars(slots[i], peak):<40}|")
+    else:
+        first = min(i for i, c in enumerate(slots) if c)
+        lines.append(f"{unit:>10} : count    distribution")
+        for i in range(first, last + 1):
+            lines.append(f"{i:>10} : {slots[i]:<8} |{_stars(slots[i], peak):<40}|")
+    return lines
+
+
+class MapPrinter:
+    """Prints one map (histogram or table) on demand."""
+
+    def __init__(self, spec: MapSpec, fd: int, key_size: int, value_size: int, fmt: str,
+                 clear_after: bool = False, hist: str = "", unit: str = "") -> None:
+        self.spec, self.fd, self.fmt = spec, fd, fmt
+        self.key_size, self.value_size = key_size, value_size
+        self.clear_after = clear_after
+        member, mode = hist_member(spec.value)
+        self.member = member
+        self.mode = hist or mode
+        if self.mode and not self.member:
+            self.member = "slots"
+        self.unit = unit or "value"
+
+    @property
+    def is_hist(self) -> bool:
+        return bool(self.member)
+
+    def _key(self, raw: bytes) -> Any:
+        return decode(self.spec.key, raw) if self.spec.key else raw.hex()
+
+    def print(self, out: IO[str], when: datetime.datetime) -> bool:
+        """Prints the map's current content; False when it was empty."""
+        ents = entries(self.fd, self.spec, self.key_size, self.value_size)
+        if self.spec.type in (2, 6) and self.spec.value is not None:  # arrays: skip all-zero slots
+            ents = [(k, v) for k, v in ents if any(any(b) for b in v)]
+        if not ents:
+            return False
+        rows = [(self._key(k), merged_value(self.spec.value, v) if self.spec.value else v[0].hex()) for k, v in ents]
+        if self.is_hist:
+            self._print_hists(out, when, rows)
+        else:
+            self._print_table(out, when, rows)
+        out.flush()
+        if self.clear_after:
+            clear(self.fd, [k for k, _ in ents], self.spec)
+        return True
+
+    def _print_hists(self, out: IO[str], when: datetime.datetime, rows: List[Tuple[Any, Any]]) -> None:
+        for key, value in sorted(rows, key=lambda r: json.dumps(r[0], sort_keys=True, default=str)):
+            slots = value.get(self.member, []) if isinstance(value, dict) else []
+            extra = {k: v for k, v in value.items() if k != self.member} if isinstance(value, dict) else {}
+            if self.fmt == "json":
+                out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, "key": key,
+                                      **extra, self.member: slots}) + "\n")
+                continue
+            if self.fmt == "csv":
+                for i, c in enumerate(slots):
+                    if c:
+                        low = i if self.mode == "linear" else (0 if i == 0 else 1 << i)
+                        high = i if self.mode == "linear" else (1 << (i + 1)) - 1
+                        out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(key)},{low},{high},{c}\n")
+                continue
+            label = ", ".join(f"{k} = {v}" for k, v in extra.items() if v not in ("", 0))
+            shown_key = "" if len(rows) == 1 else f" key = {json.dumps(key)}"
+            out.write(f"{when.strftime('%H:%M:%S')} {self.spec.name}{shown_key}{(' ' + label) if label else ''}\n")
+            for line in format_hist(slots, self.mode, self.unit):
+                out.write(line + "\n")
+            out.write("\n")
+
+    def _print_table(self, out: IO[str], when: datetime.datetime, rows: List[Tuple[Any, Any]]) -> None:
+        if self.fmt == "json":
+            for k, v in rows:
+                out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, "key": k, "value": v}) + "\n")
+            return
+        if self.fmt == "csv":
+            for k, v in rows:
+                out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(k)},{json.dumps(v)}\n")
+            return
+        out.write(f"{when.strftime('%H:%M:%S')} {self.spec.name}\n")
+        kcells = [_cell(k) for k, _ in rows]
+        vcells = [_cell(v) for _, v in rows]
+        kw = max([len("KEY")] + [len(c) for c in kcells])
+        out.write(f"{'KEY'.ljust(kw)} VALUE\n")
+        for kc, vc in sorted(zip(kcells, vcells)):
+            out.write(f"{kc.ljust(kw)} {vc}\n")
+        out.write("\n")
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, dict):
+        return " ".join(f"{k}={_cell(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
+__all__ = ["MapPrinter", "format_hist", "hist_member", "RecordDecoder"]

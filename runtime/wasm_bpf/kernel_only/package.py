@@ -1,0 +1,125 @@
+"""One self-contained JSON file per program.
+
+The layout follows eunomia-bpf's package.json, so each tool reads the other's files:
+
+  {"bpf_object": base64(zlib(ELF)), "bpf_object_size": len(ELF),
+   "meta": {"bpf_skel": {"obj_name", "progs": [{"name", "attach", "link"}],
+                         "maps": [{"name", "ident", "sample"?}],
+                         "data_sections": [{"name": ".rodata", "variables":
+                             [{"name", "type", "value"?, "cmdarg"?: {"long", "short", "help", "default"}}]}]},
+            "export_types": [{"name", "members": [{"name", "type"}], "size"}]},
+   "wasm_bpf": {"format": 1, "records": {MAP: TYPE}, "attach": {PROG: TARGET}}}
+
+"wasm_bpf" is ours: the record type of each buffer as a full type description
+(types.py), so a package runs even when the object's DWARF is gone. Read from an
+eunomia file: the object, export_types[0].name as the record type, the rodata
+variables' "value" (default) and "cmdarg" (long name, help), and each map's "sample"
+(interval, "log2_hist" / "linear_hist" / "default_kv", clear_map)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from .spec import ObjectSpec, SpecError
+
+FORMAT = 1
+
+
+@dataclass
+class Package:
+    elf: bytes
+    name: str
+    event_type: str = ""  # eunomia export_types[0].name
+    records: Dict[str, Any] = field(default_factory=dict)
+    flag_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    defaults: Dict[str, Any] = field(default_factory=dict)
+    samples: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    attach: Dict[str, str] = field(default_factory=dict)
+
+
+def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
+    elf = spec.elf
+    records = {m.name: m.record for m in spec.buffers() if m.record is not None}
+    export_types = []
+    for t in {json.dumps(r, sort_keys=True): r for r in records.values()}.values():
+        export_types.append({"name": t.get("name", "").split(" ", 1)[-1], "size": t["size"],
+                             "members": [{"name": m["name"], "type": m["type"].get("name", "")}
+                                         for m in t.get("members", [])]})
+    variables = [{"name": g.name, "type": g.type.get("name", ""),
+                  "cmdarg": {"long": g.name.replace("_", "-"), "help": (flags_help or {}).get(g.name, "")}}
+                 for g in spec.globals]
+    maps = []
+    for m in spec.maps:
+        entry: Dict[str, Any] = {"name": m.name, "ident": m.name}
+        maps.append(entry)
+    doc = {
+        "bpf_object": base64.b64encode(zlib.compress(elf, 9)).decode(),
+        "bpf_object_size": len(elf),
+        "meta": {
+            "bpf_skel": {
+                "obj_name": spec.name,
+                "progs": [{"name": p.name, "attach": p.section, "link": True} for p in spec.programs],
+                "maps": maps,
+                "data_sections": [{"name": ".rodata", "variables": variables}] if variables else [],
+            },
+            "export_types": export_types,
+        },
+        "wasm_bpf": {"format": FORMAT, "records": records},
+    }
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def read(text: str, what: str) -> Package:
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise SpecError(f"{what} is not JSON ({e}): give a package written by 'wasm-bpf package' "
+                        "or an eunomia-bpf package.json") from None
+    if not isinstance(doc, dict) or "bpf_object" not in doc:
+        raise SpecError(f"{what} has no \"bpf_object\": it is not a wasm-bpf or eunomia-bpf package "
+                        "(write one with 'wasm-bpf package prog.bpf.o -o prog.json')")
+    try:
+        raw = base64.b64decode(doc["bpf_object"], validate=False)
+    except (binascii.Error, TypeError):
+        raise SpecError(f"{what}: \"bpf_object\" is not base64") from None
+    try:
+        elf = zlib.decompress(raw)
+    except zlib.error:
+        elf = raw  # stored uncompressed
+    size = doc.get("bpf_object_size")
+    if isinstance(size, int) and size != len(elf):
+        raise SpecError(f"{what}: the object is {len(elf)} bytes, \"bpf_object_size\" says {size}: the file is damaged")
+    meta = doc.get("meta") or {}
+    skel = meta.get("bpf_skel") or {}
+    pkg = Package(elf=elf, name=skel.get("obj_name") or "")
+    exports = meta.get("export_types") or []
+    if exports and isinstance(exports[0], dict):
+        pkg.event_type = exports[0].get("name", "")
+    ours = doc.get("wasm_bpf") or {}
+    pkg.records = ours.get("records") or {}
+    pkg.attach = ours.get("attach") or {}
+    for sec in skel.get("data_sections") or []:
+        for var in sec.get("variables") or []:
+            name = var.get("name")
+            if not name:
+                continue
+            cmd = var.get("cmdarg") or {}
+            over = {k: cmd[k] for k in ("long", "help") if cmd.get(k)}
+            if over:
+                pkg.flag_overrides[name] = over
+            if "value" in var:
+                pkg.defaults[name] = var["value"]
+            elif "default" in cmd:
+                pkg.defaults[name] = cmd["default"]
+    for m in skel.get("maps") or []:
+        if isinstance(m, dict) and isinstance(m.get("sample"), dict):
+            pkg.samples[m.get("name", "")] = m["sample"]
+    return pkg
+
+
+def is_package(data: bytes) -> bool:
+    return data.lstrip()[:1] == b"{"

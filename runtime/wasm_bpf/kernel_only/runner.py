@@ -1,0 +1,330 @@
+"""`wasm-bpf run prog.bpf.o|prog.bpf.c|prog.json [options] [program flags]`: load,
+attach every program, print every ring buffer / perf event array record and the
+maps, until Ctrl-C, SIGTERM or --timeout."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Dict, List, Optional, Sequence, Tuple
+
+from . import flags as F
+from . import package as P
+from .decode import RecordDecoder
+from .mapprint import MapPrinter, hist_member
+from .output import writer
+from .spec import TABLE_MAP_TYPES, ObjectSpec, SpecError, inspect
+
+
+class RunError(Exception):
+    pass
+
+
+def build_object(src: Path, verbose: bool = False) -> bytes:
+    """Compiles prog.bpf.c (CO-RE, -g: BTF and DWARF kept, so record types are found)."""
+    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, vmlinux_header
+
+    cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
+    try:
+        vmlinux = vmlinux_header(cfg)
+    except BuildError as e:
+        raise RunError(e.report()) from None
+    arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
+    with tempfile.TemporaryDirectory(prefix="wasm-bpf-ko-") as tmp:
+        obj = Path(tmp) / "prog.bpf.o"
+        argv = [cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}", f"-I{vmlinux.parent}",
+                f"-I{src.resolve().parent}", f"-I/usr/include/{platform.machine()}-linux-gnu",
+                "-c", str(src), "-o", str(obj)]
+        if verbose:
+            print("+ " + " ".join(argv), file=sys.stderr)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise RunError(f"cannot compile {src} (fix the errors below, or pass a built .bpf.o):\n"
+                           + proc.stdout.decode(errors="replace").rstrip())
+        return obj.read_bytes()
+
+
+def _header_for(path: Path) -> Optional[Path]:
+    name = path.name
+    for suffix in (".bpf.o", ".bpf.c", ".o"):
+        if name.endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ".h")
+    return None
+
+
+def load_input(path: str, event_type: str = "", verbose: bool = False) -> Tuple[ObjectSpec, Optional[P.Package]]:
+    """The spec of a .bpf.o, a .bpf.c (built first) or a package."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    pkg = None
+    if path.endswith(".c"):
+        data = build_object(p, verbose)
+    elif P.is_package(data):
+        pkg = P.read(data.decode(errors="replace"), path)
+        data = pkg.elf
+        event_type = event_type or (pkg.event_type if not pkg.records else "")
+    spec = inspect(data, path if pkg is None else (pkg.name or p.stem) + ".bpf.o", event_type,
+                   _header_for(p) if pkg is None else None)
+    if pkg is not None:
+        for m in spec.buffers():
+            if m.name in pkg.records and not event_type:
+                m.record = pkg.records[m.name]
+        for g in spec.globals:
+            if g.name in pkg.defaults:
+                flag = F.Flag(g, "--" + g.name)
+                try:
+                    g.default = F.encode(flag, pkg.defaults[g.name])
+                except SpecError:
+                    pass
+    return spec, pkg
+
+
+def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.ArgumentParser:
+    progs = ", ".join(f"{p.name} ({p.section})" for p in spec.programs) or "none"
+    bufs = ", ".join(f"{m.name} ({m.type_name}, record {m.record.get('name') if m.record else '?'})"
+                     for m in spec.buffers()) or "none"
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Run {spec.name}: attach its programs and print what it outputs.\n"
+                    f"programs: {progs}\nevent buffers: {bufs}")
+    out = parser.add_argument_group("output")
+    fmt = out.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="fmt", action="store_const", const="json", help="JSON lines")
+    fmt.add_argument("--csv", dest="fmt", action="store_const", const="csv", help="CSV with a header row")
+    out.add_argument("--no-timestamp", action="store_true", help="no time column")
+    out.add_argument("--raw", action="store_true", help="numbers as they are (no errno/signal/address names)")
+    out.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
+    out.add_argument("--interval", type=float, default=1.0, metavar="S", help="print maps every S seconds (default 1)")
+    out.add_argument("--map", dest="maps", action="append", default=[], metavar="NAME",
+                     help="also print this map every interval (repeatable; default: histograms only, "
+                          "or every hash/array map when the program has no event buffer)")
+    out.add_argument("--clear", action="store_true", help="clear printed maps after each interval")
+    run = parser.add_argument_group("run")
+    run.add_argument("--attach", action="append", default=[], metavar="PROG=TARGET",
+                     help="attach target of a program (XDP interface, cgroup path, binary:function)")
+    run.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    run.add_argument("-v", "--verbose", action="store_true", help="libbpf's log and how records were typed")
+    F.add_to_parser(parser, flags)
+    return parser
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __call__(self, *_a) -> None:
+        self.flag = True
+
+
+def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Optional[IO[str]] = None,
+        timeout: Optional[float] = None, verbose: bool = False) -> int:
+    """The command: returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = [a for a in args if a != "--"]
+    event_type = ""
+    for i, a in enumerate(args):  # needed before the parser exists: it decides the record types
+        if a == "--event-type" and i + 1 < len(args):
+            event_type = args[i + 1]
+        elif a.startswith("--event-type="):
+            event_type = a.split("=", 1)[1]
+    try:
+        spec, pkg = load_input(path, event_type, verbose)
+        flags = F.flags_of(spec.globals, pkg.flag_overrides if pkg else None)
+        parser = _parser(spec, f"wasm-bpf run {os.path.basename(path)}", flags)
+        ns = parser.parse_args(list(args))
+        if ns.timeout is None:
+            ns.timeout = timeout
+        ns.verbose = ns.verbose or verbose
+        elf = F.patch_rodata(spec.elf, spec.globals, F.values_from_args(flags, ns))
+        return _run_loaded(spec, pkg, elf, ns, out, err)
+    except (SpecError, RunError) as e:
+        print(f"wasm-bpf: error: {e}", file=err)
+        return 1
+
+
+def _targets(spec: ObjectSpec, pkg: Optional[P.Package], items: List[str]) -> Dict[str, str]:
+    targets = dict(pkg.attach) if pkg else {}
+    names = {p.name for p in spec.programs}
+    for item in items:
+        name, sep, target = item.partition("=")
+        if not sep or name not in names:
+            raise SpecError(f"--attach {item!r}: expected PROG=TARGET with PROG one of {', '.join(sorted(names))}")
+        targets[name] = target
+    return targets
+
+
+def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argparse.Namespace,
+                out: IO[str], err: IO[str]) -> int:
+    from wasm_bpf import _native
+    from wasm_bpf._drain import ffi as dffi, lib as dlib
+    from wasm_bpf.errors import HostCallError
+    from wasm_bpf.loader import BpfObject
+    from wasm_bpf.maps import MapInfo
+
+    fmt = ns.fmt or "table"
+    if ns.verbose:
+        _native.set_libbpf_log_level(1)
+        _native.libbpf_log_sink = lambda text: err.write(text)
+    targets = _targets(spec, pkg, ns.attach)
+    samples = pkg.samples if pkg else {}
+
+    buffers = [m for m in spec.buffers() if m.record is not None]
+    untyped = [m for m in spec.buffers() if m.record is None]
+    hist_maps = [m for m in spec.maps if m.type in TABLE_MAP_TYPES and
+                 (hist_member(m.value)[0] or samples.get(m.name, {}).get("type") in ("log2_hist", "linear_hist"))]
+    table_names = set(ns.maps) | {n for n, s in samples.items() if s.get("type") == "default_kv"}
+    for name in ns.maps:
+        spec.map(name)  # unknown names fail here, with the list of maps
+    if not buffers and not hist_maps and not table_names:
+        if untyped:
+            names = ", ".join(m.name for m in untyped)
+            raise SpecError(f"cannot tell the record type of {names}: pass --event-type NAME (the struct the "
+                            "program submits), or keep DWARF (clang -g) so the reserve/output call is found")
+        table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES}
+    if ns.verbose and untyped and buffers:
+        err.write(f"wasm-bpf: note: not printing {', '.join(m.name for m in untyped)} (no record type found)\n")
+
+    obj = None
+    drains: List[Tuple[object, RecordDecoder, object]] = []
+    stop = _Stop()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        try:
+            obj = BpfObject(elf)
+        except HostCallError as e:
+            raise RunError(f"cannot load {spec.name}: {e} (-v shows libbpf's log)") from None
+        for p in spec.programs:
+            try:
+                obj.attach(p.name, targets.get(p.name, ""))
+            except HostCallError as e:
+                hint = "" if p.name in targets else f"; give a target with --attach {p.name}=TARGET"
+                raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
+        columns_done = {}
+        writers = {}
+        for m in buffers:
+            fd = obj.map_fd(m.name)
+            e = dffi.new("int *")
+            d = dlib.wbpf_drain_new(fd, 64, e)
+            if d == dffi.NULL:
+                raise RunError(f"cannot read events of map {m.name}: {os.strerror(-e[0] or 22)}")
+            dec = RecordDecoder(m.record, raw=ns.raw)
+            key = tuple(c for c, _ in dec.columns)
+            if key not in columns_done:
+                columns_done[key] = writer(fmt, out, dec.columns, not ns.no_timestamp)
+            writers[m.name] = columns_done[key]
+            drains.append((d, dec, m))
+        printers = []
+        for m in spec.maps:
+            if m in hist_maps or m.name in table_names:
+                info = MapInfo.of_fd(obj.map_fd(m.name))
+                sample = samples.get(m.name, {})
+                hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
+                printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
+                                           clear_after=ns.clear or bool(sample.get("clear_map")),
+                                           hist=hist, unit=sample.get("unit", "")))
+        if fmt == "table" and buffers:
+            pass  # the header comes with the first record
+        if ns.verbose:
+            err.write(f"wasm-bpf: attached {len(spec.programs)} program(s); printing "
+                      f"{', '.join(m.name for m in buffers) or 'no buffer'}"
+                      f"{'; maps ' + ', '.join(p.spec.name for p in printers) if printers else ''}\n")
+        if fmt == "table" and len(writers) == 1 and not printers:
+            next(iter(writers.values())).header()
+            next(iter(writers.values())).started = True
+        out.flush()
+
+        poller = select.poll()
+        by_fd = {}
+        for d, dec, m in drains:
+            efd = dlib.wbpf_drain_epoll_fd(d)
+            poller.register(efd, select.POLLIN)
+            by_fd[efd] = (d, dec, m)
+        bufsize = 1 << 20
+        chunk = dffi.new("char[]", bufsize)
+        start = time.monotonic()
+        next_print = start + ns.interval
+        interval = max(ns.interval, 0.05)
+        while not stop.flag:
+            now = time.monotonic()
+            if ns.timeout is not None and now - start >= ns.timeout:
+                break
+            wait = min(next_print - now, 0.2)
+            if ns.timeout is not None:
+                wait = min(wait, ns.timeout - (now - start))
+            ready = poller.poll(max(int(wait * 1000), 0)) if by_fd else (time.sleep(max(wait, 0)) or [])
+            for efd, _ev in ready:
+                d, dec, m = by_fd[efd]
+                _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
+            if printers and time.monotonic() >= next_print:
+                when = datetime.datetime.now()
+                for p in printers:
+                    p.print(out, when)
+                next_print += interval
+        for d, dec, m in drains:  # what arrived before the stop
+            _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
+        if printers and (ns.timeout is not None or stop.flag):
+            when = datetime.datetime.now()
+            for p in printers:
+                p.print(out, when)
+        lost = sum(dlib.wbpf_drain_lost(d) for d, _, _ in drains)
+        if lost:
+            err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
+    except BrokenPipeError:
+        status = 0
+    except (RunError, SpecError) as e:
+        err.write(f"wasm-bpf: error: {e}\n")
+        status = 1
+    finally:
+        for d, _, _ in drains:
+            dlib.wbpf_drain_free(d)
+        if obj is not None:
+            obj.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    return status
+
+
+def _drain(dlib, dffi, d, dec: RecordDecoder, w, chunk, bufsize: int) -> None:
+    dlib.wbpf_drain_poll(d, 0)
+    while dlib.wbpf_drain_pending(d):
+        n = dlib.wbpf_drain_take(d, chunk, bufsize)
+        if n == 0:
+            break
+        data = dffi.buffer(chunk, n)[:]
+        when = datetime.datetime.now()
+        pos = 0
+        while pos + 4 <= n:
+            size = int.from_bytes(data[pos:pos + 4], "little")
+            rec = data[pos + 4: pos + 4 + size]
+            pos += 4 + ((size + 7) & ~7)
+            w.emit(when, dec.row(rec))
+
+
+def package_command(path: str, output: Optional[str], event_type: str = "", verbose: bool = False,
+                    err: Optional[IO[str]] = None) -> int:
+    err = err or sys.stderr
+    try:
+        spec, _pkg = load_input(path, event_type, verbose)
+        text = P.write(spec)
+    except (SpecError, RunError) as e:
+        print(f"wasm-bpf: error: {e}", file=err)
+        return 1
+    dest = output or (spec.name + ".json")
+    Path(dest).write_text(text)
+    missing = [m.name for m in spec.buffers() if m.record is None]
+    if missing:
+        err.write(f"wasm-bpf: note: no record type for {', '.join(missing)} (run will need --event-type)\n")
+    return 0

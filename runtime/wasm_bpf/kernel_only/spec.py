@@ -1,0 +1,347 @@
+"""What a BPF object holds, read without loading it: programs, maps (with key and
+value types), the `const volatile` globals of .rodata, and the record type of each
+ring buffer and perf event array.
+
+The record type of a buffer, first match wins (docs/kernel-only.md):
+ 1. --event-type NAME (a struct/union/typedef name, "struct " optional);
+ 2. the source lines in the object's BTF line info that reserve or output to the
+    map (bpf_ringbuf_reserve(&MAP, sizeof(X)), bpf_ringbuf_output(&MAP, P, ...),
+    bpf_perf_event_output(ctx, &MAP, F, P, sizeof(X))), X resolved through the
+    object's DWARF (local variables) or BTF;
+ 3. the single struct defined in PROG.h next to the object (or its source);
+ 4. otherwise the run stops and asks for --event-type."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from wasm_bpf._shim import ffi, lib
+from wasm_bpf_sdk import btf as B
+
+from . import types as T
+
+
+class SpecError(Exception):
+    """The input cannot be run; the message names the cause and the fix."""
+
+
+# BPF map type numbers (include/uapi/linux/bpf.h) the runner cares about.
+MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
+             6: "percpu_array", 7: "stack_trace", 9: "lru_hash", 10: "lru_percpu_hash",
+             12: "array_of_maps", 13: "hash_of_maps", 27: "ringbuf"}
+RINGBUF, PERF_EVENT_ARRAY = 27, 4
+TABLE_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10})
+
+
+@dataclass
+class MapSpec:
+    name: str
+    type: int
+    key: Optional[T.Type] = None
+    value: Optional[T.Type] = None
+    max_entries: int = 0
+    record: Optional[T.Type] = None  # buffers: the record type, when known
+
+    @property
+    def type_name(self) -> str:
+        return MAP_TYPES.get(self.type, str(self.type))
+
+    @property
+    def is_buffer(self) -> bool:
+        return self.type in (RINGBUF, PERF_EVENT_ARRAY)
+
+
+@dataclass
+class GlobalSpec:
+    """A `const volatile` global of .rodata: a command-line flag."""
+    name: str
+    type: T.Type
+    offset: int
+    default: bytes
+
+
+@dataclass
+class ProgramSpec:
+    name: str
+    section: str
+
+
+@dataclass
+class ObjectSpec:
+    name: str
+    elf: bytes
+    programs: List[ProgramSpec] = field(default_factory=list)
+    maps: List[MapSpec] = field(default_factory=list)
+    globals: List[GlobalSpec] = field(default_factory=list)
+    record_hint: str = ""  # where the record types came from (for -v)
+
+    def buffers(self) -> List[MapSpec]:
+        return [m for m in self.maps if m.is_buffer]
+
+    def map(self, name: str) -> MapSpec:
+        for m in self.maps:
+            if m.name == name:
+                return m
+        raise SpecError(f"no map named {name!r} (maps: {', '.join(m.name for m in self.maps) or 'none'})")
+
+
+def _elf(data: bytes, what: str) -> ELFFile:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+    except ELFError:
+        raise SpecError(f"{what} is not an ELF file: give a BPF object (clang -target bpf -g -c prog.bpf.c), "
+                        "a .bpf.c source, a .json package or a .wasm module") from None
+    if elf["e_machine"] != "EM_BPF":
+        raise SpecError(f"{what} is an ELF file for {elf['e_machine']}, not a BPF object: "
+                        "compile it with clang -target bpf")
+    return elf
+
+
+def object_btf(elf: ELFFile, what: str) -> "B.Btf":
+    sec = elf.get_section_by_name(".BTF")
+    if sec is None:
+        raise SpecError(f"{what} has no BTF: compile it with clang -g -target bpf")
+    data = sec.data()
+    return B.Btf(lib.btf__new(ffi.from_buffer(data), len(data)), what)
+
+
+def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[Path] = None) -> ObjectSpec:
+    """The spec of a BPF object (no kernel needed)."""
+    elf = _elf(elf_bytes, what)
+    with object_btf(elf, what) as btf:
+        spec = ObjectSpec(name=_object_name(what), elf=elf_bytes)
+        spec.programs = _programs(elf_bytes, what)
+        spec.maps = _maps(btf)
+        spec.globals = _rodata_globals(elf, btf)
+        _record_types(spec, elf, btf, what, event_type, header)
+    return spec
+
+
+def _object_name(what: str) -> str:
+    base = os.path.basename(what)
+    for suffix in (".bpf.o", ".o", ".bpf.c", ".json"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _programs(elf_bytes: bytes, what: str) -> List[ProgramSpec]:
+    buf = ffi.from_buffer(elf_bytes)
+    err = ffi.new("int *")
+    from wasm_bpf import _native  # noqa: F401  (libbpf log capture is set up there)
+    obj = lib.wbpf_object_open_mem(buf, len(elf_bytes), b"inspect", err)
+    if obj == ffi.NULL:
+        raise SpecError(f"libbpf cannot open {what} ({os.strerror(-err[0] or 22)}): is it a BPF object built with clang -target bpf?")
+    try:
+        out = []
+        prog = lib.bpf_object__next_program(obj, ffi.NULL)
+        while prog != ffi.NULL:
+            out.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(),
+                                   ffi.string(lib.bpf_program__section_name(prog)).decode()))
+            prog = lib.bpf_object__next_program(obj, prog)
+        return out
+    finally:
+        lib.bpf_object__close(obj)
+
+
+def _ptr_target(btf: "B.Btf", tid: int) -> int:
+    tid = btf.resolve(tid)
+    return btf.ref(tid) if btf.kind(tid) == B.PTR else 0
+
+
+def _maps(btf: "B.Btf") -> List[MapSpec]:
+    secs = btf.datasecs()
+    if ".maps" not in secs:
+        return []
+    out = []
+    for sv in btf.datasec_vars(secs[".maps"]):
+        name = btf.name(sv.type_id)
+        def_id = btf.resolve(btf.ref(sv.type_id))
+        m = MapSpec(name=name, type=0)
+        for mem in btf.members(def_id):
+            target = _ptr_target(btf, mem.type_id)
+            if mem.name in ("type", "max_entries") and target:
+                _, n = btf.array(btf.resolve(target))
+                setattr(m, mem.name, n)
+            elif mem.name in ("key", "value") and target:
+                try:
+                    setattr(m, mem.name, T.from_btf(btf, target))
+                except T.TypeError_:
+                    pass
+        out.append(m)
+    return out
+
+
+def _symbols(elf: ELFFile) -> List[Any]:
+    tab = elf.get_section_by_name(".symtab")
+    return list(tab.iter_symbols()) if isinstance(tab, SymbolTableSection) else []
+
+
+def _rodata_globals(elf: ELFFile, btf: "B.Btf") -> List[GlobalSpec]:
+    secs = btf.datasecs()
+    sec = elf.get_section_by_name(".rodata")
+    if ".rodata" not in secs or sec is None:
+        return []
+    index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".rodata")
+    offsets = {s.name: s["st_value"] for s in _symbols(elf)
+               if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT"}
+    data = sec.data() if sec["sh_type"] != "SHT_NOBITS" else bytes(sec["sh_size"])
+    out = []
+    for sv in btf.datasec_vars(secs[".rodata"]):
+        if btf.kind(sv.type_id) != B.VAR or btf.var_linkage(sv.type_id) != B.VAR_GLOBAL:
+            continue
+        name = btf.name(sv.type_id)
+        if name not in offsets:
+            continue
+        t = T.from_btf(btf, btf.ref(sv.type_id))
+        off = offsets[name]
+        out.append(GlobalSpec(name, t, off, bytes(data[off:off + t["size"]])))
+    return out
+
+
+# ---- record types ----------------------------------------------------------------------
+_RESERVE = re.compile(r"bpf_ringbuf_reserve\s*\(\s*&\s*(\w+)\s*,\s*sizeof\s*\(?\s*([^,;]*?)\s*\)?\s*,")
+_RB_OUTPUT = re.compile(r"bpf_ringbuf_output\s*\(\s*&\s*(\w+)\s*,\s*&?\s*(\w+)\s*,\s*sizeof\s*\(?\s*([^,;]*?)\s*\)?\s*,")
+_PERF_OUTPUT = re.compile(
+    r"bpf_perf_event_output\s*\(\s*[^,]+,\s*&\s*(\w+)\s*,\s*[^,]+,\s*&?\s*(\w+)\s*,\s*sizeof\s*\(?\s*([^,;]*?)\s*\)?\s*\)")
+
+
+def btf_ext_lines(elf: ELFFile, btf: "B.Btf") -> List[str]:
+    """The source lines recorded in .BTF.ext line info (clang -g keeps them)."""
+    sec = elf.get_section_by_name(".BTF.ext")
+    if sec is None:
+        return []
+    data = sec.data()
+    if len(data) < 32:
+        return []
+    magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+    if magic != 0xEB9F:
+        return []
+    _fi_off, _fi_len, li_off, li_len = struct.unpack_from("<IIII", data, 8)
+    pos, end = hdr_len + li_off, hdr_len + li_off + li_len
+    if end > len(data) or li_len < 4:
+        return []
+    rec_size = struct.unpack_from("<I", data, pos)[0]
+    pos += 4
+    lines = []
+    while pos + 8 <= end and rec_size >= 16:
+        _sec_name, n = struct.unpack_from("<II", data, pos)
+        pos += 8
+        for i in range(n):
+            _insn, _file, line_off, _col = struct.unpack_from("<IIII", data, pos + i * rec_size)
+            lines.append(btf._str(line_off))
+        pos += n * rec_size
+    return list(dict.fromkeys(lines))
+
+
+class _Dwarf:
+    """Variables and named types of the object's DWARF, looked up lazily."""
+
+    def __init__(self, elf: ELFFile) -> None:
+        self.vars: Dict[str, List[Any]] = {}
+        self.types: Dict[str, Any] = {}
+        if not elf.has_dwarf_info():
+            return
+        try:
+            dwarf = elf.get_dwarf_info()
+        except Exception:  # relocations pyelftools does not know
+            try:
+                dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
+            except Exception:
+                return
+        tags = {"DW_TAG_structure_type": "struct ", "DW_TAG_union_type": "union ",
+                "DW_TAG_typedef": "", "DW_TAG_enumeration_type": "enum "}
+        for cu in dwarf.iter_CUs():
+            for die in cu.iter_DIEs():
+                name = die.attributes.get("DW_AT_name")
+                if name is None:
+                    continue
+                n = name.value.decode(errors="replace")
+                if die.tag in ("DW_TAG_variable", "DW_TAG_formal_parameter") and "DW_AT_type" in die.attributes:
+                    self.vars.setdefault(n, []).append(die.get_DIE_from_attribute("DW_AT_type"))
+                elif die.tag in tags and "DW_AT_declaration" not in die.attributes:
+                    self.types.setdefault(tags[die.tag] + n, die)
+                    self.types.setdefault(n, die)
+
+
+def _lookup_type(name: str, btf: "B.Btf", dwarf: _Dwarf) -> Optional[T.Type]:
+    name = " ".join(name.split())
+    tid = T.find_btf_type(btf, name)
+    if tid is not None:
+        return T.from_btf(btf, tid)
+    die = dwarf.types.get(name) or dwarf.types.get(name.split(" ", 1)[-1])
+    return T.from_dwarf(die) if die is not None else None
+
+
+def _type_of_sizeof(expr: str, btf: "B.Btf", dwarf: _Dwarf) -> Optional[T.Type]:
+    """The type `sizeof(expr)` measures: `*e`, `e`, `struct event`, `e->x`."""
+    expr = expr.strip().strip("()").strip()
+    deref = expr.startswith("*")
+    ident = expr.lstrip("*").strip()
+    if re.fullmatch(r"\w+", ident) and ident in dwarf.vars:
+        for die in dwarf.vars[ident]:
+            target = T.pointee_of_dwarf(die) if deref else die
+            res = T.resolve_dwarf(target) if target is not None else None
+            if res is not None and res.tag in ("DW_TAG_structure_type", "DW_TAG_union_type"):
+                return T.from_dwarf(target)
+        return None
+    if not deref and re.fullmatch(r"(struct|union)?\s*\w+", ident):
+        return _lookup_type(ident, btf, dwarf)
+    return None
+
+
+def _header_struct(header: Optional[Path], btf: "B.Btf", dwarf: _Dwarf) -> Optional[T.Type]:
+    if header is None or not header.is_file():
+        return None
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", "", header.read_text(errors="replace"), flags=re.S)
+    names = list(dict.fromkeys(re.findall(r"\b(struct|union)\s+(\w+)\s*\{", text)))
+    if len(names) != 1:
+        return None
+    return _lookup_type(" ".join(names[0]), btf, dwarf)
+
+
+def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event_type: str,
+                  header: Optional[Path]) -> None:
+    buffers = spec.buffers()
+    if not buffers:
+        return
+    dwarf = _Dwarf(elf)
+    if event_type:
+        t = _lookup_type(event_type, btf, dwarf)
+        if t is None:
+            raise SpecError(f"--event-type {event_type!r}: no such type in {what}'s BTF or DWARF "
+                            "(give a struct, union or typedef name the program defines, and compile with -g)")
+        for m in buffers:
+            m.record = t
+        spec.record_hint = "--event-type"
+        return
+    by_map: Dict[str, Tuple[str, str]] = {}
+    for line in btf_ext_lines(elf, btf):
+        for m in _RESERVE.finditer(line):
+            by_map.setdefault(m.group(1), ("", m.group(2)))
+        for rx in (_RB_OUTPUT, _PERF_OUTPUT):
+            for m in rx.finditer(line):
+                by_map.setdefault(m.group(1), (m.group(2), m.group(3)))
+    fallback = _header_struct(header, btf, dwarf)
+    for m in buffers:
+        if m.name in by_map:
+            var, size_expr = by_map[m.name]
+            t = _type_of_sizeof(size_expr, btf, dwarf)
+            if t is None and var:
+                t = _type_of_sizeof(var, btf, dwarf)
+            if t is not None:
+                m.record = t
+                spec.record_hint = "source"
+                continue
+        if fallback is not None:
+            m.record = fallback
+            spec.record_hint = f"{header.name if header else ''}"

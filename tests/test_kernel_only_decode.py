@@ -1,0 +1,202 @@
+"""Kernel-only runs, the parts that need no kernel: decoding recorded record bytes
+through the fixture's BTF/DWARF, the output formats, flags from .rodata, packages,
+and the one-line errors."""
+import io
+import json
+import struct
+
+import pytest
+
+from ko_helpers import FIXTURES, compile_bpf
+from wasm_bpf.kernel_only import decode as D
+from wasm_bpf.kernel_only import flags as F
+from wasm_bpf.kernel_only import output as O
+from wasm_bpf.kernel_only import package as P
+from wasm_bpf.kernel_only import spec as S
+from wasm_bpf.kernel_only.mapprint import format_hist, hist_member
+from wasm_bpf.kernel_only.runner import run
+
+
+@pytest.fixture(scope="module")
+def kinds_obj(tmp_path_factory):
+    return compile_bpf(FIXTURES / "kinds.bpf.c", tmp_path_factory.mktemp("ko") / "kinds.bpf.o")
+
+
+@pytest.fixture(scope="module")
+def kinds(kinds_obj):
+    return S.inspect(kinds_obj.read_bytes(), str(kinds_obj))
+
+
+def recorded_record() -> bytes:
+    """A struct record as the kernel lays it out (offsets from the C ABI, by hand)."""
+    b = bytearray(96)
+    struct.pack_into("<i", b, 0, 4242)                      # pid
+    struct.pack_into("<Q", b, 8, 123456789012)              # ts
+    struct.pack_into("<I", b, 16, 7)                        # mode = MODE_AUTO
+    b[20:26] = b"hello\0"                                   # comm[16]
+    struct.pack_into("<3H", b, 36, 1, 2, 65535)             # counts
+    struct.pack_into("<Hb", b, 42, 513, -5)                 # in.a, in.b
+    b[48:52] = bytes([1, 2, 3, 4])                          # u
+    # flag_a:1 = 1, level:3 = 5, neg:4 = 9, then sbits:5 = -3 in the same 32-bit unit
+    struct.pack_into("<I", b, 52, 1 | (5 << 1) | (9 << 4) | ((-3 & 0x1F) << 8))
+    b[54] = 1                                               # ok (after the bitfields' 2 bytes)
+    struct.pack_into("<iiI", b, 56, 2, 10, 0x0100007F)      # err, sig, saddr (127.0.0.1)
+    b[68:84] = bytes(15) + b"\x01"                          # daddr_v6 = ::1
+    struct.pack_into("<H", b, 84, 8080)                     # dport
+    struct.pack_into("<q", b, 88, -1)                       # ret
+    return bytes(b)
+
+
+def test_record_type_found_from_source(kinds):
+    rec = kinds.map("events").record
+    assert rec["name"] == "struct record" and rec["size"] == 96
+    # the record type from DWARF (via the reserve call) equals the BTF one (map value)
+    assert rec == kinds.map("last").value
+
+
+def test_decode_every_kind(kinds):
+    row = D.RecordDecoder(kinds.map("events").record).row(recorded_record())
+    assert row == {
+        "pid": 4242, "ts": 123456789012, "mode": "MODE_AUTO", "comm": "hello",
+        "counts": [1, 2, 65535], "in.a": 513, "in.b": -5,
+        "u.word": 0x04030201, "u.bytes": [1, 2, 3, 4],
+        "flag_a": 1, "level": 5, "neg": 9, "sbits": -3, "ok": True,
+        "err": "ENOENT", "sig": "SIGUSR1", "saddr": "127.0.0.1", "daddr_v6": "::1",
+        "dport": 8080, "ret": "-EPERM",
+    }
+
+
+def test_decode_raw_and_edge_values(kinds):
+    rec = kinds.map("events").record
+    data = bytearray(recorded_record())
+    struct.pack_into("<I", data, 16, 3)       # no enum constant has 3
+    data[20:36] = b"x" * 16                   # no NUL: all 16 bytes
+    data[54] = 0
+    struct.pack_into("<i", data, 60, 0)       # signal 0 stays 0
+    row = D.RecordDecoder(rec, raw=True).row(bytes(data))
+    assert row["mode"] == 3 and row["comm"] == "x" * 16 and row["ok"] is False
+    assert row["err"] == 2 and row["sig"] == 0 and row["saddr"] == 0x0100007F and row["ret"] == -1
+    assert D.RecordDecoder(rec).row(bytes(data))["sig"] == 0
+
+
+def test_short_record_is_padded(kinds):
+    row = D.RecordDecoder(kinds.map("events").record).row(recorded_record()[:8])
+    assert row["pid"] == 4242 and row["ts"] == 0
+
+
+def test_output_formats(kinds):
+    import datetime
+    dec = D.RecordDecoder(kinds.map("events").record)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, 600000)
+    row = dec.row(recorded_record())
+    out = io.StringIO()
+    w = O.writer("table", out, dec.columns)
+    w.emit(when, row)
+    head, line = out.getvalue().splitlines()
+    assert head.split()[:4] == ["TIME", "PID", "TS", "MODE"]
+    assert line.split()[:4] == ["03:04:05", "4242", "123456789012", "MODE_AUTO"]
+    # columns are aligned: each value starts where its header does
+    assert line.index("MODE_AUTO") == head.index("MODE") and line.index("127.0.0.1") == head.index("SADDR")
+    out = io.StringIO()
+    O.writer("json", out, dec.columns).emit(when, row)
+    obj = json.loads(out.getvalue())
+    assert obj["time"] == "2026-01-02T03:04:05.600000" and obj["sig"] == "SIGUSR1" and obj["counts"] == [1, 2, 65535]
+    out = io.StringIO()
+    O.writer("csv", out, dec.columns).emit(when, row)
+    import csv
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0][:3] == ["time", "pid", "ts"] and rows[1][1] == "4242" and rows[1][rows[0].index("comm")] == "hello"
+
+
+def test_flags_from_rodata(kinds, kinds_obj):
+    flags = {f.option: f for f in F.flags_of(kinds.globals)}
+    assert set(flags) == {"--min-duration-ns", "--targ-pid", "--verbose-mode", "--failed-only",
+                          "--targ-mode", "--targ-comm", "--small"}
+    assert flags["--min-duration-ns"].default == 1000000 and flags["--targ-mode"].default == "MODE_AUTO"
+    assert F.encode(flags["--targ-pid"], "-42") == struct.pack("<i", -42)
+    assert F.encode(flags["--targ-mode"], "MODE_ON") == struct.pack("<I", 1)
+    assert F.encode(flags["--small"], "0xff") == b"\xff"
+    with pytest.raises(S.SpecError, match="out of range"):
+        F.encode(flags["--small"], "256")
+    with pytest.raises(S.SpecError, match="not a number or one of MODE_OFF"):
+        F.encode(flags["--targ-mode"], "SOMETIMES")
+    with pytest.raises(S.SpecError, match="too long"):
+        F.encode(flags["--targ-comm"], "x" * 16)
+    # new values land in .rodata: the patched object reads them back as defaults
+    patched = F.patch_rodata(kinds.elf, kinds.globals, {"targ_pid": F.encode(flags["--targ-pid"], "42"),
+                                                       "targ_comm": F.encode(flags["--targ-comm"], "bash")})
+    again = {f.var.name: f.default for f in F.flags_of(S.inspect(patched, "patched.bpf.o").globals)}
+    assert again["targ_pid"] == 42 and again["targ_comm"] == "bash" and again["min_duration_ns"] == 1000000
+
+
+def test_help_shows_flags(kinds_obj, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(str(kinds_obj), ["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--min-duration-ns N" in text and "default 1000000" in text
+    assert "--no-verbose-mode" in text and "--failed-only" in text and "MODE_OFF|MODE_ON|MODE_AUTO" in text
+
+
+def test_histogram_detection_and_format(kinds):
+    assert hist_member(kinds.map("pid_hist").value) == ("slots", "log2")
+    assert hist_member(kinds.map("last").value) == ("", "")
+    lines = format_hist([0, 2, 4, 0, 1], "log2", "usecs")
+    assert lines[0].split() == ["usecs", ":", "count", "distribution"]
+    assert lines[2].split()[:5] == ["2", "->", "3", ":", "2"] and lines[3].count("*") == 40
+    assert lines[-1].split()[:5] == ["16", "->", "31", ":", "1"] and len(lines) == 6
+    assert [line.split()[0] for line in format_hist([0, 0, 3, 1], "linear")[1:]] == ["2", "3"]
+
+
+def test_package_round_trip(kinds, tmp_path):
+    path = tmp_path / "kinds.json"
+    path.write_text(P.write(kinds))
+    doc = json.loads(path.read_text())
+    assert doc["bpf_object_size"] == len(kinds.elf)
+    assert doc["meta"]["export_types"][0]["name"] == "record"
+    assert {p["name"] for p in doc["meta"]["bpf_skel"]["progs"]} == {"on_getppid", "hist_getppid"}
+    pkg = P.read(path.read_text(), str(path))
+    assert pkg.elf == kinds.elf and pkg.records["events"] == kinds.map("events").record
+
+
+def test_eunomia_package_flags_and_event_type(kinds, tmp_path, capsys):
+    """An eunomia-bpf package.json (its public schema): object zlib+base64, export_types
+    naming the record struct, rodata variables with a cmdarg and a value."""
+    import base64
+    import zlib
+    doc = {"bpf_object": base64.b64encode(zlib.compress(kinds.elf)).decode(),
+           "bpf_object_size": len(kinds.elf),
+           "meta": {"eunomia_version": "0.3.4",
+                    "bpf_skel": {"obj_name": "kinds_bpf",
+                                 "data_sections": [{"name": ".rodata", "variables": [
+                                     {"name": "targ_pid", "type": "int",
+                                      "cmdarg": {"long": "pid", "help": "only this process", "default": 7}},
+                                     {"name": "min_duration_ns", "type": "unsigned long long", "value": 5}]}],
+                                 "maps": [{"name": "pid_hist", "ident": "pid_hist",
+                                           "sample": {"interval": 1000, "type": "log2_hist"}}],
+                                 "progs": [{"name": "on_getppid", "attach": "tp/syscalls/sys_enter_getppid", "link": True}]},
+                    "export_types": [{"name": "record", "members": [], "size": 96, "type_id": 1}]}}
+    path = tmp_path / "package.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit):
+        run(str(path), ["--help"])
+    text = capsys.readouterr().out
+    assert "--pid N" in text and "only this process" in text and "default 7" in text and "default 5" in text
+    assert "record struct record" in text
+
+
+@pytest.mark.parametrize("content, args, message", [
+    (b"hello, not an object", [], "is not an ELF file"),
+    (None, ["--event-type", "struct nosuch"], "--event-type 'struct nosuch': no such type"),
+    (None, ["--targ-pid", "abc"], "--targ-pid 'abc': not an integer"),
+    (None, ["--attach", "nosuch=eth0"], "expected PROG=TARGET"),
+    (b'{"meta": {}}', [], 'has no "bpf_object"'),
+], ids=["not-elf", "unknown-event-type", "bad-flag", "bad-attach", "bad-package"])
+def test_bad_inputs_one_line(kinds_obj, tmp_path, capsys, content, args, message):
+    path = kinds_obj
+    if content is not None:
+        path = tmp_path / ("x.json" if content.startswith(b"{") else "x.bpf.o")
+        path.write_bytes(content)
+    assert run(str(path), args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("wasm-bpf: error: ") and message in err
