@@ -35,16 +35,38 @@ def _address(ptr: Any) -> int:
     return ctypes.cast(ptr, ctypes.c_void_p).value or 0
 
 
+@dataclass(frozen=True)
+class BufferStats:
+    """What one event buffer delivered, for `wasm-bpf run --stats`."""
+
+    object_handle: int
+    map_name: str
+    kind: str  # "ring buffer" or "perf buffer"
+    delivered: int
+    lost: Optional[int]  # None for ring buffers: the kernel does not count their drops
+
+    def __str__(self) -> str:
+        lost = "lost: not counted by the kernel (count drops in BPF)" if self.lost is None else f"{self.lost} lost"
+        return (f"object {self.object_handle}, {self.kind} '{self.map_name}': "
+                f"{self.delivered} records delivered, {lost}")
+
+
 class EventBuffer:
     """A consumer of one ring buffer or perf event array map."""
 
-    def __init__(self, map_fd: int, perf_pages: int = 64) -> None:
+    def __init__(self, map_fd: int, map_name: str, perf_pages: int = 64) -> None:
         err = ffi.new("int *")
         self._buf: Optional[Any] = lib.wbpf_buffer_new(map_fd, perf_pages, err)
         if self._buf == ffi.NULL:
             self._buf = None
-            raise HostCallError(-err[0] or errno.EINVAL, f"cannot open an event buffer on map fd {map_fd}")
+            raise HostCallError(-err[0] or errno.EINVAL, f"cannot open an event buffer on map {map_name!r}")
         self.map_fd = map_fd
+        self.map_name = map_name
+        self.is_ring = lib.wbpf_buffer_map_type(self._buf) == lib.BPF_MAP_TYPE_RINGBUF
+
+    def stats(self, object_handle: int) -> BufferStats:
+        return BufferStats(object_handle, self.map_name, "ring buffer" if self.is_ring else "perf buffer",
+                           self.delivered, None if self.is_ring else self.lost)
 
     def poll(self, target: PollTarget, timeout_ms: int, stop: Any) -> int:
         """Delivers available records; returns their count, or the callback's negative

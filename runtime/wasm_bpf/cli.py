@@ -58,11 +58,13 @@ def main() -> None:
               help="Seconds a stopping guest gets to return before it is interrupted.")
 @click.option("--callback-module", default="callback-wrapper", show_default=True, help="Import module of the export-callback poll (TinyGo guests).")
 @click.option("--callback-export", default="go-callback", show_default=True, help="Export called by that poll.")
+@click.option("--stats", is_flag=True, help="At exit, print the records each event buffer delivered and lost.")
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], grace_period: float,
-        callback_module: str, callback_export: str, verbose: bool, module: str, args: Tuple[str, ...]) -> None:
+        callback_module: str, callback_export: str, stats: bool, verbose: bool, module: str,
+        args: Tuple[str, ...]) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
 
     \b
@@ -87,6 +89,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], g
     try:
         with Instance(module, list(args), config=config) as inst:
             code = inst.run()
+            for line in inst.buffer_stats if stats else ():
+                click.echo(f"wasm-bpf: stats: {line}", err=True)
     except WasmBpfError as exc:
         if verbose:
             raise

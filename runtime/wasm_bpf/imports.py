@@ -12,7 +12,7 @@ import wasmtime
 from wasmtime import FuncType, ValType
 
 from ._native import lib
-from .buffers import PollTarget
+from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
 from .loader import BpfObject
@@ -97,6 +97,7 @@ class WasmBpfHost(ExtImports):
         self.objects: Dict[int, BpfObject] = {}
         self._map_fds: Dict[int, Tuple[int, MapInfo]] = {}  # fd -> (handle, info)
         self._next_handle = 1
+        self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
 
     # ---- the imports ----------------------------------------------------------------
@@ -160,11 +161,8 @@ class WasmBpfHost(ExtImports):
         return map_operate(mem, info, cmd, key, value, next_key, flags)
 
     def close_object(self, mem: GuestMemory, handle: int) -> int:
-        obj = self._object(handle)
-        del self.objects[handle]
-        self.forget_links(handle)
-        self._map_fds = {fd: v for fd, v in self._map_fds.items() if v[0] != handle}
-        obj.close()
+        self._object(handle)
+        self._close(handle)
         return 0
 
     # ---- helpers --------------------------------------------------------------------
@@ -203,16 +201,17 @@ class WasmBpfHost(ExtImports):
         target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size, batch)
         return obj.buffer(fd, self._perf_pages).poll(target, timeout_ms, self._stop)
 
+    def _close(self, handle: int) -> None:
+        obj = self.objects.pop(handle)
+        self.forget_links(handle)
+        self._map_fds = {fd: v for fd, v in self._map_fds.items() if v[0] != handle}
+        self.buffer_stats.extend(buf.stats(handle) for buf in obj.buffers.values())
+        obj.close()
+
     def close(self) -> None:
         """Closes every object the guest left open (links detached first)."""
-        for obj in self.objects.values():
-            obj.close()
-        self.objects.clear()
-        self._map_fds.clear()
-
-    def buffer_stats(self) -> List[Tuple[int, int, int, int]]:
-        """(handle, map fd, delivered, lost) for every buffer still open."""
-        return [(h, fd, b.delivered, b.lost) for h, o in self.objects.items() for fd, b in o.buffers.items()]
+        for handle in list(self.objects):
+            self._close(handle)
 
     # ---- binding --------------------------------------------------------------------
     def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str) -> None:

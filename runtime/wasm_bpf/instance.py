@@ -18,6 +18,7 @@ import wasmtime
 
 from . import _native
 from ._native import ffi
+from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost
 
@@ -102,6 +103,11 @@ class Instance:
             raise WasmBpfError(f"{path} is not a valid WebAssembly module: {_describe_trap(exc)}") from None
 
     # ---- output -------------------------------------------------------------------
+    @property
+    def buffer_stats(self) -> List[BufferStats]:
+        """Records delivered and lost per event buffer, once the run has ended."""
+        return list(self._host.buffer_stats)
+
     @property
     def stdout(self) -> bytes:
         return bytes(self._stdout)

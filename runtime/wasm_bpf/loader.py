@@ -139,7 +139,8 @@ class BpfObject:
         """The event buffer of map fd, created on first use."""
         buf = self.buffers.get(fd)
         if buf is None:
-            buf = self.buffers[fd] = EventBuffer(fd, perf_pages)
+            name = next((n for n, m in self.maps() if lib.bpf_map__fd(m) == fd), str(fd))
+            buf = self.buffers[fd] = EventBuffer(fd, name, perf_pages)
         return buf
 
     def close(self) -> None:
