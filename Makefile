@@ -2,7 +2,7 @@
 PYTHON   ?= python3
 EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat
 DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
-            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config
+            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev
 STAMP    := build/.setup-done
 
 .PHONY: setup deps install kernel-fs examples run test bench clean

@@ -194,6 +194,11 @@ static const int BPF_MAP_TYPE_HASH_OF_MAPS;
 static const int BPF_MAP_TYPE_QUEUE;
 static const int BPF_MAP_TYPE_STACK;
 static const int BPF_MAP_TYPE_BLOOM_FILTER;
+struct bpf_prog_load_opts { size_t sz; uint32_t expected_attach_type; uint32_t attach_btf_id; ...; };
+int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns,
+                  size_t insn_cnt, struct bpf_prog_load_opts *opts);
+const char *libbpf_bpf_prog_type_str(int t);
+const char *libbpf_bpf_map_type_str(int t);
 """
 
 ffibuilder = FFI()

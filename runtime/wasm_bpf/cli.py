@@ -30,7 +30,8 @@ class LazyGroup(click.Group):
     """A group whose commands from other modules are imported only when invoked, so
     `wasm-bpf run` does not pay for the SDK tools at start-up (and vice versa)."""
 
-    lazy_commands = {"gen": "wasm_bpf_sdk.cli:gen", "build": "wasm_bpf_sdk.cli:build"}
+    lazy_commands = {"gen": "wasm_bpf_sdk.cli:gen", "build": "wasm_bpf_sdk.cli:build",
+                     "probe": "wasm_bpf.probe:probe_command"}
 
     lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
 

@@ -91,6 +91,13 @@ def guests() -> dict:
         "/* generated from attach.bpf.o by tests/guests/build.py */\n"
         + _c_array("attach_bpf_obj", attach_bpf.read_bytes()))
 
+    matrix_bpf = out / "matrix.bpf.o"
+    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "matrix.bpf.c", "-o", matrix_bpf])
+    built["matrix_bpf"] = matrix_bpf
+    (out / "matrix_bpf_obj.h").write_text(
+        "/* generated from matrix.bpf.o by tests/guests/build.py */\n"
+        + _c_array("matrix_bpf_obj", matrix_bpf.read_bytes()))
+
     def cc(name, src, *defines):
         wasm = out / f"{name}.wasm"
         _run([CLANG, *WASM_CFLAGS, "-I", HERE, "-I", out, *defines, HERE / src, "-o", wasm])
@@ -98,6 +105,7 @@ def guests() -> dict:
 
     cc("abi", "abi_guest.c")
     cc("attach", "attach_guest.c")
+    cc("link", "link_guest.c")
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")
