@@ -7,7 +7,7 @@ batch extension. Figures:
   stream     8 records per trigger into a 16 MiB ring for --stream-seconds (events/s, drops)
   cold_start whole-process `wasm-bpf run` of a load+attach+exit guest vs a native loader
   hot_load   load+attach+close of that guest inside a running process vs the kernel's own time
-  idle_rss   peak RSS of `wasm-bpf run bootstrap.wasm` while idle
+  rss        peak and idle RSS of `wasm-bpf run bootstrap.wasm`
 Every figure is also given as a ratio to the native consumer of the same run, with
 the spread (min..max) over --runs runs. Results: bench-results/results.json and a
 table on stdout. --short checks that every record arrives, in order, and skips
@@ -116,15 +116,16 @@ def hot_load_seconds(runs: int) -> List[float]:
     return times
 
 
-def idle_rss_kib(seconds: float = 2.0) -> int:
+def idle_rss_mib(seconds: float = 2.0) -> Dict[str, float]:
+    """Peak (VmHWM, set while loading) and current (VmRSS) RSS of an idle bootstrap."""
     module = ROOT / "wasm_examples/bootstrap/bootstrap.wasm"
     proc = subprocess.Popen([*WASM_BPF, "run", str(module)], stdout=subprocess.DEVNULL)
     time.sleep(seconds)
     with open(f"/proc/{proc.pid}/status") as status:
-        hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        fields = dict(line.split(":", 1) for line in status)
     proc.send_signal(signal.SIGINT)
     proc.wait(10)
-    return hwm
+    return {"peak": int(fields["VmHWM"].split()[0]) / 1024, "idle": int(fields["VmRSS"].split()[0]) / 1024}
 
 
 def summary(values: List[float]) -> dict:
@@ -158,8 +159,9 @@ def table(results: dict) -> str:
             if isinstance(r, dict):
                 rows.append((f"{figure} ({unit})", who, f"{r['median'] * 1e3:.1f}",
                              f"{r['min'] * 1e3:.1f}..{r['max'] * 1e3:.1f}", r.get("vs_native", "")))
-    if "idle_rss_mib" in results:
-        rows.append(("idle RSS", "wasm-bpf run bootstrap", f"{results['idle_rss_mib']:.1f} MiB", "", ""))
+    if "rss_mib" in results:
+        rows.append(("RSS (MiB)", "wasm-bpf run bootstrap", f"peak {results['rss_mib']['peak']:.1f}",
+                     f"idle {results['rss_mib']['idle']:.1f}", ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in rows)
 
@@ -205,7 +207,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["hot_load"] = {"native load+attach+close": summary(kernel), "wasm-bpf": summary(hot)}
     results["hot_load"]["wasm-bpf"]["vs_native"] = \
         f"+{(statistics.median(hot) - statistics.median(kernel)) * 1e3:.1f} ms"
-    results["idle_rss_mib"] = idle_rss_kib() / 1024
+    results["rss_mib"] = idle_rss_mib()
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
