@@ -83,6 +83,11 @@ enum bpf_cmd {
     BPF_MAP_UPDATE_ELEM = 2,
     BPF_MAP_DELETE_ELEM = 3,
     BPF_MAP_GET_NEXT_KEY = 4,
+    BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21,
+    BPF_MAP_LOOKUP_BATCH = 24,           /* batch commands: wasm_bpf_map_batch */
+    BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25,
+    BPF_MAP_UPDATE_BATCH = 26,
+    BPF_MAP_DELETE_BATCH = 27,
 };
 
 /* Values of Linux 6.18's include/uapi/linux/bpf.h. */
@@ -934,6 +939,150 @@ static inline void bpf_buffer__free(struct bpf_buffer *buf) {
         return;
     free(buf->record);
     free(buf);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Links, iterators, more map operations (module "wasm_bpf_ext", this host)  */
+/* ------------------------------------------------------------------------- */
+
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_attach_link")
+int64_t wasm_bpf_attach_link(uint64_t obj, const char *name, const char *target);
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_link_destroy")
+int wasm_bpf_link_destroy(int64_t link);
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_iter_read")
+int wasm_bpf_iter_read(uint64_t obj, const char *prog, void *buf, int len);
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_map_batch")
+int wasm_bpf_map_batch(int fd, int cmd, void *in_batch, void *out_batch, void *keys, void *values,
+                       uint32_t *count, uint64_t elem_flags, uint64_t flags);
+
+/* One attachment; bpf_link__destroy() detaches it (the object's destroy also does). */
+struct bpf_link {
+    int64_t handle;
+};
+
+/* Attach with a target string of the host's syntax (host_abi/ABI.md): "veth0",
+ * "tcx:eth0:ingress", "libc.so.6:getpid,pid=42", "cpu-clock,freq=99", a cgroup
+ * path, a sockmap name... NULL or "" auto-attaches from the SEC() name. */
+static inline struct bpf_link *bpf_program__attach_target(const struct bpf_program *prog,
+                                                          const char *target) {
+    struct bpf_link *link;
+    int64_t h;
+    if (!prog || !prog->obj || !prog->obj->handle) {
+        errno = EINVAL;
+        return NULL;
+    }
+    h = wasm_bpf_attach_link(prog->obj->handle, prog->name, target);
+    if (h < 0) {
+        errno = (int)-h;
+        return NULL;
+    }
+    if (!(link = (struct bpf_link *)malloc(sizeof(*link)))) {
+        wasm_bpf_link_destroy(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    link->handle = h;
+    return link;
+}
+/* With the program's target (bpf_set_prog_attach_target), else from SEC(). */
+static inline struct bpf_link *bpf_program__attach(const struct bpf_program *prog) {
+    return bpf_program__attach_target(prog, prog ? prog->attach_target : NULL);
+}
+static inline struct bpf_link *bpf_program__attach_uprobe(const struct bpf_program *prog,
+                                                          bool retprobe, int pid,
+                                                          const char *binary_path,
+                                                          size_t func_offset) {
+    char target[4200];
+    (void)retprobe; /* SEC("uprobe") or SEC("uretprobe") decides */
+    if (pid >= 0)
+        snprintf(target, sizeof(target), "%s:%#zx,pid=%d", binary_path, func_offset, pid);
+    else
+        snprintf(target, sizeof(target), "%s:%#zx", binary_path, func_offset);
+    return bpf_program__attach_target(prog, target);
+}
+static inline struct bpf_link *bpf_program__attach_usdt(const struct bpf_program *prog, int pid,
+                                                        const char *binary_path,
+                                                        const char *usdt_provider,
+                                                        const char *usdt_name, const void *opts) {
+    char target[4200];
+    (void)opts;
+    if (pid >= 0)
+        snprintf(target, sizeof(target), "%s:%s:%s,pid=%d", binary_path, usdt_provider, usdt_name, pid);
+    else
+        snprintf(target, sizeof(target), "%s:%s:%s", binary_path, usdt_provider, usdt_name);
+    return bpf_program__attach_target(prog, target);
+}
+static inline struct bpf_link *bpf_program__attach_kprobe(const struct bpf_program *prog,
+                                                          bool retprobe, const char *func_name) {
+    (void)retprobe; /* SEC("kprobe") or SEC("kretprobe") decides */
+    return bpf_program__attach_target(prog, func_name);
+}
+static inline int bpf_link__destroy(struct bpf_link *link) {
+    int err;
+    if (!link)
+        return 0;
+    err = wasm_bpf_link_destroy(link->handle);
+    free(link);
+    return __wasm_bpf_err(err);
+}
+
+/* ✱ The next bytes of iterator program prog's output (SEC("iter/...")): > 0 bytes
+ * read, 0 at the end of an iteration (the next call starts a new one), < 0 error. */
+static inline int bpf_program__iter_read(const struct bpf_program *prog, void *buf, size_t len) {
+    if (!prog || !prog->obj || !prog->obj->handle)
+        return __wasm_bpf_err(-EINVAL);
+    return __wasm_bpf_err(wasm_bpf_iter_read(prog->obj->handle, prog->name, buf, (int)len));
+}
+
+/* Also pops a queue or stack (key NULL). */
+static inline int bpf_map_lookup_and_delete_elem_flags(int fd, const void *key, void *value,
+                                                       uint64_t flags) {
+    return __wasm_bpf_err(wasm_bpf_map_operate(fd, BPF_MAP_LOOKUP_AND_DELETE_ELEM, (void *)key,
+                                               value, NULL, flags));
+}
+static inline int bpf_map_lookup_and_delete_elem(int fd, const void *key, void *value) {
+    return bpf_map_lookup_and_delete_elem_flags(fd, key, value, 0);
+}
+static inline int bpf_map__lookup_and_delete_elem(const struct bpf_map *map, const void *key,
+                                                  size_t key_sz, void *value, size_t value_sz,
+                                                  uint64_t flags) {
+    int fd = bpf_map__fd(map);
+    (void)key_sz;
+    (void)value_sz;
+    return fd < 0 ? fd : bpf_map_lookup_and_delete_elem_flags(fd, key, value, flags);
+}
+
+struct bpf_map_batch_opts {
+    size_t sz;
+    uint64_t elem_flags;
+    uint64_t flags;
+};
+static inline int __wasm_bpf_batch(int fd, int cmd, void *in_batch, void *out_batch, void *keys,
+                                   void *values, uint32_t *count,
+                                   const struct bpf_map_batch_opts *opts) {
+    return __wasm_bpf_err(wasm_bpf_map_batch(fd, cmd, in_batch, out_batch, keys, values, count,
+                                             opts ? opts->elem_flags : 0, opts ? opts->flags : 0));
+}
+/* in_batch NULL: from the start; -ENOENT: the end was reached (*count is set). */
+static inline int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys,
+                                       void *values, uint32_t *count,
+                                       const struct bpf_map_batch_opts *opts) {
+    return __wasm_bpf_batch(fd, BPF_MAP_LOOKUP_BATCH, in_batch, out_batch, keys, values, count, opts);
+}
+static inline int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch,
+                                                  void *keys, void *values, uint32_t *count,
+                                                  const struct bpf_map_batch_opts *opts) {
+    return __wasm_bpf_batch(fd, BPF_MAP_LOOKUP_AND_DELETE_BATCH, in_batch, out_batch, keys, values,
+                            count, opts);
+}
+static inline int bpf_map_update_batch(int fd, const void *keys, const void *values,
+                                       uint32_t *count, const struct bpf_map_batch_opts *opts) {
+    return __wasm_bpf_batch(fd, BPF_MAP_UPDATE_BATCH, NULL, NULL, (void *)keys, (void *)values,
+                            count, opts);
+}
+static inline int bpf_map_delete_batch(int fd, const void *keys, uint32_t *count,
+                                       const struct bpf_map_batch_opts *opts) {
+    return __wasm_bpf_batch(fd, BPF_MAP_DELETE_BATCH, NULL, NULL, (void *)keys, NULL, count, opts);
 }
 
 #endif /* __LIBBPF_WASM_H */

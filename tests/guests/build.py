@@ -98,6 +98,13 @@ def guests() -> dict:
         "/* generated from matrix.bpf.o by tests/guests/build.py */\n"
         + _c_array("matrix_bpf_obj", matrix_bpf.read_bytes()))
 
+    maps_bpf = out / "maps.bpf.o"
+    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "maps.bpf.c", "-o", maps_bpf])
+    built["maps_bpf"] = maps_bpf
+    (out / "maps_bpf_obj.h").write_text(
+        "/* generated from maps.bpf.o by tests/guests/build.py */\n"
+        + _c_array("maps_bpf_obj", maps_bpf.read_bytes()))
+
     def cc(name, src, *defines):
         wasm = out / f"{name}.wasm"
         _run([CLANG, *WASM_CFLAGS, "-I", HERE, "-I", out, *defines, HERE / src, "-o", wasm])
@@ -106,6 +113,7 @@ def guests() -> dict:
     cc("abi", "abi_guest.c")
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
+    cc("maps", "maps_guest.c", "-I", HERE.parent.parent / "guest_sdk" / "include")
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")

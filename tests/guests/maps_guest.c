@@ -1,0 +1,198 @@
+/* Map API guest (tests/test_map_api.py): maps NCPUS PID
+ * Runs the guest SDK's map functions (libbpf-wasm.h) on every map of maps.bpf.o and
+ * prints what came back as key=value lines, named MAP.CHECK. Values the test can
+ * recompute are printed raw; the guest does not decide what is right. */
+#include "libbpf-wasm.h"
+#include "maps_bpf_obj.h"
+
+static int ncpus;
+static uint64_t obj;
+
+static void out(const char *map, const char *what, long long v) { printf("%s.%s=%lld\n", map, what, v); }
+
+static int on_record(void *ctx, void *data, int size) { return 0; }
+
+static int fd_of(const char *name) { return wasm_bpf_map_fd_by_name(obj, name); }
+
+/* hash-like and array maps: key u32, value u64 (per CPU: ncpus slots of 8 bytes). */
+static void kv_map(const char *name, int percpu, int is_array, int n)
+{
+    int fd = fd_of(name), slots = percpu ? ncpus : 1, err, cnt;
+    uint64_t vals[64 * 16], v[16];
+    uint32_t keys[64], key, next, count, out_batch;
+    long long sum = 0;
+
+    for (int k = 0; k < n; k++) {
+        for (int c = 0; c < slots; c++)
+            v[c] = (uint64_t)k * 100 + c;
+        if ((err = bpf_map_update_elem(fd, &k, v, BPF_ANY)))
+            break;
+    }
+    out(name, "update", err);
+    for (int k = 0; k < n; k++) {
+        memset(v, 0, sizeof(v));
+        if ((err = bpf_map_lookup_elem(fd, &k, v)))
+            break;
+        for (int c = 0; c < slots; c++)
+            sum += (long long)v[c];
+    }
+    out(name, "lookup", err);
+    out(name, "sum", sum);
+    cnt = 0;
+    for (err = bpf_map_get_next_key(fd, NULL, &next); !err; err = bpf_map_get_next_key(fd, &key, &next)) {
+        key = next;
+        cnt++;
+    }
+    out(name, "next_key_end", err);
+    out(name, "keys", cnt);
+    key = 1;
+    memset(v, 0, sizeof(v));
+    err = bpf_map_lookup_and_delete_elem(fd, &key, v);
+    out(name, "lookup_and_delete", err);
+    out(name, "lookup_and_delete_value", err ? -1 : (long long)v[0]);
+    out(name, "after_lookup_and_delete", bpf_map_lookup_elem(fd, &key, v));
+    key = 2;
+    out(name, "delete", bpf_map_delete_elem(fd, &key));
+    out(name, "after_delete", bpf_map_lookup_elem(fd, &key, v));
+
+    /* batches: update every key again, read them all back in batches of 3 */
+    for (int k = 0; k < n; k++) {
+        keys[k] = k;
+        for (int c = 0; c < slots; c++)
+            vals[k * slots + c] = (uint64_t)k * 100 + c + 1;
+    }
+    count = n;
+    out(name, "update_batch", bpf_map_update_batch(fd, keys, vals, &count, NULL));
+    out(name, "update_batch_count", count);
+    memset(keys, 0xff, sizeof(keys));
+    memset(vals, 0, sizeof(vals));
+    cnt = 0;
+    sum = 0;
+    for (void *in = NULL;; in = &out_batch) {
+        count = 3;
+        err = bpf_map_lookup_batch(fd, in, &out_batch, keys + cnt, vals + cnt * slots, &count, NULL);
+        cnt += count;
+        if (err || cnt >= n)
+            break;
+    }
+    for (int i = 0; i < cnt * slots; i++)
+        sum += (long long)vals[i];
+    out(name, "lookup_batch_end", err);
+    out(name, "lookup_batch_count", cnt);
+    out(name, "lookup_batch_sum", sum);
+    if (!is_array) {
+        count = 2;
+        keys[0] = 3, keys[1] = 4;
+        out(name, "delete_batch", bpf_map_delete_batch(fd, keys, &count, NULL));
+        out(name, "delete_batch_count", count);
+        count = 64;
+        err = bpf_map_lookup_and_delete_batch(fd, NULL, &out_batch, keys, vals, &count, NULL);
+        out(name, "lookup_and_delete_batch", err);
+        out(name, "lookup_and_delete_batch_count", count);
+        out(name, "empty", bpf_map_get_next_key(fd, NULL, &next));
+    }
+}
+
+static void queue_like(const char *name)
+{
+    int fd = fd_of(name);
+    uint64_t v, order = 0;
+    int err = 0;
+    for (v = 1; v <= 5 && !err; v++)
+        err = bpf_map_update_elem(fd, NULL, &v, BPF_ANY);
+    out(name, "push", err);
+    out(name, "peek", bpf_map_lookup_elem(fd, NULL, &v));
+    out(name, "peek_value", v);
+    while (!(err = bpf_map_lookup_and_delete_elem(fd, NULL, &v)))
+        order = order * 10 + v;
+    out(name, "pop_order", order);
+    out(name, "pop_end", err);
+}
+
+static void bloom(void)
+{
+    int fd = fd_of("m_bloom"), err = 0;
+    uint64_t v;
+    for (v = 10; v < 20 && !err; v++)
+        err = bpf_map_update_elem(fd, NULL, &v, BPF_ANY);
+    out("m_bloom", "push", err);
+    v = 15;
+    out("m_bloom", "has_15", bpf_map_lookup_elem(fd, NULL, &v));
+    v = 1000;
+    out("m_bloom", "has_1000", bpf_map_lookup_elem(fd, NULL, &v));
+}
+
+static void lpm(void)
+{
+    struct { uint32_t prefixlen; uint8_t addr[4]; } k = {8, {10, 0, 0, 0}};
+    int fd = fd_of("m_lpm");
+    uint64_t v = 8;
+    out("m_lpm", "update8", bpf_map_update_elem(fd, &k, &v, BPF_ANY));
+    k.prefixlen = 24, k.addr[1] = 1, k.addr[2] = 2, v = 24;
+    out("m_lpm", "update24", bpf_map_update_elem(fd, &k, &v, BPF_ANY));
+    k.prefixlen = 32, k.addr[3] = 3, v = 0;
+    out("m_lpm", "lookup_10_1_2_3", bpf_map_lookup_elem(fd, &k, &v));
+    out("m_lpm", "match_10_1_2_3", v);
+    k.addr[1] = 9, v = 0;
+    bpf_map_lookup_elem(fd, &k, &v);
+    out("m_lpm", "match_10_9_2_3", v);
+}
+
+static void map_in_map(const char *name)
+{
+    int fd = fd_of(name), inner_a = fd_of("inner_a"), bogus = 1;
+    uint32_t zero = 0, key = 1, id = 0;
+    uint64_t seven = 7;
+    out(name, "inner_update", bpf_map_update_elem(inner_a, &zero, &seven, BPF_ANY));
+    out(name, "update", bpf_map_update_elem(fd, &zero, &inner_a, BPF_ANY));
+    out(name, "update_foreign_fd", bpf_map_update_elem(fd, &key, &bogus, BPF_ANY));
+    out(name, "lookup", bpf_map_lookup_elem(fd, &zero, &id));
+    out(name, "inner_id_nonzero", id != 0);
+}
+
+int main(int argc, char **argv)
+{
+    struct { uint32_t target_pid, pad; uint64_t counter, seen_inner; } ctl = {0};
+    uint32_t zero = 0;
+    uint64_t step = 5;
+
+    if (argc < 3)
+        return 2;
+    ncpus = atoi(argv[1]);
+    obj = wasm_load_bpf_object(maps_bpf_obj, sizeof(maps_bpf_obj));
+    if (!obj)
+        return 3;
+    kv_map("m_hash", 0, 0, 8);
+    kv_map("m_lru_hash", 0, 0, 8);
+    kv_map("m_percpu_hash", 1, 0, 8);
+    kv_map("m_lru_percpu_hash", 1, 0, 8);
+    kv_map("m_array", 0, 1, 8);
+    kv_map("m_percpu_array", 1, 1, 8);
+    queue_like("m_queue");
+    queue_like("m_stack");
+    bloom();
+    lpm();
+    map_in_map("m_array_of_maps");
+    map_in_map("m_hash_of_maps");
+
+    /* .bss/.data after load: arm, let the program run (the test calls getppid), read back */
+    int bss = fd_of("maps.bss"), data = fd_of("maps.data");
+    ctl.target_pid = (uint32_t)atoi(argv[2]);
+    out("bss", "write", bpf_map_update_elem(bss, &zero, &ctl, BPF_ANY));
+    out("data", "write", bpf_map_update_elem(data, &zero, &step, BPF_ANY));
+    out("bss", "attach", wasm_attach_bpf_program(obj, "count", NULL));
+    fflush(stdout);
+    printf("ready=1\n");
+    fflush(stdout);
+    {   /* wait for the test's getppid() calls: until the host stops us */
+        static char buf[8];
+        int rb = fd_of("rb");
+        while (wasm_bpf_buffer_poll(obj, rb, (int32_t)on_record, 0, buf, sizeof(buf), 50) >= 0)
+            ;
+    }
+    out("bss", "read", bpf_map_lookup_elem(bss, &zero, &ctl));
+    out("bss", "counter", (long long)ctl.counter);
+    out("bss", "seen_inner", (long long)ctl.seen_inner);
+    out("obj", "close", wasm_close_bpf_object(obj));
+    return 0;
+}

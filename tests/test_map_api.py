@@ -1,0 +1,108 @@
+"""The guest map API (libbpf-wasm.h over wasm_bpf_map_operate and wasm_bpf_map_batch)
+on every map type a guest can reach: hash, array, per-CPU, LRU, queue, stack,
+bloom filter, LPM trie, array/hash of maps, .bss/.data after load. The guest
+(guests/maps_guest.c) prints raw results; the expectations are computed here."""
+import os
+import threading
+import time
+
+import pytest
+
+import wasm_bpf
+from guests.build import guests
+from guests.helpers import EBADF, EINVAL, ENOENT, parse, wait_until
+
+
+def possible_cpus():
+    with open("/sys/devices/system/cpu/possible") as f:
+        n = 0
+        for part in f.read().strip().split(","):
+            lo, _, hi = part.partition("-")
+            n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+@pytest.fixture(scope="module")
+def result():
+    """Runs the maps guest once: it exercises every map, then waits while this
+    process calls getppid() 4 times, then reads .bss back."""
+    inst = wasm_bpf.Instance(str(guests()["maps"]), [str(possible_cpus()), str(os.getpid())], capture_output=True)
+    status = []
+    thread = threading.Thread(target=lambda: status.append(inst.run()), daemon=True)
+    thread.start()
+    assert wait_until(lambda: b"ready=1" in inst.stdout or not thread.is_alive(), timeout=20)
+    for _ in range(4):
+        os.getppid()
+    time.sleep(0.1)
+    inst.stop()
+    thread.join(15)
+    inst.close()
+    assert status == [0], inst.stdout
+    return parse(inst.stdout)
+
+
+def of(result, name):
+    prefix = name + "."
+    return {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
+
+
+N = 8
+
+
+@pytest.mark.parametrize("name,percpu,is_array", [
+    ("m_hash", False, False), ("m_lru_hash", False, False), ("m_percpu_hash", True, False),
+    ("m_lru_percpu_hash", True, False), ("m_array", False, True), ("m_percpu_array", True, True),
+])
+def test_key_value_maps(result, name, percpu, is_array):
+    r = of(result, name)
+    slots = possible_cpus() if percpu else 1
+    assert (r["update"], r["lookup"]) == (0, 0), r
+    assert r["sum"] == sum(k * 100 + c for k in range(N) for c in range(slots)), r
+    assert (r["keys"], r["next_key_end"]) == (N, -ENOENT), r
+    if is_array:  # arrays cannot lose elements
+        assert r["lookup_and_delete"] < 0 and r["delete"] == -EINVAL and r["after_delete"] == 0, r
+    else:
+        assert (r["lookup_and_delete"], r["lookup_and_delete_value"]) == (0, 100), r
+        assert r["after_lookup_and_delete"] == -ENOENT, r
+        assert (r["delete"], r["after_delete"]) == (0, -ENOENT), r
+    assert (r["update_batch"], r["update_batch_count"]) == (0, N), r
+    assert r["lookup_batch_count"] == N and r["lookup_batch_end"] in (0, -ENOENT), r
+    assert r["lookup_batch_sum"] == sum(k * 100 + c + 1 for k in range(N) for c in range(slots)), r
+    if not is_array:
+        assert (r["delete_batch"], r["delete_batch_count"]) == (0, 2), r
+        assert r["lookup_and_delete_batch"] in (0, -ENOENT) and r["lookup_and_delete_batch_count"] == N - 2, r
+        assert r["empty"] == -ENOENT, r
+
+
+@pytest.mark.parametrize("name,first,order", [("m_queue", 1, 12345), ("m_stack", 5, 54321)])
+def test_queue_and_stack(result, name, first, order):
+    r = of(result, name)
+    assert (r["push"], r["peek"], r["peek_value"]) == (0, 0, first), r
+    assert (r["pop_order"], r["pop_end"]) == (order, -ENOENT), r
+
+
+def test_bloom_filter(result):
+    r = of(result, "m_bloom")
+    assert (r["push"], r["has_15"], r["has_1000"]) == (0, 0, -ENOENT), r
+
+
+def test_lpm_trie(result):
+    r = of(result, "m_lpm")
+    assert (r["update8"], r["update24"], r["lookup_10_1_2_3"]) == (0, 0, 0), r
+    assert (r["match_10_1_2_3"], r["match_10_9_2_3"]) == (24, 8), r
+
+
+@pytest.mark.parametrize("name", ["m_array_of_maps", "m_hash_of_maps"])
+def test_map_in_map(result, name):
+    r = of(result, name)
+    assert (r["inner_update"], r["update"], r["lookup"], r["inner_id_nonzero"]) == (0, 0, 0, 1), r
+    assert r["update_foreign_fd"] == -EBADF, r  # fd 1 is the host's stdout, not a map of the guest
+
+
+def test_bss_and_data_after_load(result):
+    r = of(result, "bss")
+    assert (r["write"], r["attach"], r["read"]) == (0, 0, 0), r
+    assert of(result, "data")["write"] == 0
+    assert r["counter"] == 4 * 5, r  # 4 getppid() calls, step 5 written to .data after load
+    assert r["seen_inner"] == 7, r   # the program read inner_a through m_array_of_maps
+    assert of(result, "obj")["close"] == 0
