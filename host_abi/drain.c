@@ -118,10 +118,19 @@ int wbpf_drain_epoll_fd(const struct wbpf_drain *d)
     return d->ring ? ring_buffer__epoll_fd(d->ring) : perf_buffer__epoll_fd(d->perf);
 }
 
+/* Waits, then consumes every ring whatever epoll said: the caller may have polled the
+ * epoll fd itself, and polling a perf event fd clears its readiness, so a plain
+ * perf_buffer__poll(0) afterwards would leave those records waiting. */
 int wbpf_drain_poll(struct wbpf_drain *d, int timeout_ms)
 {
-    int rc = d->ring ? ring_buffer__poll(d->ring, timeout_ms) : perf_buffer__poll(d->perf, timeout_ms);
-    return rc == -EINTR ? 0 : rc;
+    uint64_t before = d->records;
+    int rc = 0;
+
+    if (timeout_ms != 0)
+        rc = d->ring ? ring_buffer__poll(d->ring, timeout_ms) : perf_buffer__poll(d->perf, timeout_ms);
+    if (rc >= 0 || rc == -EINTR)
+        rc = d->ring ? ring_buffer__consume(d->ring) : perf_buffer__consume(d->perf);
+    return rc < 0 ? rc : (int)(d->records - before);
 }
 
 size_t wbpf_drain_pending(const struct wbpf_drain *d) { return d->used; }

@@ -265,9 +265,9 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
             if ns.timeout is not None:
                 wait = min(wait, ns.timeout - (now - start))
             ready = poller.poll(max(int(wait * 1000), 0)) if by_fd else (time.sleep(max(wait, 0)) or [])
-            for efd, _ev in ready:
-                d, dec, m = by_fd[efd]
-                _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
+            if ready:
+                for d, dec, m in drains:
+                    _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
             if printers and time.monotonic() >= next_print:
                 when = datetime.datetime.now()
                 for p in printers:

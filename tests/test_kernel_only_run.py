@@ -1,0 +1,223 @@
+"""Kernel-only runs against the kernel: the examples' kernel code with no user-space
+code (sigsnoop from its .bpf.c, opensnoop and runqlat from .bpf.o), in every output
+format; flags from .rodata changing what is printed; the package round trip."""
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ko_helpers import EXAMPLES, FIXTURES, compile_bpf, compile_example
+
+FORMATS = ("table", "json", "csv")
+FMT_ARGS = {"table": [], "json": ["--json"], "csv": ["--csv"]}
+
+
+def wasm_bpf() -> list:
+    exe = shutil.which("wasm-bpf")
+    return [exe] if exe else [sys.executable, "-m", "wasm_bpf"]
+
+
+def ko_run(path, args, trigger, settle=0.6, timeout=60):
+    """Runs `wasm-bpf run PATH ARGS -v`, calls trigger() once the programs are attached,
+    then stops it with SIGINT after `settle` seconds; returns (status, stdout, stderr)."""
+    proc = subprocess.Popen(wasm_bpf() + ["run", str(path), *args, "-v"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    attached = threading.Event()
+    err_lines = []
+
+    def read_err():
+        for line in proc.stderr:
+            err_lines.append(line)
+            if "attached" in line:
+                attached.set()
+
+    t = threading.Thread(target=read_err, daemon=True)
+    t.start()
+    try:
+        ok = attached.wait(timeout)
+        if ok:
+            trigger()
+            time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read()
+        rc = proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    t.join(5)
+    err = "".join(err_lines)
+    assert ok, f"the programs were never attached:\n{err}"
+    return rc, out, err
+
+
+def rows(fmt, out):
+    """Printed rows as dicts of strings (table: split on whitespace by the header)."""
+    lines = [line for line in out.splitlines() if line.strip()]
+    if fmt == "json":
+        return [{k: v if isinstance(v, (str, list, dict)) else json.dumps(v) for k, v in json.loads(line).items()}
+                for line in lines]
+    if fmt == "csv":
+        return list(csv.DictReader(io.StringIO("\n".join(lines) + "\n")))
+    header = lines[0].split()
+    return [dict(zip([h.lower() for h in header], line.split(None, len(header) - 1))) for line in lines[1:]]
+
+
+def my_comm() -> str:
+    with open("/proc/self/comm") as f:
+        return f.read().strip()
+
+
+@pytest.fixture(scope="module")
+def objs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ko-objs")
+    return {name: compile_example(name, d) for name in ("sigsnoop", "opensnoop", "runqlat")} | {
+        "kinds": compile_bpf(FIXTURES / "kinds.bpf.c", d / "kinds.bpf.o")}
+
+
+@pytest.fixture
+def sleeper():
+    p = subprocess.Popen(["sleep", "30"])
+    yield p
+    p.kill()
+    p.wait()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sigsnoop_from_source_only(fmt, tmp_path, sleeper):
+    """Only the kernel code (sigsnoop.bpf.c + its header): one command, decoded rows."""
+    for f in ("sigsnoop.bpf.c", "sigsnoop.h"):
+        shutil.copy(EXAMPLES / "sigsnoop" / f, tmp_path / f)
+    missing = 999_991
+
+    def trigger():
+        os.kill(sleeper.pid, signal.SIGUSR1)
+        try:
+            os.kill(missing, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    rc, out, err = ko_run(tmp_path / "sigsnoop.bpf.c", FMT_ARGS[fmt], trigger)
+    assert rc == 0, err
+    got = rows(fmt, out)
+    mine = [r for r in got if r["pid"] == str(os.getpid())]
+    assert {"tpid": str(sleeper.pid), "sig": "SIGUSR1", "ret": "0", "comm": my_comm()}.items() <= \
+        next(r for r in mine if r["tpid"] == str(sleeper.pid)).items(), out
+    assert {"sig": "SIGTERM", "ret": "-ESRCH"}.items() <= next(r for r in mine if r["tpid"] == str(missing)).items()
+    if fmt == "table":
+        assert out.splitlines()[0].split() == ["TIME", "PID", "TPID", "SIG", "RET", "COMM"]
+    else:
+        assert "time" in got[0]
+
+
+def test_sigsnoop_pid_flag_filters(objs):
+    """--filter-pid (const volatile filter_pid) keeps only the helper's signals."""
+    helper = subprocess.Popen(["sh", "-c", "read x; kill -0 999993 2>/dev/null; true"], stdin=subprocess.PIPE, text=True)
+
+    def trigger():
+        for target in (999994,):
+            try:
+                os.kill(target, 0)  # sent by this process: filtered out
+            except ProcessLookupError:
+                pass
+        helper.stdin.write("go\n")
+        helper.stdin.flush()
+        helper.wait(10)
+
+    try:
+        rc, out, err = ko_run(objs["sigsnoop"], ["--json", "--filter-pid", str(helper.pid)], trigger)
+    finally:
+        helper.kill()
+        helper.wait()
+    got = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and got, err
+    assert {r["pid"] for r in got} == {helper.pid}
+    assert any(r["tpid"] == 999993 and r["ret"] == "-ESRCH" and r["sig"] == 0 for r in got)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_opensnoop_perf_buffer(fmt, objs, tmp_path):
+    path = str(tmp_path / "no-such-file")
+
+    def trigger():
+        for _ in range(2):
+            try:
+                os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                pass
+
+    rc, out, err = ko_run(objs["opensnoop"], FMT_ARGS[fmt] + ["--failed-only"], trigger)
+    assert rc == 0, err
+    got = rows(fmt, out)
+    mine = [r for r in got if r["path"] == path]
+    assert len(mine) == 2, out
+    assert {"pid": str(os.getpid()), "fd": "-1", "err": "ENOENT", "comm": my_comm()}.items() <= mine[0].items()
+    assert all(r["err"] != "0" for r in got)  # --failed-only took effect in the kernel
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_runqlat_histogram(fmt, objs):
+    def trigger():
+        for _ in range(20):
+            time.sleep(0.01)
+
+    rc, out, err = ko_run(objs["runqlat"], FMT_ARGS[fmt] + ["--interval", "0.5"], trigger, settle=1.2)
+    assert rc == 0, err
+    lines = out.splitlines()
+    if fmt == "table":
+        assert any(line.endswith(" hists") for line in lines), out
+        bars = [line.split() for line in lines if "->" in line]
+        assert bars and sum(int(b[4]) for b in bars) > 0
+        assert lines[1].split() == ["value", ":", "count", "distribution"]
+    elif fmt == "json":
+        got = [json.loads(line) for line in lines]
+        assert got and all(g["map"] == "hists" for g in got) and sum(got[-1]["slots"]) > 0
+    else:
+        cells = [line.split(",") for line in lines]
+        assert cells and all(c[1] == "hists" for c in cells) and sum(int(c[-1]) for c in cells) > 0
+
+
+def test_flags_change_kernel_behaviour(objs):
+    """Every kind of record field as the kernel wrote it, with the .rodata flags set on
+    the command line; --targ-pid filters in the kernel; the log2 histogram map prints."""
+    args = ["--json", "--targ-pid", str(os.getpid()), "--targ-mode", "MODE_ON",
+            "--min-duration-ns", "5", "--no-verbose-mode", "--interval", "0.3"]
+    rc, out, err = ko_run(objs["kinds"], args, lambda: [os.getppid() for _ in range(3)])
+    assert rc == 0, err
+    got = [json.loads(line) for line in out.splitlines()]
+    events = [g for g in got if "map" not in g]
+    hists = [g for g in got if g.get("map") == "pid_hist"]
+    assert len(events) == 3 and {e["pid"] for e in events} == {os.getpid()}
+    e = events[0]
+    assert (e["mode"], e["ts"], e["ok"], e["comm"]) == ("MODE_ON", 5, False, my_comm())
+    assert (e["flag_a"], e["level"], e["sbits"], e["err"], e["sig"]) == (1, 5, -3, "ENOENT", "SIGUSR1")
+    assert (e["saddr"], e["daddr_v6"], e["dport"], e["ret"]) == ("127.0.0.1", "::", 8080, "-EPERM")
+    slot = os.getpid().bit_length() - 1
+    assert hists and hists[-1]["slots"][slot] == 3 and sum(hists[-1]["slots"]) == 3
+
+
+def test_package_round_trip(tmp_path, sleeper):
+    """package sigsnoop.bpf.c, copy only the JSON elsewhere, run it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in ("sigsnoop.bpf.c", "sigsnoop.h"):
+        shutil.copy(EXAMPLES / "sigsnoop" / f, src / f)
+    res = subprocess.run(wasm_bpf() + ["package", str(src / "sigsnoop.bpf.c"), "-o", str(src / "sigsnoop.json")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(src / "sigsnoop.json", elsewhere / "sigsnoop.json")
+    shutil.rmtree(src)
+    rc, out, err = ko_run(elsewhere / "sigsnoop.json", ["--csv"], lambda: os.kill(sleeper.pid, signal.SIGUSR2))
+    assert rc == 0, err
+    got = rows("csv", out)
+    assert any(r["tpid"] == str(sleeper.pid) and r["sig"] == "SIGUSR2" and r["pid"] == str(os.getpid()) for r in got), out
