@@ -343,6 +343,10 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
                     slice = (int)left;
             }
             rc = poll_once(buf, slice);
+            /* Records submitted with BPF_RB_NO_WAKEUP never make the ring ready for
+             * epoll: look at the ring itself whenever a wait ends empty-handed. */
+            if (rc == 0 && slice > 0 && buf->ring && buf->result->status == WBPF_POLL_OK)
+                rc = ring_buffer__consume(buf->ring);
             if (rc >= 0 && buf->result->status == WBPF_POLL_OK)
                 batch_flush(buf); /* the last, partly filled batch */
             if (rc < 0 || buf->delivered_this_poll || buf->pending_head || timeout_ms == 0)
