@@ -221,3 +221,16 @@ def test_package_round_trip(tmp_path, sleeper):
     assert rc == 0, err
     got = rows("csv", out)
     assert any(r["tpid"] == str(sleeper.pid) and r["sig"] == "SIGUSR2" and r["pid"] == str(os.getpid()) for r in got), out
+
+
+def test_map_table_cleared_after_printing(objs):
+    """--map prints a hash map as rows of decoded key and value fields; --clear empties
+    it after each interval, so the entry is printed once."""
+    args = ["--json", "--targ-pid", str(os.getpid()), "--map", "last", "--clear", "--interval", "0.3"]
+    rc, out, err = ko_run(objs["kinds"], args, os.getppid, settle=1.0)
+    assert rc == 0, err
+    got = [json.loads(line) for line in out.splitlines()]
+    last = [g for g in got if g.get("map") == "last"]
+    assert len(last) == 1, out
+    assert (last[0]["key"], last[0]["pid"], last[0]["comm"], last[0]["sig"], last[0]["saddr"]) == \
+        (0, os.getpid(), my_comm(), "SIGUSR1", "127.0.0.1")

@@ -15,7 +15,8 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 
 from wasm_bpf._shim import ffi, lib
 
-from .decode import RecordDecoder, decode
+from .decode import RecordDecoder, decode, pick
+from .output import writer
 from .spec import MapSpec
 from .types import Type
 
@@ -110,8 +111,8 @@ class MapPrinter:
     """Prints one map (histogram or table) on demand."""
 
     def __init__(self, spec: MapSpec, fd: int, key_size: int, value_size: int, fmt: str,
-                 clear_after: bool = False, hist: str = "", unit: str = "") -> None:
-        self.spec, self.fd, self.fmt = spec, fd, fmt
+                 clear_after: bool = False, hist: str = "", unit: str = "", raw: bool = False) -> None:
+        self.spec, self.fd, self.fmt, self.raw = spec, fd, fmt, raw
         self.key_size, self.value_size = key_size, value_size
         self.clear_after = clear_after
         member, mode = hist_member(spec.value)
@@ -135,11 +136,11 @@ class MapPrinter:
             ents = [(k, v) for k, v in ents if any(any(b) for b in v)]
         if not ents:
             return False
-        rows = [(self._key(k), merged_value(self.spec.value, v) if self.spec.value else v[0].hex()) for k, v in ents]
         if self.is_hist:
+            rows = [(self._key(k), merged_value(self.spec.value, v) if self.spec.value else v[0].hex()) for k, v in ents]
             self._print_hists(out, when, rows)
         else:
-            self._print_table(out, when, rows)
+            self._print_table(out, when, ents)
         out.flush()
         if self.clear_after:
             clear(self.fd, [k for k, _ in ents], self.spec)
@@ -167,23 +168,40 @@ class MapPrinter:
                 out.write(line + "\n")
             out.write("\n")
 
-    def _print_table(self, out: IO[str], when: datetime.datetime, rows: List[Tuple[Any, Any]]) -> None:
-        if self.fmt == "json":
-            for k, v in rows:
-                out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, "key": k, "value": v}) + "\n")
-            return
-        if self.fmt == "csv":
-            for k, v in rows:
-                out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(k)},{json.dumps(v)}\n")
-            return
-        out.write(f"{when.strftime('%H:%M:%S')} {self.spec.name}\n")
-        kcells = [_cell(k) for k, _ in rows]
-        vcells = [_cell(v) for _, v in rows]
-        kw = max([len("KEY")] + [len(c) for c in kcells])
-        out.write(f"{'KEY'.ljust(kw)} VALUE\n")
-        for kc, vc in sorted(zip(kcells, vcells)):
-            out.write(f"{kc.ljust(kw)} {vc}\n")
-        out.write("\n")
+    def _decoders(self) -> Tuple[RecordDecoder, RecordDecoder]:
+        if not hasattr(self, "_kdec"):
+            raw_type = lambda size: {"kind": "array", "size": size, "count": size, "name": "",
+                                     "elem": {"kind": "int", "size": 1, "signed": False, "name": "u8"}}
+            self._kdec = RecordDecoder(self.spec.key or raw_type(self.key_size), self.raw)
+            self._vdec = RecordDecoder(self.spec.value or raw_type(self.value_size), self.raw)
+            kcols = [("key" if n == "value" else f"key.{n}", t) for n, t in self._kdec.columns]
+            vcols = [(n, t) for n, t in self._vdec.columns]
+            self._columns = kcols + vcols
+            self._writer = writer(self.fmt, self._out, [("map", _MAP_COL)] + self._columns)
+        return self._kdec, self._vdec
+
+    def _print_table(self, out: IO[str], when: datetime.datetime, ents: List[Tuple[bytes, List[bytes]]]) -> None:
+        """One row per entry: the key's fields, then the value's (per-CPU values summed)."""
+        self._out = out
+        kdec, vdec = self._decoders()
+        if self.fmt == "table":
+            self._writer.started = False  # a header per interval
+        for k, values in sorted(ents):
+            krow = kdec.row(k)
+            row = {"map": self.spec.name}
+            row.update({("key" if n == "value" else f"key.{n}"): v for n, v in krow.items()})
+            if len(values) > 1 and self.spec.value is not None:
+                summed = merged_value(self.spec.value, values)
+                row.update({n: pick(summed, n) for n, _ in vdec.columns})
+            else:
+                row.update(vdec.row(values[0]))
+            self._writer.emit(when, row)
+        if self.fmt == "table":
+            out.write("\n")
+
+
+_MAP_COL = {"kind": "array", "size": 16, "count": 16, "name": "char[16]",
+            "elem": {"kind": "int", "size": 1, "signed": True, "char": True, "name": "char"}}
 
 
 def _cell(v: Any) -> str:

@@ -234,7 +234,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
                 hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
                 printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
                                            clear_after=ns.clear or bool(sample.get("clear_map")),
-                                           hist=hist, unit=sample.get("unit", "")))
+                                           hist=hist, unit=sample.get("unit", ""), raw=ns.raw))
         if fmt == "table" and buffers:
             pass  # the header comes with the first record
         if ns.verbose:
@@ -256,6 +256,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
         chunk = dffi.new("char[]", bufsize)
         start = time.monotonic()
         next_print = start + ns.interval
+        last_print = 0.0
         interval = max(ns.interval, 0.05)
         while not stop.flag:
             now = time.monotonic()
@@ -272,10 +273,11 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
                 when = datetime.datetime.now()
                 for p in printers:
                     p.print(out, when)
+                last_print = time.monotonic()
                 next_print += interval
         for d, dec, m in drains:  # what arrived before the stop
             _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
-        if printers and (ns.timeout is not None or stop.flag):
+        if printers and time.monotonic() - last_print > 0.25:  # the last partial interval
             when = datetime.datetime.now()
             for p in printers:
                 p.print(out, when)
