@@ -955,6 +955,14 @@ __WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_map_batch")
 int wasm_bpf_map_batch(int fd, int cmd, void *in_batch, void *out_batch, void *keys, void *values,
                        uint32_t *count, uint64_t elem_flags, uint64_t flags);
 
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_num_possible_cpus")
+int wasm_bpf_num_possible_cpus(void);
+
+/* The number of per-CPU slots in a per-CPU map's value (libbpf's meaning). */
+static inline int libbpf_num_possible_cpus(void) {
+    return __wasm_bpf_err(wasm_bpf_num_possible_cpus());
+}
+
 /* One attachment; bpf_link__destroy() detaches it (the object's destroy also does). */
 struct bpf_link {
     int64_t handle;

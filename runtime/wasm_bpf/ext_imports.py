@@ -68,6 +68,12 @@ class ExtImports:
         _, info = self._map(fd)  # type: ignore[attr-defined]
         return map_batch(mem, info, cmd, in_batch, out_batch, keys, values, count, elem_flags, flags)
 
+    def num_possible_cpus(self, mem: GuestMemory) -> int:
+        n = int(lib.libbpf_num_possible_cpus())
+        if n < 0:
+            raise HostCallError(-n, "cannot read the number of possible CPUs")
+        return n
+
     def check_inner_map_fd(self, mem: GuestMemory, info, cmd: int, value: int) -> None:
         """Updating a map-in-map stores a map fd: it must be one handed to this guest."""
         if cmd == lib.BPF_MAP_UPDATE_ELEM and info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS,

@@ -73,6 +73,7 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     (EXT_MODULE, "wasm_bpf_attach_link"): ("attach_link", (Signature([HANDLE, PTR, PTR], "i64"),), None, True),
     (EXT_MODULE, "wasm_bpf_link_destroy"): ("link_destroy", (Signature([HANDLE], "i32"),), None, False),
     (EXT_MODULE, "wasm_bpf_iter_read"): ("iter_read", (Signature([HANDLE, PTR, PTR, I32], "i32"),), None, True),
+    (EXT_MODULE, "wasm_bpf_num_possible_cpus"): ("num_possible_cpus", (Signature([], "i32"),), None, False),
     (EXT_MODULE, "wasm_bpf_map_batch"): ("map_batch", (
         Signature([I32, I32, PTR, PTR, PTR, PTR, PTR, U64, U64], "i32"),), None, False),
 }
