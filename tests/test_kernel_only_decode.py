@@ -3,11 +3,13 @@ through the fixture's BTF/DWARF, the output formats, flags from .rodata, package
 and the one-line errors."""
 import io
 import json
+import shutil
 import struct
+import subprocess
 
 import pytest
 
-from ko_helpers import FIXTURES, compile_bpf
+from ko_helpers import EXAMPLES, FIXTURES, compile_bpf
 from wasm_bpf.kernel_only import decode as D
 from wasm_bpf.kernel_only import flags as F
 from wasm_bpf.kernel_only import output as O
@@ -200,3 +202,21 @@ def test_bad_inputs_one_line(kinds_obj, tmp_path, capsys, content, args, message
     assert run(str(path), args) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("wasm-bpf: error: ") and message in err
+
+
+def test_stripped_object_record_type_from_header(tmp_path, capsys):
+    """Without DWARF the reserve call cannot be typed: the run asks for a fix in one
+    line; with sigsnoop.h next to the object (the documented convention) it is typed."""
+    from ko_helpers import compile_example
+    obj = compile_example("sigsnoop", tmp_path)
+    strip = shutil.which("llvm-strip-19") or shutil.which("llvm-strip")
+    if strip is None:
+        pytest.skip("llvm-strip is not installed")
+    subprocess.run([strip, "-g", str(obj)], check=True)
+    assert S.inspect(obj.read_bytes(), str(obj)).map("events").record is None
+    assert run(str(obj), ["--timeout", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot tell the record type of events" in err and "PROG.h" in err
+    shutil.copy(EXAMPLES / "sigsnoop" / "sigsnoop.h", tmp_path / "sigsnoop.h")
+    rec = S.inspect(obj.read_bytes(), str(obj), header=tmp_path / "sigsnoop.h").map("events").record
+    assert rec["name"] == "struct event" and [m["name"] for m in rec["members"]] == ["pid", "tpid", "sig", "ret", "comm"]

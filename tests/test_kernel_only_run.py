@@ -234,3 +234,29 @@ def test_map_table_cleared_after_printing(objs):
     assert len(last) == 1, out
     assert (last[0]["key"], last[0]["pid"], last[0]["comm"], last[0]["sig"], last[0]["saddr"]) == \
         (0, os.getpid(), my_comm(), "SIGUSR1", "127.0.0.1")
+
+
+def test_eunomia_package_runs(objs, tmp_path):
+    """An eunomia-bpf package.json: the record type named by export_types, a rodata
+    default from "value", a flag renamed by "cmdarg", a map sampled as log2_hist."""
+    import base64
+    import zlib
+    elf = objs["kinds"].read_bytes()
+    doc = {"bpf_object": base64.b64encode(zlib.compress(elf)).decode(), "bpf_object_size": len(elf),
+           "meta": {"bpf_skel": {"obj_name": "kinds_bpf",
+                                 "data_sections": [{"name": ".rodata", "variables": [
+                                     {"name": "targ_pid", "type": "int", "cmdarg": {"long": "pid"}},
+                                     {"name": "min_duration_ns", "type": "unsigned long long", "value": 5}]}],
+                                 "maps": [{"name": "pid_hist", "ident": "pid_hist",
+                                           "sample": {"interval": 1000, "type": "log2_hist", "unit": "pid"}}]},
+                    "export_types": [{"name": "record", "members": [], "size": 96, "type_id": 1}]}}
+    pkg = tmp_path / "package.json"
+    pkg.write_text(json.dumps(doc))
+    rc, out, err = ko_run(pkg, ["--pid", str(os.getpid()), "--interval", "0.3"], os.getppid)
+    assert rc == 0, err
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert header[:4] == ["TIME", "PID", "TS", "MODE"], out
+    row = dict(zip(header, lines[1].split()))
+    assert (row["PID"], row["TS"], row["MODE"]) == (str(os.getpid()), "5", "MODE_AUTO")
+    assert any(line.split()[:2] == ["pid", ":"] for line in lines), out  # the histogram's unit label

@@ -80,13 +80,15 @@ def load_input(path: str, event_type: str = "", verbose: bool = False) -> Tuple[
         for m in spec.buffers():
             if m.name in pkg.records and not event_type:
                 m.record = pkg.records[m.name]
+        changed = {}
         for g in spec.globals:
             if g.name in pkg.defaults:
                 flag = F.Flag(g, "--" + g.name)
                 try:
-                    g.default = F.encode(flag, pkg.defaults[g.name])
-                except SpecError:
-                    pass
+                    g.default = changed[g.name] = F.encode(flag, pkg.defaults[g.name])
+                except SpecError as e:
+                    raise SpecError(f"{path}: the default of {g.name}: {e}") from None
+        spec.elf = F.patch_rodata(spec.elf, spec.globals, changed)  # the package's defaults apply
     return spec, pkg
 
 
@@ -191,7 +193,8 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
         if untyped:
             names = ", ".join(m.name for m in untyped)
             raise SpecError(f"cannot tell the record type of {names}: pass --event-type NAME (the struct the "
-                            "program submits), or keep DWARF (clang -g) so the reserve/output call is found")
+                            "program submits), keep DWARF (clang -g) so the reserve/output call is found, "
+                            "or put PROG.h defining only that struct next to PROG.bpf.o")
         table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES}
     if ns.verbose and untyped and buffers:
         err.write(f"wasm-bpf: note: not printing {', '.join(m.name for m in untyped)} (no record type found)\n")

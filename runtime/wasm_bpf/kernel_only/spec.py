@@ -306,7 +306,35 @@ def _header_struct(header: Optional[Path], btf: "B.Btf", dwarf: _Dwarf) -> Optio
     names = list(dict.fromkeys(re.findall(r"\b(struct|union)\s+(\w+)\s*\{", text)))
     if len(names) != 1:
         return None
-    return _lookup_type(" ".join(names[0]), btf, dwarf)
+    name = " ".join(names[0])
+    return _lookup_type(name, btf, dwarf) or _compile_header_type(header, name)
+
+
+def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
+    """The type `name` of header, from the BTF of a one-line object that uses it (for
+    objects whose BTF lacks it and whose DWARF is stripped)."""
+    import platform
+    import subprocess
+    import tempfile
+
+    try:
+        from wasm_bpf_sdk.build import BuildConfig, vmlinux_header
+        vmlinux = vmlinux_header(BuildConfig(bpf_source=header, sources=[], output=header))
+    except Exception:
+        return None
+    with tempfile.TemporaryDirectory(prefix="wasm-bpf-hdr-") as tmp:
+        src, obj = Path(tmp) / "types.c", Path(tmp) / "types.o"
+        src.write_text(f'#include "vmlinux.h"\n#include "{header.resolve()}"\n{name} *__wasm_bpf_record_ref;\n')
+        argv = ["clang-19", "-g", "-O2", "-target", "bpf", f"-I{vmlinux.parent}", f"-I{header.resolve().parent}",
+                f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", str(src), "-o", str(obj)]
+        if subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            return None
+        try:
+            with B.Btf.from_file(str(obj)) as hbtf:
+                tid = T.find_btf_type(hbtf, name)
+                return T.from_btf(hbtf, tid) if tid is not None else None
+        except (B.BtfError, T.TypeError_):
+            return None
 
 
 def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event_type: str,
@@ -317,6 +345,8 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
     dwarf = _Dwarf(elf)
     if event_type:
         t = _lookup_type(event_type, btf, dwarf)
+        if t is None and header is not None and header.is_file():
+            t = _compile_header_type(header, " ".join(event_type.split()))
         if t is None:
             raise SpecError(f"--event-type {event_type!r}: no such type in {what}'s BTF or DWARF "
                             "(give a struct, union or typedef name the program defines, and compile with -g)")
