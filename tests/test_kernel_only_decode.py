@@ -193,7 +193,9 @@ def test_eunomia_package_flags_and_event_type(kinds, tmp_path, capsys):
     (None, ["--targ-pid", "abc"], "--targ-pid 'abc': not an integer"),
     (None, ["--attach", "nosuch=eth0"], "expected PROG=TARGET"),
     (b'{"meta": {}}', [], 'has no "bpf_object"'),
-], ids=["not-elf", "unknown-event-type", "bad-flag", "bad-attach", "bad-package"])
+    (None, ["--no-such-option"], "unrecognized arguments: --no-such-option (the options and the program's flags"),
+    (None, ["--small", "300"], "--small 300: out of range for __u8 (0..255)"),
+], ids=["not-elf", "unknown-event-type", "bad-flag", "bad-attach", "bad-package", "unknown-option", "flag-range"])
 def test_bad_inputs_one_line(kinds_obj, tmp_path, capsys, content, args, message):
     path = kinds_obj
     if content is not None:

@@ -92,11 +92,16 @@ def load_input(path: str, event_type: str = "", verbose: bool = False) -> Tuple[
     return spec, pkg
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other error of the runner
+        raise SpecError(f"{message} (the options and the program's flags: {self.prog} --help)")
+
+
 def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.ArgumentParser:
     progs = ", ".join(f"{p.name} ({p.section})" for p in spec.programs) or "none"
     bufs = ", ".join(f"{m.name} ({m.type_name}, record {m.record.get('name') if m.record else '?'})"
                      for m in spec.buffers()) or "none"
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Run {spec.name}: attach its programs and print what it outputs.\n"
                     f"programs: {progs}\nevent buffers: {bufs}")
