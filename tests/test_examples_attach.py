@@ -2,7 +2,7 @@
 `wasm-bpf run` like a user would: xdpcount (XDP, per-CPU map), tcbytes (tc and tcx
 links), taskiter (task iterator), profile (perf_event + stack traces), ufunc
 (uprobe/uretprobe), usdt, sockfilter (socket filter on an interface), cgroupskb
-(cgroup_skb in a cgroup the test creates), unlinkwatch (fexit + LSM: skipped here
+(cgroup_skb in a cgroup the test creates), tcpcc (struct_ops), unlinkwatch (fexit + LSM: skipped here
 with the kernel's reason). Network tests use a veth pair into a namespace they
 create; everything is removed again, also on failure."""
 import os
@@ -18,7 +18,8 @@ from example_helpers import EXAMPLES_DIR, Tool, this_comm
 from wasm_bpf.attach import cgroup2_mount
 from wasm_bpf.probe import unsupported_reason
 
-NAMES = ("xdpcount", "tcbytes", "taskiter", "profile", "ufunc", "usdt", "sockfilter", "cgroupskb", "unlinkwatch")
+NAMES = ("xdpcount", "tcbytes", "taskiter", "profile", "ufunc", "usdt", "sockfilter", "cgroupskb", "unlinkwatch",
+         "tcpcc")
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +241,43 @@ def test_cgroupskb_counts_and_blocks(wasm, cgroup):
         finish(tool)
     in_pkts, in_bytes, out_pkts, out_bytes, blocked = line
     assert (in_pkts, out_pkts) == (4, 5) and in_bytes == 4 * 128, tool.describe()
+
+
+TCP_CONGESTION = 13
+
+
+def test_tcpcc_registers_a_congestion_control(wasm):
+    with Tool(wasm["tcpcc"]) as tool:
+        tool.wait_ready(r"^wasm_reno registered")
+        assert "wasm_reno" in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read()
+        srv = socket.socket()
+        cli = socket.socket()
+        try:
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(1)
+            cli.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, b"wasm_reno")
+            cli.connect(srv.getsockname())
+            conn, _ = srv.accept()
+            assert cli.getsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, 16).rstrip(b"\0") == b"wasm_reno"
+            cli.setblocking(False)
+            sent = received = 0
+            while received < 4 << 20:   # 4 MiB, draining as we go
+                try:
+                    sent += cli.send(b"x" * (1 << 16))
+                except BlockingIOError:
+                    pass
+                conn.settimeout(5)
+                received += len(conn.recv(1 << 20))
+            conn.close()
+        finally:
+            cli.close()
+            srv.close()
+        finish(tool)
+    m = re.search(r"init (\d+), release (\d+), cong_avoid (\d+) \(segments acked (\d+)\)", tool.stdout)
+    assert m, tool.describe()
+    inits, releases, cong_avoid, acked = map(int, m.groups())
+    assert inits == 1 and releases == 1 and cong_avoid > 0 and acked >= cong_avoid, tool.describe()
+    assert "wasm_reno" not in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read()
 
 
 def test_unlinkwatch_builds_and_is_refused_here(wasm):
