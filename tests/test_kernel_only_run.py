@@ -80,7 +80,8 @@ def my_comm() -> str:
 def objs(tmp_path_factory):
     d = tmp_path_factory.mktemp("ko-objs")
     return {name: compile_example(name, d) for name in ("sigsnoop", "opensnoop", "runqlat")} | {
-        "kinds": compile_bpf(FIXTURES / "kinds.bpf.c", d / "kinds.bpf.o")}
+        "kinds": compile_bpf(FIXTURES / "kinds.bpf.c", d / "kinds.bpf.o"),
+        "ucall": compile_bpf(FIXTURES / "ucall.bpf.c", d / "ucall.bpf.o")}
 
 
 @pytest.fixture
@@ -260,3 +261,17 @@ def test_eunomia_package_runs(objs, tmp_path):
     row = dict(zip(header, lines[1].split()))
     assert (row["PID"], row["TS"], row["MODE"]) == (str(os.getpid()), "5", "MODE_AUTO")
     assert any(line.split()[:2] == ["pid", ":"] for line in lines), out  # the histogram's unit label
+
+
+def test_attach_target_per_program(objs):
+    """A uprobe gets its target from --attach PROG=BINARY:FUNCTION; without one the run
+    stops with a line that says which option to give."""
+    rc, out, err = ko_run(objs["ucall"], ["--json", "--attach", "on_call=libc.so.6:getpid"],
+                          lambda: [os.getpid() for _ in range(3)])
+    assert rc == 0, err
+    mine = [r for r in map(json.loads, out.splitlines()) if r["pid"] == os.getpid()]
+    assert len(mine) >= 3 and mine[0]["comm"] == my_comm(), out
+    res = subprocess.run(wasm_bpf() + ["run", str(objs["ucall"])], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.startswith("wasm-bpf: error: cannot attach on_call (SEC(\"uprobe\")):")
+    assert res.stderr.rstrip().endswith("give a target with --attach on_call=TARGET") and res.stderr.count("\n") == 1
