@@ -4,6 +4,7 @@ guests/matrix.bpf.c counts its events, the guest attaches it with
 wasm_bpf_attach_link, and the test triggers the event and checks the count.
 Detaching is checked both by counts (nothing counted after wasm_bpf_link_destroy)
 and by the kernel's state (no XDP program, tc filter or clsact qdisc left)."""
+import errno
 import os
 import socket
 import subprocess
@@ -16,8 +17,9 @@ import pytest
 
 import wasm_bpf
 from guests.build import guests
-from guests.helpers import EINVAL, parse
+from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, parse
 from wasm_bpf.attach import cgroup2_mount
+from wasm_bpf.errors import to_guest_errno
 from wasm_bpf.probe import unsupported_reason
 
 USDT_PROGRAM = r"""
@@ -199,6 +201,38 @@ def test_iterator_output_is_returned_to_the_guest(link_wasm):
         comm = f.read().strip()
     assert any(line.split(" ", 1)[1] == comm[:15] for line in lines), (comm, text[:300])  # this process
     assert out["close"] == 0
+
+
+def test_iter_read_of_a_program_that_is_not_an_iterator(link_wasm):
+    guest = Guest(link_wasm, 0, "iter", ("on_tp", None))
+    guest.thread.join(20)
+    guest.inst.close()
+    out = guest.out
+    assert (out["iter0_bytes"], out["iter0_end"], out["close"]) == (0, -EINVAL, 0), out
+
+
+@pytest.mark.parametrize("prog,target,expected", [
+    ("on_tp", "lo", -EINVAL),                    # a tracepoint takes no target
+    ("on_xdp", "no-such-if0", -ENODEV),
+    ("on_xdp", "lo,mode=turbo", -EINVAL),
+    ("on_xdp", "lo,speed=1", -EINVAL),           # unknown option
+    ("on_tc", "lo:sideways", -EINVAL),
+    ("on_tc", "tcx:no-such-if0:ingress", -ENODEV),
+    ("on_perf_event", "no-such-event", -EINVAL),
+    ("on_perf_event", "cpu-clock,freq=many", -EINVAL),
+    ("on_sk_msg", "no_such_map", -ENOENT),
+    ("on_socket", "{pid}:999999", -EBADF),       # no such fd in that process
+    ("on_socket", "{pid}:{notsock}", -to_guest_errno(errno.ENOTSOCK)),
+    ("on_uprobe", "/bin/true", -EINVAL),
+    ("on_usdt", "/bin/true:provider", -EINVAL),
+    ("no_such_program", None, -ENOENT),
+], ids=lambda v: str(v))
+def test_bad_targets(link_wasm, prog, target, expected):
+    with open(os.devnull) as not_a_socket:
+        target = target.format(pid=os.getpid(), notsock=not_a_socket.fileno()) if target else target
+        guest = Guest(link_wasm, 0, "detach", (prog, target))
+        out = guest.stop()
+    assert out["link0"] == expected, (out, guest.inst.messages)
 
 
 # ---- network ------------------------------------------------------------------------------

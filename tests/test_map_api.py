@@ -1,6 +1,7 @@
 """The guest map API (libbpf-wasm.h over wasm_bpf_map_operate and wasm_bpf_map_batch)
 on every map type a guest can reach: hash, array, per-CPU, LRU, queue, stack,
-bloom filter, LPM trie, array/hash of maps, .bss/.data after load. The guest
+bloom filter, LPM trie, array/hash of maps, devmap/devmap_hash/cpumap, .bss/.data
+after load; maps of host fds (prog array, task storage) are refused. The guest
 (guests/maps_guest.c) prints raw results; the expectations are computed here."""
 import os
 import threading
@@ -97,6 +98,20 @@ def test_map_in_map(result, name):
     r = of(result, name)
     assert (r["inner_update"], r["update"], r["lookup"], r["inner_id_nonzero"]) == (0, 0, 0, 1), r
     assert r["update_foreign_fd"] == -EBADF, r  # fd 1 is the host's stdout, not a map of the guest
+
+
+def test_devmap_devmap_hash_cpumap(result):
+    d, h, c = of(result, "m_devmap"), of(result, "m_devmap_hash"), of(result, "m_cpumap")
+    assert (d["update"], d["lookup"], d["value"], d["delete"]) == (0, 0, 1, 0), d
+    assert (d["next_key"], d["first_key"]) == (0, 0), d
+    assert (h["update"], h["lookup"], h["value"], h["delete"]) == (0, 0, 1, 0), h
+    assert h["update_prog_fd"] == -EBADF, h  # a program fd the guest cannot have
+    assert (c["update"], c["lookup"], c["value"], c["delete"]) == (0, 0, 192, 0), c
+
+
+def test_maps_of_host_fds_are_refused(result):
+    assert of(result, "m_prog_array")["update"] == -EBADF
+    assert of(result, "m_task_storage") == {"update": -EBADF, "lookup": -EBADF}
 
 
 def test_bss_and_data_after_load(result):

@@ -66,6 +66,10 @@ class ExtImports:
     def map_batch(self, mem: GuestMemory, fd: int, cmd: int, in_batch: int, out_batch: int, keys: int,
                   values: int, count: int, elem_flags: int, flags: int) -> int:
         _, info = self._map(fd)  # type: ignore[attr-defined]
+        if cmd == lib.BPF_MAP_UPDATE_BATCH and info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                            lib.BPF_MAP_TYPE_HASH_OF_MAPS):
+            raise HostCallError(errno.EINVAL, "batch updates of a map-in-map are not supported: update one by one")
+        self.check_inner_map_fd(mem, info, cmd, values)
         return map_batch(mem, info, cmd, in_batch, out_batch, keys, values, count, elem_flags, flags)
 
     def num_possible_cpus(self, mem: GuestMemory) -> int:
@@ -75,9 +79,34 @@ class ExtImports:
         return n
 
     def check_inner_map_fd(self, mem: GuestMemory, info, cmd: int, value: int) -> None:
-        """Updating a map-in-map stores a map fd: it must be one handed to this guest."""
-        if cmd == lib.BPF_MAP_UPDATE_ELEM and info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS,
-                                                            lib.BPF_MAP_TYPE_HASH_OF_MAPS):
+        """Map values and keys that are file descriptors are the host's fds. Updating
+        a map-in-map stores a map fd: it must be one handed to this guest. Maps whose
+        values are other fds (programs, sockets, perf events, cgroups) cannot be
+        updated by a guest, and maps keyed by fds (task, socket, inode, cgroup
+        storage) cannot be used by one: the guest has no such fds, and any number it
+        passed would name one of the host's."""
+        if info.type in FD_KEYED_TYPES:
+            raise HostCallError(errno.EBADF, f"map fd {info.fd} is keyed by file descriptors, which a guest does not have")
+        if cmd not in (lib.BPF_MAP_UPDATE_ELEM, lib.BPF_MAP_UPDATE_BATCH):
+            return
+        if info.type in FD_VALUED_TYPES:
+            raise HostCallError(errno.EBADF, f"map fd {info.fd} holds file descriptors, which a guest does not have")
+        if info.type in XDP_REDIRECT_TYPES and info.value_size >= 8 and cmd == lib.BPF_MAP_UPDATE_ELEM:
+            # devmap / cpumap values {u32 ifindex or qsize; int prog_fd}: a program fd
+            prog = int.from_bytes(mem.read(value + 4, 4), "little", signed=True)
+            if prog > 0:
+                raise HostCallError(errno.EBADF, f"program fd {prog} in the value: a guest has no program fds")
+        if info.type in XDP_REDIRECT_TYPES and info.value_size >= 8 and cmd == lib.BPF_MAP_UPDATE_BATCH:
+            raise HostCallError(errno.EINVAL, "batch updates of a devmap/cpumap with program fds are not supported")
+        if info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS, lib.BPF_MAP_TYPE_HASH_OF_MAPS):
             inner = int.from_bytes(mem.read(value, 4), "little")
             if inner not in self._map_fds:  # type: ignore[attr-defined]
                 raise HostCallError(errno.EBADF, f"inner map fd {inner} was not handed to this module")
+
+
+# BPF_MAP_TYPE_*: PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, SOCKMAP, XSKMAP, SOCKHASH, REUSEPORT_SOCKARRAY
+FD_VALUED_TYPES = frozenset({3, 4, 8, 15, 17, 18, 20})
+# DEVMAP, CPUMAP, DEVMAP_HASH: an 8-byte value carries a program fd
+XDP_REDIRECT_TYPES = frozenset({14, 16, 25})
+# SK_STORAGE, INODE_STORAGE, TASK_STORAGE, CGRP_STORAGE
+FD_KEYED_TYPES = frozenset({24, 28, 29, 32})

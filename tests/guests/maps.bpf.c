@@ -39,6 +39,42 @@ struct {
     __type(value, __u64);
 } m_bloom SEC(".maps");
 
+/* Maps of fds and of XDP redirect targets. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u32);
+} m_prog_array SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, __u64);
+} m_task_storage SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u32);
+} m_devmap SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, struct bpf_devmap_val);
+} m_devmap_hash SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_CPUMAP);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u32);
+} m_cpumap SEC(".maps");
+
 struct lpm_key {
     __u32 prefixlen;
     __u8 addr[4];

@@ -150,6 +150,43 @@ static void map_in_map(const char *name)
     out(name, "inner_id_nonzero", id != 0);
 }
 
+/* devmap / devmap_hash / cpumap: plain values work, program fds are refused. */
+static void redirect_maps(void)
+{
+    int fd = fd_of("m_devmap"), hfd = fd_of("m_devmap_hash"), cfd = fd_of("m_cpumap");
+    uint32_t zero = 0, key = 5, next = 99, ifindex = 1 /* lo */, got = 0, qsize = 192;
+    struct { uint32_t ifindex; int32_t prog_fd; } hv = {1, 0}, hgot = {0, 0};
+
+    out("m_devmap", "update", bpf_map_update_elem(fd, &zero, &ifindex, BPF_ANY));
+    out("m_devmap", "lookup", bpf_map_lookup_elem(fd, &zero, &got));
+    out("m_devmap", "value", got);
+    out("m_devmap", "next_key", bpf_map_get_next_key(fd, NULL, &next));
+    out("m_devmap", "first_key", next);
+    out("m_devmap", "delete", bpf_map_delete_elem(fd, &zero));
+    out("m_devmap_hash", "update", bpf_map_update_elem(hfd, &key, &hv, BPF_ANY));
+    out("m_devmap_hash", "lookup", bpf_map_lookup_elem(hfd, &key, &hgot));
+    out("m_devmap_hash", "value", hgot.ifindex);
+    hv.prog_fd = 3;
+    out("m_devmap_hash", "update_prog_fd", bpf_map_update_elem(hfd, &key, &hv, BPF_ANY));
+    out("m_devmap_hash", "delete", bpf_map_delete_elem(hfd, &key));
+    out("m_cpumap", "update", bpf_map_update_elem(cfd, &zero, &qsize, BPF_ANY));
+    got = 0;
+    out("m_cpumap", "lookup", bpf_map_lookup_elem(cfd, &zero, &got));
+    out("m_cpumap", "value", got);
+    out("m_cpumap", "delete", bpf_map_delete_elem(cfd, &zero));
+}
+
+/* maps of fds: a guest has none to give, so the host refuses */
+static void fd_maps(void)
+{
+    uint32_t zero = 0, three = 3;
+    int key = 3;
+    uint64_t v = 1;
+    out("m_prog_array", "update", bpf_map_update_elem(fd_of("m_prog_array"), &zero, &three, BPF_ANY));
+    out("m_task_storage", "update", bpf_map_update_elem(fd_of("m_task_storage"), &key, &v, BPF_ANY));
+    out("m_task_storage", "lookup", bpf_map_lookup_elem(fd_of("m_task_storage"), &key, &v));
+}
+
 int main(int argc, char **argv)
 {
     struct { uint32_t target_pid, pad; uint64_t counter, seen_inner; } ctl = {0};
@@ -174,6 +211,8 @@ int main(int argc, char **argv)
     lpm();
     map_in_map("m_array_of_maps");
     map_in_map("m_hash_of_maps");
+    redirect_maps();
+    fd_maps();
 
     /* .bss/.data after load: arm, let the program run (the test calls getppid), read back */
     int bss = fd_of("maps.bss"), data = fd_of("maps.data");
