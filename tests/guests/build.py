@@ -98,6 +98,13 @@ def guests() -> dict:
         "/* generated from matrix.bpf.o by tests/guests/build.py */\n"
         + _c_array("matrix_bpf_obj", matrix_bpf.read_bytes()))
 
+    tramp_bpf = out / "tramp.bpf.o"
+    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "tramp.bpf.c", "-o", tramp_bpf])
+    built["tramp_bpf"] = tramp_bpf
+    (out / "tramp_bpf_obj.h").write_text(
+        "/* generated from tramp.bpf.o by tests/guests/build.py */\n"
+        + _c_array("tramp_bpf_obj", tramp_bpf.read_bytes()))
+
     maps_bpf = out / "maps.bpf.o"
     _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "maps.bpf.c", "-o", maps_bpf])
     built["maps_bpf"] = maps_bpf
@@ -113,6 +120,7 @@ def guests() -> dict:
     cc("abi", "abi_guest.c")
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
+    cc("link_tramp", "link_guest.c", "-DTRAMP")
     cc("maps", "maps_guest.c", "-I", HERE.parent.parent / "guest_sdk" / "include")
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")

@@ -13,7 +13,12 @@
 #include <string.h>
 
 #include "wasm_bpf_imports.h"
+#ifdef TRAMP /* the fentry/fexit/LSM object instead of the matrix */
+#include "tramp_bpf_obj.h"
+#define matrix_bpf_obj tramp_bpf_obj
+#else
 #include "matrix_bpf_obj.h"
+#endif
 #include "matrix_common.h"
 
 #define EXT(name) __attribute__((import_module("wasm_bpf_ext"), import_name(name)))
@@ -48,7 +53,7 @@ int main(int argc, char **argv)
     uint64_t h = wasm_load_bpf_object(matrix_bpf_obj, sizeof(matrix_bpf_obj));
     if (!h)
         return 3;
-    int bss = wasm_bpf_map_fd_by_name(h, "matrix.bss");
+    int bss = wasm_bpf_map_fd_by_name(h, "obj.bss");
     ctl.target_pid = (unsigned)atoi(argv[1]);
     printf("arm=%d\n", wasm_bpf_map_operate(bss, 2, &zero, &ctl, 0, 0));
 
