@@ -93,7 +93,9 @@ class BpfObject:
         if not section_of(prog).startswith("iter"):
             raise HostCallError(errno.EINVAL, f"program {name!r} is not an iterator (SEC(\"iter/...\"))")
         link, fd = self._iters.get(name, (None, None))
-        if link is None or not link.alive:
+        if link is None or not link.alive:  # first read, or the guest destroyed the link
+            if fd is not None:
+                os.close(fd)
             link, fd = self.attach(name, ""), None
         if fd is None:
             fd = lib.bpf_iter_create(link.fd())
