@@ -100,6 +100,12 @@ def test_map_in_map(result, name):
     assert r["update_foreign_fd"] == -EBADF, r  # fd 1 is the host's stdout, not a map of the guest
 
 
+def test_live_mirror_of_bss(result):
+    r = of(result, "mirror")
+    assert (r["hash"], r["wrong_size"], r["bss"], r["initial_pid_ok"]) == (-EINVAL, -EINVAL, 0, 1), r
+    assert r["live_counter"] == 4 * 5, r  # refreshed by the polls, never looked up
+
+
 def test_devmap_devmap_hash_cpumap(result):
     d, h, c = of(result, "m_devmap"), of(result, "m_devmap_hash"), of(result, "m_cpumap")
     assert (d["update"], d["lookup"], d["value"], d["delete"]) == (0, 0, 1, 0), d

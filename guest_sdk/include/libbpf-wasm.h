@@ -963,6 +963,24 @@ static inline int libbpf_num_possible_cpus(void) {
     return __wasm_bpf_err(wasm_bpf_num_possible_cpus());
 }
 
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_map_mirror")
+int wasm_bpf_map_mirror(int fd, void *mirror, int size);
+
+/* ✱ Live mirror: from now on the host copies the kernel's current contents of this
+ * internal map (.bss, .data) into its guest mirror at the end of every host call
+ * (each bpf_buffer__poll, map operation...), so skel->bss->x reads the live value
+ * without bpf_map__refresh(). Read-only: the next host call overwrites guest writes,
+ * so write with bpf_map__writeback() (or a map update). live=false stops it. */
+static inline int bpf_map__set_live(struct bpf_map *map, bool live) {
+    int fd;
+    if (!map || !map->section)
+        return __wasm_bpf_err(-EINVAL);
+    if ((fd = bpf_map__fd(map)) < 0)
+        return fd;
+    return __wasm_bpf_err(wasm_bpf_map_mirror(fd, live ? map->section : NULL,
+                                              live ? (int)map->section_sz : 0));
+}
+
 /* One attachment; bpf_link__destroy() detaches it (the object's destroy also does). */
 struct bpf_link {
     int64_t handle;

@@ -23,6 +23,7 @@ class ExtImports:
         if not hasattr(self, "_links"):
             self._links = {}
             self._next_link = 1
+            self._mirrors: Dict[int, Tuple[int, int, int]] = {}
 
     def attach_link(self, mem: GuestMemory, handle: int, name: int, target: int) -> int:
         self._ext_state()
@@ -49,9 +50,40 @@ class ExtImports:
         return 0
 
     def forget_links(self, handle: int) -> None:
-        """The object `handle` is closing: its link handles become invalid."""
+        """The object `handle` is closing: its link handles and mirrors become invalid."""
         self._ext_state()
         self._links = {k: v for k, v in self._links.items() if v[0] != handle}
+        self._mirrors = {fd: m for fd, m in self._mirrors.items() if m[2] != handle}
+
+    # ---- live mirrors of internal maps ----
+    def map_mirror(self, mem: GuestMemory, fd: int, ptr: int, size: int) -> int:
+        """Keeps [ptr, ptr + size) a copy of one-entry array map fd (.bss, .data),
+        refreshed from the kernel at the end of every host call; size 0 stops it."""
+        self._ext_state()
+        owner, info = self._map(fd)  # type: ignore[attr-defined]
+        if size == 0:
+            self._mirrors.pop(fd, None)
+            return 0
+        if info.type != 2 or info.max_entries != 1 or info.value_size != size:  # BPF_MAP_TYPE_ARRAY
+            raise HostCallError(errno.EINVAL, f"map fd {fd} is not a one-entry array of {size} bytes "
+                                f"(type {info.type}, {info.max_entries} entries of {info.value_size})")
+        mem.check(ptr, size)
+        self._mirrors[fd] = (ptr, size, owner)
+        self.refresh_mirrors(mem)
+        return 0
+
+    def refresh_mirrors(self, mem: GuestMemory) -> None:
+        mirrors = getattr(self, "_mirrors", None)
+        if not mirrors:
+            return
+        key = ffi.new("uint32_t *", 0)
+        for fd, (ptr, size, _) in list(mirrors.items()):
+            try:
+                dest = mem.pointer(ptr, size)
+            except HostCallError:
+                del mirrors[fd]
+                continue
+            lib.bpf_map_lookup_elem_flags(fd, key, dest, 0)
 
     def iter_read(self, mem: GuestMemory, handle: int, name: int, buf: int, size: int) -> int:
         obj = self._object(handle)  # type: ignore[attr-defined]

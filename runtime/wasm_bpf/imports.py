@@ -74,6 +74,7 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     (EXT_MODULE, "wasm_bpf_link_destroy"): ("link_destroy", (Signature([HANDLE], "i32"),), None, False),
     (EXT_MODULE, "wasm_bpf_iter_read"): ("iter_read", (Signature([HANDLE, PTR, PTR, I32], "i32"),), None, True),
     (EXT_MODULE, "wasm_bpf_num_possible_cpus"): ("num_possible_cpus", (Signature([], "i32"),), None, False),
+    (EXT_MODULE, "wasm_bpf_map_mirror"): ("map_mirror", (Signature([I32, PTR, I32], "i32"),), None, False),
     (EXT_MODULE, "wasm_bpf_map_batch"): ("map_batch", (
         Signature([I32, I32, PTR, PTR, PTR, PTR, PTR, U64, U64], "i32"),), None, False),
 }
@@ -250,7 +251,10 @@ class WasmBpfHost(ExtImports):
         def host_function(caller: wasmtime.Caller, *raw: int) -> int:
             try:
                 args = [_decode(k, v) for k, v in zip(kinds, raw)]
-                return method(self._guest_memory(caller), *args)
+                mem = self._guest_memory(caller)
+                result = method(mem, *args)
+                self.refresh_mirrors(mem)  # live .bss/.data mirrors the guest asked for
+                return result
             except HostCallError as exc:
                 if loud or self._verbose:
                     self._report(f"{name}: {exc}")

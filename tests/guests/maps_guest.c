@@ -221,6 +221,12 @@ int main(int argc, char **argv)
     out("data", "write", bpf_map_update_elem(data, &zero, &step, BPF_ANY));
     out("bss", "attach", wasm_attach_bpf_program(obj, "count", NULL));
     fflush(stdout);
+    /* a live mirror of .bss: refreshed by the host at the end of every host call */
+    static struct { uint32_t target_pid, pad; uint64_t counter, seen_inner; } live;
+    out("mirror", "hash", wasm_bpf_map_mirror(fd_of("m_hash"), &live, sizeof(live)));
+    out("mirror", "wrong_size", wasm_bpf_map_mirror(bss, &live, 8));
+    out("mirror", "bss", wasm_bpf_map_mirror(bss, &live, sizeof(live)));
+    out("mirror", "initial_pid_ok", live.target_pid == ctl.target_pid);
     printf("ready=1\n");
     fflush(stdout);
     {   /* wait for the test's getppid() calls: until the host stops us */
@@ -229,6 +235,7 @@ int main(int argc, char **argv)
         while (wasm_bpf_buffer_poll(obj, rb, (int32_t)on_record, 0, buf, sizeof(buf), 50) >= 0)
             ;
     }
+    out("mirror", "live_counter", (long long)live.counter);   /* no lookup: the mirror */
     out("bss", "read", bpf_map_lookup_elem(bss, &zero, &ctl));
     out("bss", "counter", (long long)ctl.counter);
     out("bss", "seen_inner", (long long)ctl.seen_inner);

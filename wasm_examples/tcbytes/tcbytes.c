@@ -2,8 +2,9 @@
  *
  * Attaches each program with bpf_program__attach_target(), which returns a link:
  * "IF:ingress" / "IF:egress" make clsact filters, "tcx:IF:ingress" / "tcx:IF:egress"
- * tcx links. The counters live in .bss; bpf_map__refresh() copies them from the
- * kernel into skel->bss before each report. */
+ * tcx links. The counters live in .bss: bpf_map__set_live() has the host keep
+ * skel->bss a live copy (refreshed at the end of every host call, so after each
+ * poll), and the reports just read skel->bss. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -64,8 +65,8 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     ticks = bpf_buffer__open(skel->maps.ticks, on_tick, NULL);
-    if (!ticks) {
-        err = -errno;
+    if (!ticks || (err = bpf_map__set_live(skel->maps.bss, true))) {
+        err = err ? err : -errno;
         goto cleanup;
     }
     printf("%-8s %10s %12s %10s %12s   (%s)\n", "TIME", "IN_PKTS", "IN_BYTES", "OUT_PKTS", "OUT_BYTES",
@@ -80,8 +81,9 @@ int main(int argc, char **argv)
             err = 0;
             break;
         }
-        if (err < 0 || (err = bpf_map__refresh(skel->maps.bss)))
+        if (err < 0)
             break;
+        err = 0;
         now = time(NULL);
         strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
         printf("%-8s %10llu %12llu %10llu %12llu\n", when, skel->bss->ingress.packets,
