@@ -205,7 +205,7 @@ def test_sockfilter_on_an_interface(wasm, veth):
     with Tool(wasm["sockfilter"], "-i", host) as tool:
         tool.wait_ready(r"^DIR\s+PROTO")
         port = udp_both_ways(ns, 3)
-        tool.wait_for(rf"^out\s+UDP\s+10\.214\.0\.1:\d+\s+-> 10\.214\.0\.2:9\s", what="an outgoing datagram")
+        tool.wait_for(r"^out\s+UDP\s+10\.214\.0\.1:\d+\s+-> 10\.214\.0\.2:9\s", what="an outgoing datagram")
         finish(tool)
     incoming = [l for l in tool.lines if re.match(rf"in\s+UDP\s+10\.214\.0\.2:\d+\s+-> 10\.214\.0\.1:{port}\s+142$", l)]
     assert len(incoming) == 3, tool.describe()

@@ -3,7 +3,6 @@ where it does not (`wasm-bpf probe`). Program and map types come from libbpf's
 probes; attach kinds are checked by loading a two-instruction program the way the
 kind needs it, or by looking for the kernel interface the kind uses, so a refusal
 carries the kernel's errno."""
-import ctypes
 import errno
 import functools
 import os

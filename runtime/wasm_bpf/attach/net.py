@@ -4,7 +4,7 @@ import ctypes
 import errno
 import os
 import socket
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from .._native import ffi, lib
 from ..errors import HostCallError
@@ -154,7 +154,7 @@ def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
             raise HostCallError(errno.EINVAL, f"socket target {target!r} is not 'pid:fd' or an interface")
         sock = _foreign_socket(int(pid_s), int(fd_s))
     else:
-        index = ifindex(target)
+        ifindex(target)  # -ENODEV for an interface that does not exist
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             sock.bind((target, 0))

@@ -10,7 +10,6 @@ code; events, histograms and flags are derived from BTF (docs/kernel-only.md).
   package.py   the JSON package (eunomia-bpf compatible)
   runner.py    `wasm-bpf run` / `wasm-bpf package` for these inputs
 """
-import os
 
 _KERNEL_ONLY_SUFFIXES = (".o", ".c", ".json")
 

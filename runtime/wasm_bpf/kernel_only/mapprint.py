@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, List, Optional, Tuple
 
 from wasm_bpf._shim import ffi, lib
 

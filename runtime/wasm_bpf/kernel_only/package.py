@@ -22,7 +22,7 @@ import binascii
 import json
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .spec import ObjectSpec, SpecError
 
