@@ -161,7 +161,6 @@ def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
         except OSError as exc:
             sock.close()
             raise HostCallError(exc.errno or errno.EINVAL, f"cannot bind a raw socket to {target}") from None
-        del index
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd(prog))
     except OSError as exc:
