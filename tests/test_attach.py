@@ -5,15 +5,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
 import pytest
 
-import wasm_bpf
 from guests.build import guests
-from guests.helpers import EINVAL, ENOENT, parse
+from guests.helpers import EINVAL, ENOENT, GuestThread
 from wasm_bpf.attach import cgroup2_mount
 
 
@@ -22,33 +20,9 @@ def attach_wasm():
     return guests()["attach"]
 
 
-class Running:
-    """The attach guest running in a thread until stop()."""
-
-    def __init__(self, wasm, prog, target, pid=0):
-        self.inst = wasm_bpf.Instance(str(wasm), [prog, target or "-", str(pid)], capture_output=True)
-        self.status = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while "attach" not in parse(self.inst.stdout) and self.thread.is_alive():
-            assert time.monotonic() < deadline, "the guest did not attach in time"
-            time.sleep(0.02)
-
-    def _run(self):
-        self.status = self.inst.run()
-
-    @property
-    def out(self):
-        return parse(self.inst.stdout)
-
-    def stop(self):
-        self.inst.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the guest did not stop"
-        self.inst.close()
-        assert self.status == 0, self.inst.stdout
-        return self.out
+def Running(wasm, prog, target, pid=0):
+    """The attach guest: attaches `prog` to `target` ("-" = NULL) for events of `pid`."""
+    return GuestThread(wasm, [prog, target or "-", pid], "attach")
 
 
 @pytest.mark.parametrize("prog,kind", [("on_uprobe", "entries"), ("on_uretprobe", "returns")])

@@ -9,15 +9,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
 import pytest
 
-import wasm_bpf
 from guests.build import guests
-from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, parse
+from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread
 from wasm_bpf.attach import cgroup2_mount
 from wasm_bpf.errors import to_guest_errno
 from wasm_bpf.probe import unsupported_reason
@@ -46,36 +44,17 @@ def skip_unless_supported(kind):
         pytest.skip(f"{kind}: {reason}")
 
 
-class Guest:
-    """The link guest running in a thread until stop()."""
+class Guest(GuestThread):
+    """The link guest: attaches (prog, target) pairs for events of `pid`, in `mode`."""
 
     def __init__(self, wasm, pid, mode, *pairs):
-        args = [str(pid), mode]
+        args = [pid, mode]
         for prog, target in pairs:
             args += [prog, target or "-"]
-        self.inst = wasm_bpf.Instance(str(wasm), args, capture_output=True)
-        self.status = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while "ready" not in self.out and self.thread.is_alive():
-            assert time.monotonic() < deadline, "the guest did not attach in time"
-            time.sleep(0.02)
-
-    def _run(self):
-        self.status = self.inst.run()
-
-    @property
-    def out(self):
-        return parse(self.inst.stdout)
+        super().__init__(wasm, args, "ready")
 
     def stop(self):
-        self.inst.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the guest did not stop"
-        self.inst.close()
-        assert self.status == 0, self.inst.stdout
-        out = self.out
+        out = super().stop()
         assert out["close"] == 0 and out["lookup"] == 0, out
         return out
 

@@ -1,7 +1,9 @@
-"""Helpers shared by tests/test_abi.py and tests/test_cli.py."""
+"""Helpers shared by the tests that run purpose-built guests (tests/guests/)."""
 import os
 import threading
 import time
+
+import wasm_bpf
 
 # WASI errno values (wasi-libc's <errno.h>), as host_abi/ABI.md's table gives them.
 EBADF, EBUSY, EEXIST, EFAULT, EILSEQ = 8, 10, 20, 21, 25
@@ -54,3 +56,32 @@ def wait_until(pred, timeout=5.0, period=0.01):
     return pred()
 
 
+class GuestThread:
+    """A guest (wasm_bpf.Instance, output captured) running in a thread until stop();
+    waits until the guest has printed `ready_key`=... (it has attached)."""
+
+    def __init__(self, wasm, args, ready_key):
+        self.inst = wasm_bpf.Instance(str(wasm), [str(a) for a in args], capture_output=True)
+        self.status = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while ready_key not in self.out and self.thread.is_alive():
+            assert time.monotonic() < deadline, "the guest did not attach in time"
+            time.sleep(0.02)
+
+    def _run(self):
+        self.status = self.inst.run()
+
+    @property
+    def out(self):
+        return parse(self.inst.stdout)
+
+    def stop(self):
+        """Stops the guest (its poll returns -EINTR) and returns its key=value output."""
+        self.inst.stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the guest did not stop"
+        self.inst.close()
+        assert self.status == 0, self.inst.stdout
+        return self.out
