@@ -2,4 +2,4 @@
 # setuptools only accepts cffi_modules through setup().
 from setuptools import setup
 
-setup(cffi_modules=["host_abi/build_shim.py:ffibuilder", "host_abi/build_drain.py:ffibuilder"])
+setup(cffi_modules=["host_abi/build_shim.py:ffibuilder"])

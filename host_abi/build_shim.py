@@ -28,6 +28,10 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
 uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf);
 uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf);
 int wbpf_buffer_map_type(const struct wbpf_buffer *buf);
+int wbpf_buffer_epoll_fd(const struct wbpf_buffer *buf);
+int wbpf_buffer_collect(struct wbpf_buffer *buf, int timeout_ms);
+size_t wbpf_buffer_queued(const struct wbpf_buffer *buf);
+size_t wbpf_buffer_take(struct wbpf_buffer *buf, void *out, size_t size);
 struct bpf_object *wbpf_object_open_mem(const void *buf, size_t size, const char *name, int *err);
 struct bpf_link *wbpf_attach(struct bpf_program *prog, int *err);
 struct bpf_link *wbpf_attach_xdp(struct bpf_program *prog, int ifindex, int *err);

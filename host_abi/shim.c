@@ -58,6 +58,10 @@ struct wbpf_buffer {
      * the start of a poll and re-read after every call into the guest. */
     uint8_t *mem_base;
     size_t mem_size;
+    /* Records collected for the host itself (no guest: kernel-only runs), back to
+     * back as [u32 size][size bytes][padding to 8]. */
+    uint8_t *queue;
+    size_t queue_used, queue_cap;
 };
 
 /* Re-reads the guest memory's size and, when it grew (only then can it have moved),
@@ -179,9 +183,43 @@ static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
     return call_guest(buf, args, 3);
 }
 
+#define QUEUE_MAX (64u << 20)
+
+/* Appends a record to the host's queue. libbpf consumes a ring record even when the
+ * callback fails, so none is refused: beyond QUEUE_MAX bytes they count as lost. */
+static void queue_store(struct wbpf_buffer *buf, const void *sample, uint32_t size)
+{
+    size_t need = 4 + (((size_t)size + 7) & ~(size_t)7);
+
+    if (buf->queue_used + need > buf->queue_cap) {
+        size_t cap = buf->queue_cap ? buf->queue_cap : 65536;
+        uint8_t *grown;
+        while (buf->queue_used + need > cap)
+            cap *= 2;
+        if (cap > QUEUE_MAX || !(grown = realloc(buf->queue, cap))) {
+            buf->lost++;
+            return;
+        }
+        buf->queue = grown;
+        buf->queue_cap = cap;
+    }
+    memcpy(buf->queue + buf->queue_used, &size, 4);
+    memcpy(buf->queue + buf->queue_used + 4, sample, size);
+    memset(buf->queue + buf->queue_used + 4 + size, 0, need - 4 - size);
+    buf->queue_used += need;
+    buf->delivered++;
+}
+
+/* Outside a guest's poll (no target), records go to the host's queue. */
 static int ring_sample(void *ctx, void *data, size_t size)
 {
-    return deliver(ctx, data, (uint32_t)size);
+    struct wbpf_buffer *buf = ctx;
+
+    if (!buf->target) {
+        queue_store(buf, data, (uint32_t)size);
+        return 0;
+    }
+    return deliver(buf, data, (uint32_t)size);
 }
 
 static void pending_push(struct wbpf_buffer *buf, const void *data, uint32_t size)
@@ -205,6 +243,10 @@ static void perf_sample(void *ctx, int cpu, void *data, __u32 size)
 {
     struct wbpf_buffer *buf = ctx;
     (void)cpu;
+    if (!buf->target) {
+        queue_store(buf, data, size);
+        return;
+    }
     if (buf->result->status != WBPF_POLL_OK || buf->pending_head) {
         pending_push(buf, data, size);
         return;
@@ -281,6 +323,7 @@ void wbpf_buffer_free(struct wbpf_buffer *buf)
         buf->pending_head = rec->next;
         free(rec);
     }
+    free(buf->queue);
     free(buf);
 }
 
@@ -469,5 +512,49 @@ size_t wbpf_log_take(char *out, size_t size)
     out[n] = '\0';
     log_len = 0;
     pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+/* ---- collecting for the host (kernel-only runs) ----------------------------------- */
+
+int wbpf_buffer_epoll_fd(const struct wbpf_buffer *buf)
+{
+    return buf->ring ? ring_buffer__epoll_fd(buf->ring) : perf_buffer__epoll_fd(buf->perf);
+}
+
+/* Waits, then consumes whatever epoll said: the caller may have polled the epoll fd
+ * itself, and that clears a perf event fd's readiness, so a plain poll afterwards
+ * would leave its records waiting. */
+int wbpf_buffer_collect(struct wbpf_buffer *buf, int timeout_ms)
+{
+    uint64_t before = buf->delivered;
+    int rc = 0;
+
+    if (buf->busy)
+        return -EBUSY;
+    if (timeout_ms != 0)
+        rc = poll_once(buf, timeout_ms);
+    if (rc >= 0 || rc == -EINTR)
+        rc = poll_once(buf, 0);
+    return rc < 0 ? rc : (int)(buf->delivered - before);
+}
+
+size_t wbpf_buffer_queued(const struct wbpf_buffer *buf) { return buf->queue_used; }
+
+size_t wbpf_buffer_take(struct wbpf_buffer *buf, void *out, size_t size)
+{
+    size_t n = 0;
+
+    while (n < buf->queue_used) { /* whole records only */
+        uint32_t rec_size;
+        memcpy(&rec_size, buf->queue + n, 4);
+        size_t need = 4 + (((size_t)rec_size + 7) & ~(size_t)7);
+        if (n + need > size)
+            break;
+        n += need;
+    }
+    memcpy(out, buf->queue, n);
+    memmove(buf->queue, buf->queue + n, buf->queue_used - n);
+    buf->queue_used -= n;
     return n;
 }

@@ -88,6 +88,14 @@ void wbpf_buffer_free(struct wbpf_buffer *buf);
 int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *target,
                      int timeout_ms, volatile int *stop, struct wbpf_poll_result *result);
 
+/* Outside a guest's poll, records are collected for the host itself (kernel-only
+ * runs): collect waits up to timeout_ms and queues every available record as
+ * [u32 size][size bytes][padding to 8]; take moves whole queued records to out. */
+int wbpf_buffer_epoll_fd(const struct wbpf_buffer *buf);
+int wbpf_buffer_collect(struct wbpf_buffer *buf, int timeout_ms);
+size_t wbpf_buffer_queued(const struct wbpf_buffer *buf);
+size_t wbpf_buffer_take(struct wbpf_buffer *buf, void *out, size_t size);
+
 /* Counters since creation. */
 uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf);
 uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf);

@@ -175,7 +175,7 @@ def _targets(spec: ObjectSpec, pkg: Optional[P.Package], items: List[str]) -> Di
 def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argparse.Namespace,
                 out: IO[str], err: IO[str]) -> int:
     from wasm_bpf import _native
-    from wasm_bpf._drain import ffi as dffi, lib as dlib
+    from wasm_bpf._native import ffi as dffi, lib as dlib
     from wasm_bpf.errors import HostCallError
     from wasm_bpf.loader import BpfObject
     from wasm_bpf.maps import MapInfo
@@ -225,7 +225,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
         for m in buffers:
             fd = obj.map_fd(m.name)
             e = dffi.new("int *")
-            d = dlib.wbpf_drain_new(fd, 64, e)
+            d = dlib.wbpf_buffer_new(fd, 64, e)
             if d == dffi.NULL:
                 raise RunError(f"cannot read events of map {m.name}: {os.strerror(-e[0] or 22)}")
             dec = RecordDecoder(m.record, raw=ns.raw)
@@ -257,7 +257,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
         poller = select.poll()
         by_fd = {}
         for d, dec, m in drains:
-            efd = dlib.wbpf_drain_epoll_fd(d)
+            efd = dlib.wbpf_buffer_epoll_fd(d)
             poller.register(efd, select.POLLIN)
             by_fd[efd] = (d, dec, m)
         bufsize = 1 << 20
@@ -289,7 +289,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
             when = datetime.datetime.now()
             for p in printers:
                 p.print(out, when)
-        lost = sum(dlib.wbpf_drain_lost(d) for d, _, _ in drains)
+        lost = sum(dlib.wbpf_buffer_lost(d) for d, _, _ in drains)
         if lost:
             err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
     except BrokenPipeError:
@@ -299,7 +299,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
         status = 1
     finally:
         for d, _, _ in drains:
-            dlib.wbpf_drain_free(d)
+            dlib.wbpf_buffer_free(d)
         if obj is not None:
             obj.close()
         for s, h in old.items():
@@ -308,9 +308,9 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
 
 
 def _drain(dlib, dffi, d, dec: RecordDecoder, w, chunk, bufsize: int) -> None:
-    dlib.wbpf_drain_poll(d, 0)
-    while dlib.wbpf_drain_pending(d):
-        n = dlib.wbpf_drain_take(d, chunk, bufsize)
+    dlib.wbpf_buffer_collect(d, 0)
+    while dlib.wbpf_buffer_queued(d):
+        n = dlib.wbpf_buffer_take(d, chunk, bufsize)
         if n == 0:
             break
         data = dffi.buffer(chunk, n)[:]
