@@ -84,33 +84,17 @@ def guests() -> dict:
         f"#define ABI_PROG_OFF {_prog_offset(bpf)}\n"
         f"#define ABI_RODATA_MAGIC_OFF {_symbol_offset(bpf, 'rodata_magic')}\n" + _c_array("abi_bpf_obj", bpf.read_bytes()))
 
-    attach_bpf = out / "attach.bpf.o"
-    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "attach.bpf.c", "-o", attach_bpf])
-    built["attach_bpf"] = attach_bpf
-    (out / "attach_bpf_obj.h").write_text(
-        "/* generated from attach.bpf.o by tests/guests/build.py */\n"
-        + _c_array("attach_bpf_obj", attach_bpf.read_bytes()))
+    def embed(name):
+        """Compiles NAME.bpf.c and writes NAME_bpf_obj.h with the object as a C array."""
+        obj = out / f"{name}.bpf.o"
+        _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / f"{name}.bpf.c", "-o", obj])
+        built[f"{name}_bpf"] = obj
+        (out / f"{name}_bpf_obj.h").write_text(
+            f"/* generated from {name}.bpf.o by tests/guests/build.py */\n"
+            + _c_array(f"{name}_bpf_obj", obj.read_bytes()))
 
-    matrix_bpf = out / "matrix.bpf.o"
-    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "matrix.bpf.c", "-o", matrix_bpf])
-    built["matrix_bpf"] = matrix_bpf
-    (out / "matrix_bpf_obj.h").write_text(
-        "/* generated from matrix.bpf.o by tests/guests/build.py */\n"
-        + _c_array("matrix_bpf_obj", matrix_bpf.read_bytes()))
-
-    tramp_bpf = out / "tramp.bpf.o"
-    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "tramp.bpf.c", "-o", tramp_bpf])
-    built["tramp_bpf"] = tramp_bpf
-    (out / "tramp_bpf_obj.h").write_text(
-        "/* generated from tramp.bpf.o by tests/guests/build.py */\n"
-        + _c_array("tramp_bpf_obj", tramp_bpf.read_bytes()))
-
-    maps_bpf = out / "maps.bpf.o"
-    _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / "maps.bpf.c", "-o", maps_bpf])
-    built["maps_bpf"] = maps_bpf
-    (out / "maps_bpf_obj.h").write_text(
-        "/* generated from maps.bpf.o by tests/guests/build.py */\n"
-        + _c_array("maps_bpf_obj", maps_bpf.read_bytes()))
+    for name in ("attach", "matrix", "tramp", "maps"):
+        embed(name)
 
     def cc(name, src, *defines):
         wasm = out / f"{name}.wasm"
