@@ -1,6 +1,7 @@
 """Shared test fixtures. The tests run as root against the real kernel."""
 import os
 import time
+import uuid
 
 import pytest
 
@@ -81,3 +82,19 @@ def no_bpf_leaks():
         new_progs, new_links = leaked()
     assert not new_links, f"BPF links left attached after the test: {sorted(new_links)}"
     assert not new_progs, f"BPF programs left loaded after the test: {sorted(new_progs)}"
+
+
+@pytest.fixture
+def cgroup():
+    """A new child cgroup v2 directory (its path), removed after the test."""
+    from wasm_bpf.attach import cgroup2_mount
+
+    root = cgroup2_mount()
+    if root is None:
+        pytest.skip("cgroup v2 is not mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+    path = os.path.join(root, f"wasm-bpf-test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    try:
+        yield path
+    finally:
+        os.rmdir(path)

@@ -16,7 +16,6 @@ import pytest
 
 from guests.build import guests
 from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread
-from wasm_bpf.attach import cgroup2_mount
 from wasm_bpf.errors import to_guest_errno
 from wasm_bpf.probe import unsupported_reason
 
@@ -307,19 +306,6 @@ def test_socket_filter_on_a_socket_of_a_process(link_wasm):
 
 
 # ---- cgroups --------------------------------------------------------------------------------
-@pytest.fixture
-def cgroup():
-    root = cgroup2_mount()
-    if root is None:
-        pytest.skip("cgroup v2 is not mounted")
-    path = os.path.join(root, f"wasm-bpf-matrix-{uuid.uuid4().hex[:8]}")
-    os.mkdir(path)
-    try:
-        yield path
-    finally:
-        os.rmdir(path)
-
-
 def run_in_cgroup(cgroup_path, code):
     """Runs Python `code` in a child process that is in the cgroup before it starts."""
     def trigger():

@@ -15,7 +15,6 @@ import uuid
 import pytest
 
 from example_helpers import EXAMPLES_DIR, Tool, this_comm
-from wasm_bpf.attach import cgroup2_mount
 from wasm_bpf.probe import unsupported_reason
 
 NAMES = ("xdpcount", "tcbytes", "taskiter", "profile", "ufunc", "usdt", "sockfilter", "cgroupskb", "unlinkwatch",
@@ -209,19 +208,6 @@ def test_sockfilter_on_an_interface(wasm, veth):
         finish(tool)
     incoming = [l for l in tool.lines if re.match(rf"in\s+UDP\s+10\.214\.0\.2:\d+\s+-> 10\.214\.0\.1:{port}\s+142$", l)]
     assert len(incoming) == 3, tool.describe()
-
-
-@pytest.fixture
-def cgroup():
-    root = cgroup2_mount()
-    if root is None:
-        pytest.skip("cgroup v2 is not mounted")
-    path = os.path.join(root, f"wasm-bpf-ex-{uuid.uuid4().hex[:8]}")
-    os.mkdir(path)
-    try:
-        yield path
-    finally:
-        os.rmdir(path)
 
 
 def test_cgroupskb_counts_and_blocks(wasm, cgroup):
