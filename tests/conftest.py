@@ -1,5 +1,7 @@
 """Shared test fixtures. The tests run as root against the real kernel."""
+import contextlib
 import os
+import subprocess
 import time
 import uuid
 
@@ -98,3 +100,22 @@ def cgroup():
         yield path
     finally:
         os.rmdir(path)
+
+
+@contextlib.contextmanager
+def veth_pair(subnet: str, prefix: str):
+    """A veth pair: SUBNET.1 on the host side, SUBNET.2 on the peer inside a new network
+    namespace; yields (namespace, host interface). Both are removed afterwards."""
+    tag = uuid.uuid4().hex[:6]
+    ns, host, peer = f"{prefix}-{tag}", f"{prefix[:2]}{tag}a", f"{prefix[:2]}{tag}b"
+    cmds = [["ip", "netns", "add", ns], ["ip", "link", "add", host, "type", "veth", "peer", "name", peer],
+            ["ip", "link", "set", peer, "netns", ns], ["ip", "addr", "add", f"{subnet}.1/24", "dev", host],
+            ["ip", "link", "set", host, "up"], ["ip", "-n", ns, "addr", "add", f"{subnet}.2/24", "dev", peer],
+            ["ip", "-n", ns, "link", "set", peer, "up"], ["ip", "-n", ns, "link", "set", "lo", "up"]]
+    try:
+        for cmd in cmds:
+            subprocess.run(cmd, check=True, capture_output=True)
+        yield ns, host
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", host], capture_output=True)

@@ -10,10 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
+from conftest import veth_pair
 from guests.build import guests
 from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread
 from wasm_bpf.errors import to_guest_errno
@@ -217,19 +217,8 @@ def test_bad_targets(link_wasm, prog, target, expected):
 @pytest.fixture
 def veth():
     """veth0 (10.213.0.1) here, veth1 (10.213.0.2) in a new network namespace."""
-    tag = uuid.uuid4().hex[:6]
-    ns, host, peer = f"wbpf-{tag}", f"wb{tag}a", f"wb{tag}b"
-    cmds = [["ip", "netns", "add", ns], ["ip", "link", "add", host, "type", "veth", "peer", "name", peer],
-            ["ip", "link", "set", peer, "netns", ns], ["ip", "addr", "add", "10.213.0.1/24", "dev", host],
-            ["ip", "link", "set", host, "up"], ["ip", "-n", ns, "addr", "add", "10.213.0.2/24", "dev", peer],
-            ["ip", "-n", ns, "link", "set", peer, "up"], ["ip", "-n", ns, "link", "set", "lo", "up"]]
-    try:
-        for cmd in cmds:
-            subprocess.run(cmd, check=True, capture_output=True)
-        yield ns, host
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", host], capture_output=True)
+    with veth_pair("10.213.0", "wbpf") as pair:
+        yield pair
 
 
 def traffic(ns, count=5):

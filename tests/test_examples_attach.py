@@ -10,10 +10,10 @@ import re
 import socket
 import subprocess
 import sys
-import uuid
 
 import pytest
 
+from conftest import veth_pair
 from example_helpers import EXAMPLES_DIR, Tool, this_comm
 from wasm_bpf.probe import unsupported_reason
 
@@ -40,19 +40,8 @@ def finish(tool):
 
 @pytest.fixture
 def veth():
-    tag = uuid.uuid4().hex[:6]
-    ns, host = f"wbex-{tag}", f"we{tag}a"
-    cmds = [["ip", "netns", "add", ns], ["ip", "link", "add", host, "type", "veth", "peer", "name", f"we{tag}b"],
-            ["ip", "link", "set", f"we{tag}b", "netns", ns], ["ip", "addr", "add", "10.214.0.1/24", "dev", host],
-            ["ip", "link", "set", host, "up"], ["ip", "-n", ns, "addr", "add", "10.214.0.2/24", "dev", f"we{tag}b"],
-            ["ip", "-n", ns, "link", "set", f"we{tag}b", "up"]]
-    try:
-        for cmd in cmds:
-            subprocess.run(cmd, check=True, capture_output=True)
-        yield ns, host
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", host], capture_output=True)
+    with veth_pair("10.214.0", "wbex") as pair:
+        yield pair
 
 
 def udp_both_ways(ns, count=5):
