@@ -5,7 +5,7 @@ DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-l
             libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev
 STAMP    := build/.setup-done
 
-.PHONY: setup deps install kernel-fs examples run test bench clean
+.PHONY: setup deps install kernel-fs examples run test bench soak clean
 
 setup: deps install kernel-fs
 
@@ -41,6 +41,11 @@ test: examples
 # Throughput, start-up and memory figures: bench-results/results.json and a table.
 bench: examples
 	$(PYTHON) bench/run.py
+
+# 10 minutes at full producer rate: exact record accounting and RSS growth
+# (bench-results/soak.json). `make soak SOAK_SECONDS=60` for a shorter run.
+soak: examples
+	$(PYTHON) bench/soak.py
 
 clean:
 	rm -rf build bench/build

@@ -1,7 +1,7 @@
 /* The benchmark's trigger: calls getppid() in a loop, either N times or for S
  * seconds, and prints how many calls it made. Its comm is BENCH_DRIVER_COMM, which
- * is what the BPF program filters on.
- *   wbpf-bench-drv count N | wbpf-bench-drv seconds S */
+ * is what the BPF program filters on, or COMM when given (the soak's own name).
+ *   wbpf-bench-drv count N [COMM] | wbpf-bench-drv seconds S [COMM] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +20,11 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "count") && strcmp(argv[1], "seconds"))) {
-        fprintf(stderr, "usage: %s count N | seconds S\n", argv[0]);
+    if (argc < 3 || argc > 4 || (strcmp(argv[1], "count") && strcmp(argv[1], "seconds"))) {
+        fprintf(stderr, "usage: %s count N [COMM] | seconds S [COMM]\n", argv[0]);
         return 2;
     }
-    prctl(PR_SET_NAME, BENCH_DRIVER_COMM);
+    prctl(PR_SET_NAME, argc == 4 ? argv[3] : BENCH_DRIVER_COMM);
     long calls = 0;
     double start = now();
     if (!strcmp(argv[1], "count")) {

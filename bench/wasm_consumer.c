@@ -1,5 +1,6 @@
 /* The wasm-bpf consumer of the benchmark, per-record callback or batch extension.
- *   wasm_consumer drain|stream record|batch
+ *   wasm_consumer drain|stream record|batch [COMM]
+ * COMM replaces the driver's name the BPF program waits for (BENCH_DRIVER_COMM).
  * Prints "ready" once attached. drain: waits for a line on stdin, then consumes
  * until the ring is empty and prints the result; stream: polls until stopped
  * (-EINTR), drains the rest and prints the result. Results are one JSON line. */
@@ -52,14 +53,16 @@ int main(int argc, char **argv)
     int batch, stream, err = 0;
     char line[16];
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s drain|stream record|batch\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s drain|stream record|batch [COMM]\n", argv[0]);
         return 2;
     }
     stream = !strcmp(argv[1], "stream");
     batch = !strcmp(argv[2], "batch");
-    skel = bench_bpf__open_and_load();
-    if (!skel || bench_bpf__attach(skel)) {
+    skel = bench_bpf__open();
+    if (skel && argc == 4)
+        strncpy((char *)skel->rodata->driver_comm, argv[3], sizeof(skel->rodata->driver_comm) - 1);
+    if (!skel || bench_bpf__load(skel) || bench_bpf__attach(skel)) {
         fprintf(stderr, "cannot load or attach the benchmark object\n");
         return 1;
     }

@@ -478,40 +478,71 @@ int wbpf_map_info(int fd, uint32_t *type, uint32_t *key_size, uint32_t *value_si
 /* ---- libbpf log capture ------------------------------------------------------------ */
 #define LOG_CAPACITY 65536
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[LOG_CAPACITY];
-static size_t log_len;
-static int log_level;
+/* libbpf has one print hook per process but calls it in the thread that called
+ * libbpf, so the log and its level are per thread: instances running in parallel
+ * threads never see each other's messages, and one's -v leaves the others' alone. */
+struct thread_log {
+    int level;
+    size_t len;
+    char text[LOG_CAPACITY];
+};
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static pthread_key_t log_key;
+
+static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap);
+
+static void log_key_create(void)
+{
+    pthread_key_create(&log_key, free);
+    libbpf_set_print(log_print);
+}
+
+/* The calling thread's log, created on first use (NULL only when out of memory). */
+static struct thread_log *thread_log(void)
+{
+    struct thread_log *log;
+
+    pthread_once(&log_once, log_key_create);
+    log = pthread_getspecific(log_key);
+    if (!log && (log = calloc(1, sizeof(*log))) && pthread_setspecific(log_key, log)) {
+        free(log);
+        log = NULL;
+    }
+    return log;
+}
 
 static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-    if ((int)level > log_level)
+    struct thread_log *log = thread_log();
+
+    if (!log || (int)level > log->level || log->len >= LOG_CAPACITY - 1)
         return 0;
-    pthread_mutex_lock(&log_lock);
-    if (log_len < LOG_CAPACITY - 1) {
-        int n = vsnprintf(log_text + log_len, LOG_CAPACITY - log_len, fmt, ap);
-        if (n > 0)
-            log_len += (size_t)n < LOG_CAPACITY - log_len ? (size_t)n : LOG_CAPACITY - 1 - log_len;
-    }
-    pthread_mutex_unlock(&log_lock);
+    int n = vsnprintf(log->text + log->len, LOG_CAPACITY - log->len, fmt, ap);
+    if (n > 0)
+        log->len += (size_t)n < LOG_CAPACITY - log->len ? (size_t)n : LOG_CAPACITY - 1 - log->len;
     return 0;
 }
 
 void wbpf_log_capture(int level)
 {
-    log_level = level;
-    libbpf_set_print(log_print);
+    struct thread_log *log = thread_log();
+
+    if (log)
+        log->level = level;
 }
 
 size_t wbpf_log_take(char *out, size_t size)
 {
-    size_t n;
-    pthread_mutex_lock(&log_lock);
-    n = log_len < size - 1 ? log_len : size - 1;
-    memcpy(out, log_text, n);
+    struct thread_log *log = thread_log();
+    size_t n = 0;
+
+    if (log) {
+        n = log->len < size - 1 ? log->len : size - 1;
+        memcpy(out, log->text, n);
+        log->len = 0;
+    }
     out[n] = '\0';
-    log_len = 0;
-    pthread_mutex_unlock(&log_lock);
     return n;
 }
 

@@ -111,9 +111,11 @@ struct bpf_link *wbpf_attach(struct bpf_program *prog, int *err);
 struct bpf_link *wbpf_attach_xdp(struct bpf_program *prog, int ifindex, int *err);
 struct bpf_link *wbpf_attach_cgroup(struct bpf_program *prog, int cgroup_fd, int *err);
 
-/* libbpf's log, captured instead of printed.  level: 0 warnings, 1 info, 2 debug. */
+/* libbpf's log, captured instead of printed, per thread (libbpf logs in the thread
+ * that called it).  Sets the calling thread's level: 0 warnings, 1 info, 2 debug. */
 void wbpf_log_capture(int level);
-/* Copies and clears the captured text; returns its length (truncated to size - 1). */
+/* Copies and clears the calling thread's captured text; returns its length
+ * (truncated to size - 1). */
 size_t wbpf_log_take(char *out, size_t size);
 
 /* Map information the kernel reports for a fd; 0 or negative errno. */

@@ -4,6 +4,7 @@ Everything that touches libbpf or the kernel goes through ``lib`` from here."""
 import ctypes
 import errno
 import os
+import threading
 from typing import Callable, Optional, Tuple
 
 from .errors import WasmBpfError
@@ -50,25 +51,28 @@ def _bind_wasmtime() -> None:
 
 check_libbpf()
 _bind_wasmtime()
-lib.wbpf_log_capture(0)
+lib.wbpf_log_capture(0)  # installs the shim's print hook before libbpf is first used
+
+# libbpf logs in the thread that calls it, and the shim keeps a log per thread: so
+# does this, for the sink, so that instances running in parallel stay apart.
+_log_sink = threading.local()
 
 
-def set_libbpf_log_level(level: int) -> None:
-    """0: warnings, 1: info, 2: debug."""
+def capture_libbpf_log(level: int, sink: Optional[Callable[[str], None]] = None) -> None:
+    """What libbpf logs in the calling thread from now on: level 0 warnings, 1 info,
+    2 debug; with a sink (-v), every message taken is also passed to it."""
     lib.wbpf_log_capture(level)
-
-
-# With -v, everything libbpf logs is also passed here (libbpf's print hook is global).
-libbpf_log_sink: Optional[Callable[[str], None]] = None
+    _log_sink.sink = sink
 
 
 def take_libbpf_log() -> str:
-    """What libbpf logged since the last call."""
+    """What libbpf logged in the calling thread since the last call."""
     buf = ffi.new("char[]", 65536)
     n = lib.wbpf_log_take(buf, 65536)
     text = ffi.unpack(buf, n).decode(errors="replace")
-    if text and libbpf_log_sink is not None:
-        libbpf_log_sink(text)
+    sink = getattr(_log_sink, "sink", None)
+    if text and sink is not None:
+        sink(text)
     return text
 
 

@@ -154,8 +154,7 @@ class Instance:
             store.set_wasi(self._wasi())
             self._define_imports(linker)
             if self.config.verbose:
-                _native.set_libbpf_log_level(1)
-                _native.libbpf_log_sink = sys.stderr.write
+                _native.capture_libbpf_log(1, sys.stderr.write)
             if self.config.handle_signals:
                 restore_signals = self._install_signal_handlers()
             if self.config.timeout is not None:
@@ -172,8 +171,7 @@ class Instance:
             linker.close()
             store.close()
             if self.config.verbose:
-                _native.libbpf_log_sink = None
-                _native.set_libbpf_log_level(0)
+                _native.capture_libbpf_log(0)
 
     def _define_imports(self, linker: wasmtime.Linker) -> None:
         linker.allow_shadowing = True

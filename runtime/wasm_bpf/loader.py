@@ -44,6 +44,7 @@ class BpfObject:
             self.close()
             raise
         self._elf = None
+        _native.take_libbpf_log()  # with -v, this load's log is printed now, not at the next one
 
     # ---- programs ----
     def programs(self) -> Iterator[Tuple[str, Any]]:

@@ -93,7 +93,7 @@ def guests() -> dict:
             f"/* generated from {name}.bpf.o by tests/guests/build.py */\n"
             + _c_array(f"{name}_bpf_obj", obj.read_bytes()))
 
-    for name in ("attach", "matrix", "tramp", "maps"):
+    for name in ("attach", "matrix", "tramp", "maps", "isolation"):
         embed(name)
 
     def cc(name, src, *defines):
@@ -102,6 +102,7 @@ def guests() -> dict:
         built[name] = wasm
 
     cc("abi", "abi_guest.c")
+    cc("isolation", "isolation_guest.c")
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
     cc("link_tramp", "link_guest.c", "-DTRAMP")

@@ -58,10 +58,12 @@ def wait_until(pred, timeout=5.0, period=0.01):
 
 class GuestThread:
     """A guest (wasm_bpf.Instance, output captured) running in a thread until stop();
-    waits until the guest has printed `ready_key`=... (it has attached)."""
+    waits until the guest has printed `ready_key`=... (it has attached). Keyword
+    arguments go to the Instance (config, report)."""
 
-    def __init__(self, wasm, args, ready_key):
-        self.inst = wasm_bpf.Instance(str(wasm), [str(a) for a in args], capture_output=True)
+    def __init__(self, wasm, args, ready_key, **instance_options):
+        self.inst = wasm_bpf.Instance(str(wasm), [str(a) for a in args], capture_output=True,
+                                      **instance_options)
         self.status = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -77,11 +79,16 @@ class GuestThread:
     def out(self):
         return parse(self.inst.stdout)
 
+    def wait(self, timeout=15):
+        """Waits for the run to end on its own and returns its exit status."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the guest did not stop"
+        return self.status
+
     def stop(self):
         """Stops the guest (its poll returns -EINTR) and returns its key=value output."""
         self.inst.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the guest did not stop"
+        status = self.wait()
         self.inst.close()
-        assert self.status == 0, self.inst.stdout
+        assert status == 0, self.inst.stdout
         return self.out

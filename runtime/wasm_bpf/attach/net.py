@@ -4,6 +4,7 @@ import ctypes
 import errno
 import os
 import socket
+import threading
 from typing import Any, Dict
 
 from .._native import ffi, lib
@@ -47,7 +48,11 @@ def claims_tc(section: str) -> bool:
 
 _DIRECTIONS = {"ingress": 0, "egress": 1}
 # clsact qdiscs this process created, per ifindex: how many of our filters use them.
+# Instances attach and detach in their own threads: a qdisc's creation or removal and
+# its count change together under the lock, or one instance's detach could remove the
+# qdisc (and the filters on it) that another one has just started to use.
 _clsact_users: Dict[int, int] = {}
+_clsact_lock = threading.Lock()
 
 
 def attach_tc(prog: Any, target: str, obj: Any = None) -> Link:
@@ -77,13 +82,14 @@ def _tc_hook(index: int, point: int) -> Any:
 
 def _tc_filter(prog: Any, index: int, ifname: str, direction: str) -> Link:
     point = lib.BPF_TC_INGRESS if direction == "ingress" else lib.BPF_TC_EGRESS
-    rc = lib.bpf_tc_hook_create(_tc_hook(index, point))
-    if rc < 0 and rc != -errno.EEXIST:
-        check_rc(rc, f"creating the clsact qdisc on {ifname}")
-    if rc == 0:
-        _clsact_users[index] = 0
-    if index in _clsact_users:
-        _clsact_users[index] += 1
+    with _clsact_lock:
+        rc = lib.bpf_tc_hook_create(_tc_hook(index, point))
+        if rc < 0 and rc != -errno.EEXIST:
+            check_rc(rc, f"creating the clsact qdisc on {ifname}")
+        if rc == 0:
+            _clsact_users[index] = 0
+        if index in _clsact_users:
+            _clsact_users[index] += 1
     hook = _tc_hook(index, point)
     opts = ffi.new("struct bpf_tc_opts *")
     opts.sz = ffi.sizeof("struct bpf_tc_opts")
@@ -108,12 +114,13 @@ def _tc_filter(prog: Any, index: int, ifname: str, direction: str) -> Link:
 def _release_clsact(index: int) -> None:
     """Removes the clsact qdisc when the last filter of ours on it goes (never one that
     existed before us)."""
-    if index not in _clsact_users:
-        return
-    _clsact_users[index] -= 1
-    if _clsact_users[index] <= 0:
-        del _clsact_users[index]
-        lib.bpf_tc_hook_destroy(_tc_hook(index, lib.BPF_TC_INGRESS | lib.BPF_TC_EGRESS))
+    with _clsact_lock:
+        if index not in _clsact_users:
+            return
+        _clsact_users[index] -= 1
+        if _clsact_users[index] <= 0:
+            del _clsact_users[index]
+            lib.bpf_tc_hook_destroy(_tc_hook(index, lib.BPF_TC_INGRESS | lib.BPF_TC_EGRESS))
 
 
 # ---- socket filters -------------------------------------------------------------------

@@ -182,8 +182,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
 
     fmt = ns.fmt or "table"
     if ns.verbose:
-        _native.set_libbpf_log_level(1)
-        _native.libbpf_log_sink = lambda text: err.write(text)
+        _native.capture_libbpf_log(1, err.write)
     targets = _targets(spec, pkg, ns.attach)
     samples = pkg.samples if pkg else {}
 
