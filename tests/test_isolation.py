@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from wasmtime import _func as wasmtime_func
 
 import wasm_bpf
 from conftest import veth_pair
@@ -20,6 +21,7 @@ from guests.build import BuildError, guests
 from guests.helpers import EBADF, EINVAL, GuestThread, Trigger, wait_until
 from wasm_bpf._shim import ffi, lib
 from wasm_bpf.attach import net
+from wasm_bpf.errors import GuestExit
 from wasm_bpf.instance import EXIT_TRAP
 
 VERIFIER_LOG = "-- BEGIN PROG LOAD LOG --"  # a warning: captured at every level
@@ -111,6 +113,20 @@ def test_one_guest_ending_leaves_the_other_running(wasm, how, status):
             out_b = b.stop()
     assert out_b["foreign_records"] == 0
     assert out_b["link_destroy"] == 0 and out_b["close"] == 0
+
+
+def test_a_guest_that_traps_does_not_take_another_guests_exit_status(wasm, monkeypatch):
+    """wasmtime-py passes a host function's exception (proc_exit's among them) to
+    the next trap in the process through one global. Here another guest's exit is
+    left in flight there, as it is for a moment when that guest calls exit() in
+    another thread; then this guest traps: it reports its own trap, not that exit."""
+    guest = serve(wasm, 1, action="trap")
+    monkeypatch.setattr(wasmtime_func, "LAST_EXCEPTION", GuestExit(42))
+    with Trigger():  # the guest's records, and so its trap, come only now
+        status = guest.wait()
+    guest.inst.close()
+    assert status == EXIT_TRAP, guest.inst.messages
+    assert guest.inst.messages == ["the guest trapped"]
 
 
 def test_the_same_guest_offsets_hold_each_guests_own_data(wasm):

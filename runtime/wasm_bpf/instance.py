@@ -66,6 +66,7 @@ class Instance:
         self._stop_flag = ffi.new("int *")
         self._stop_reason: Union[int, str, None] = None
         self._interrupted = False
+        self._exit_status: Optional[int] = None  # set by the guest's proc_exit
         self._timers: List[threading.Timer] = []
         self._lock = threading.Lock()
         self._ran = False
@@ -189,20 +190,23 @@ class Instance:
                 raise WasmBpfError("the module has no _start export: build it as a WASI command")
             start(store)
             return 0
-        except GuestExit as exc:
-            return exc.code & 0xFF
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+        except (GuestExit, wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            # wasmtime-py hands a host function's exception to the next trap in the
+            # process (one global): with guests in other threads, that can be another
+            # guest's. So the status is what this guest's proc_exit kept, if it called it.
+            if self._exit_status is not None:
+                return self._exit_status
             if self._interrupted:
                 if self._stop_reason == TIMEOUT:
                     return EXIT_TIMEOUT
                 return 128 + int(self._stop_reason or signal.SIGINT)
-            self._report(f"the guest trapped: {_describe_trap(exc)}")
+            self._report("the guest trapped" + ("" if isinstance(exc, GuestExit) else f": {_describe_trap(exc)}"))
             if self.config.verbose:
                 self._report(str(exc))
             return EXIT_TRAP
 
-    @staticmethod
-    def _proc_exit(code: int) -> None:
+    def _proc_exit(self, code: int) -> None:
+        self._exit_status = code & 0xFF
         raise GuestExit(code & 0xFFFFFFFF)
 
     def stop(self, reason: Union[int, str] = signal.SIGINT) -> None:
