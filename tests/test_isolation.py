@@ -2,8 +2,9 @@
 own thread, as an embedding application runs them) cannot reach each other: object
 handles, link handles and map fds are per instance, a guest pointer always means
 the guest's own memory, and one guest ending in any way (stopped, trapping,
-exiting, closed) leaves the others running with their programs attached. libbpf's
-messages stay with the instance that caused them.
+exiting, closed) leaves the others running with their programs attached (tc
+filters on a shared clsact qdisc included) and their own exit status. libbpf's
+messages and log level stay with the instance that caused them.
 
 The guest is tests/guests/isolation_guest.c: every copy loads the ABI object with
 its own tag, which its records carry, so a copy can tell its records from others'."""
