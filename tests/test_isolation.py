@@ -80,12 +80,14 @@ def test_a_guest_cannot_use_another_guests_handles_link_or_fds(wasm):
         finally:
             out_b = b.stop()
 
-    before = {f"foreign_before_{k}": -EINVAL for k in ("attach", "fd_by_name", "poll_handle", "link_destroy", "close")}
+    expected = {f"foreign_before_{k}": -EINVAL
+                for k in ("attach", "fd_by_name", "poll_handle", "link_destroy", "iter_read", "close")}
     for when in ("before", "after"):
-        before.update({f"foreign_{when}_{k}": -EBADF for k in ("lookup", "update", "delete", "next_key", "ring_lookup")})
-        before[f"foreign_{when}_value_untouched"] = 1
-    before["foreign_after_poll_fd"] = -EBADF
-    assert {k: out_a.get(k) for k in before} == before
+        expected.update({f"foreign_{when}_{k}": -EBADF for k in (
+            "lookup", "update", "delete", "next_key", "ring_lookup", "batch_lookup", "batch_delete", "mirror")})
+        expected[f"foreign_{when}_value_untouched"] = 1
+    expected["foreign_after_poll_fd"] = -EBADF
+    assert {k: out_a.get(k) for k in expected} == expected
     # B's object, link and records were never A's to touch.
     assert out_b["foreign_records"] == 0 and out_b["marker_roundtrip"] == 1
     assert out_b["link_destroy"] == 0 and out_b["close"] == 0

@@ -29,6 +29,11 @@
 #define EXT(name) __attribute__((import_module("wasm_bpf_ext"), import_name(name)))
 EXT("wasm_bpf_attach_link") int64_t wasm_bpf_attach_link(uint64_t obj, const char *name, const char *target);
 EXT("wasm_bpf_link_destroy") int wasm_bpf_link_destroy(int64_t link);
+EXT("wasm_bpf_iter_read") int wasm_bpf_iter_read(uint64_t obj, const char *name, void *buf, int len);
+EXT("wasm_bpf_map_mirror") int wasm_bpf_map_mirror(int fd, void *mirror, int size);
+EXT("wasm_bpf_map_batch") int wasm_bpf_map_batch(int fd, int cmd, void *in_batch, void *out_batch, void *keys,
+                                                 void *values, uint32_t *count, uint64_t elem_flags,
+                                                 uint64_t flags);
 
 static const char *TP = "on_getppid";
 static const uint32_t KEY_MARKER = 7;
@@ -64,8 +69,8 @@ static void probe(const char *when, uint64_t h, int64_t link, int hmap, int ring
 {
     static unsigned char buf[sizeof(struct abi_rec)];
     char k[64];
-    uint32_t key = KEY_MARKER, next = 0;
-    uint64_t value = 0;
+    uint32_t key = KEY_MARKER, next = 0, keys[4], count = 4, token;
+    uint64_t value = 0, values[4];
 
 #define P(what, expr) (snprintf(k, sizeof(k), "foreign_%s_%s", when, what), OUT(k, (expr)))
     if (!own) { /* handles are per instance: once this one has objects, h may be its own */
@@ -73,6 +78,7 @@ static void probe(const char *when, uint64_t h, int64_t link, int hmap, int ring
         P("fd_by_name", wasm_bpf_map_fd_by_name(h, "hmap"));
         P("poll_handle", wasm_bpf_buffer_poll(h, ring, (int32_t)(uintptr_t)on_record, 0, buf, sizeof(buf), 0));
         P("link_destroy", wasm_bpf_link_destroy(link));
+        P("iter_read", wasm_bpf_iter_read(h, TP, buf, sizeof(buf)));
         P("close", wasm_close_bpf_object(h));
     }
     P("lookup", wasm_bpf_map_operate(hmap, WB_LOOKUP, &key, &value, 0, 0));
@@ -80,6 +86,9 @@ static void probe(const char *when, uint64_t h, int64_t link, int hmap, int ring
     P("delete", wasm_bpf_map_operate(hmap, WB_DELETE, &key, 0, 0, 0));
     P("next_key", wasm_bpf_map_operate(hmap, WB_NEXT_KEY, 0, 0, &next, 0));
     P("ring_lookup", wasm_bpf_map_operate(ring, WB_LOOKUP, &key, &value, 0, 0));
+    P("batch_lookup", wasm_bpf_map_batch(hmap, 24, 0, &token, keys, values, &count, 0, 0));
+    P("batch_delete", wasm_bpf_map_batch(hmap, 27, 0, 0, &key, 0, &(uint32_t){1}, 0, 0));
+    P("mirror", wasm_bpf_map_mirror(hmap, &value, sizeof(value)));
     if (own)
         P("poll_fd", wasm_bpf_buffer_poll(own, ring, (int32_t)(uintptr_t)on_record, 0, buf, sizeof(buf), 0));
     P("value_untouched", value == 0);
