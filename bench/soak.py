@@ -3,26 +3,30 @@
 The benchmark's producer runs flat out for the whole time into two wasm-bpf hosts
 (`wasm-bpf run` processes of bench/wasm_consumer.c): a 16 MiB ring buffer drained in
 batches, and a perf event array drained one record per guest call, each with its
-own driver process. Every second the hosts' RSS is sampled. Criteria, per buffer:
+own driver process. Every second the hosts' RSS is sampled. When the drivers have
+ended, each host ends by itself once every record its program emitted has arrived.
+Criteria, per buffer:
 
   accounting  driver calls x records per call == delivered + lost, exactly, where
               delivered is what the guest counted and lost what the BPF program
               could not write (ring full / perf buffer full); for the ring also
               delivered == emitted and every record in order
-  exit        the host exits 0 after the stop, with no poll error
+  exit        the host exits 0, with no poll error
   rss         growth = (highest RSS after the warm-up - RSS at the end of the
               warm-up) / RSS at the end of the warm-up < 5 %; the warm-up is the
-              first 10 % of the run, at least 5 s (start-up, module compile, first
-              pass over the ring)
+              first 10 % of the run, at least 5 s, counted from the moment the
+              hosts have attached (the allocations of their first polls)
 
 Writes bench-results/soak.json (samples included), prints a summary, exits 1 when
 a criterion fails. tests/test_soak.py runs a short form."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -49,21 +53,28 @@ def rss_kib(pid: int) -> Optional[int]:
 
 
 class Host:
-    """One `wasm-bpf run` consumer, waited for until it has attached."""
+    """One `wasm-bpf run` consumer, waited for until it has attached. It ends by itself
+    once `done` exists in `shared` (the soak's drivers have ended) and every record
+    its program emitted has arrived."""
 
-    def __init__(self, buffer: str, module: str, mode: str, comm: str) -> None:
+    def __init__(self, buffer: str, module: str, mode: str, comm: str, shared: Path) -> None:
         self.buffer, self.comm = buffer, comm
-        self.proc = subprocess.Popen([*WASM_BPF, "run", str(OUT / module), "--", "stream", mode, comm],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([*WASM_BPF, "run", "--dir", f"{shared}::/soak", str(OUT / module), "--",
+                                      "stream", mode, comm, "/soak/done"], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             self.proc.kill()
             raise RuntimeError(f"the {buffer} host did not start: {line!r}")
         self.samples: List[List[float]] = []  # [seconds since start, RSS KiB]
 
-    def result(self) -> dict:
-        self.proc.send_signal(signal.SIGINT)
-        out, _ = self.proc.communicate(timeout=120)
+    def result(self, timeout: float = 60) -> dict:
+        """Its result; one still running after `timeout` is stopped (its records are
+        then missing from the accounting)."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGINT)
+            out, _ = self.proc.communicate(timeout=30)
         lines = [line for line in out.splitlines() if line.startswith("{")]
         res = json.loads(lines[-1]) if lines else {}
         res["exit_code"] = self.proc.returncode
@@ -94,9 +105,10 @@ def soak(seconds: float) -> dict:
     warmup = max(MIN_WARMUP, WARMUP_FRACTION * seconds)
     tag = f"{os.getpid() & 0xFFFFFF:06x}"  # own driver names: other runs' drivers do not count here
     hosts: List[Host] = []
+    shared = Path(tempfile.mkdtemp(prefix="wasm-bpf-soak-"))
     try:
         for buffer, module, mode in BUFFERS:
-            hosts.append(Host(buffer, module, mode, f"wbpfsoak{buffer[0]}{tag}"))
+            hosts.append(Host(buffer, module, mode, f"wbpfsoak{buffer[0]}{tag}", shared))
         start = time.monotonic()
         drivers = [subprocess.Popen([str(DRIVER), "seconds", str(seconds), h.comm], stdout=subprocess.PIPE,
                                     text=True) for h in hosts]
@@ -109,13 +121,14 @@ def soak(seconds: float) -> dict:
             next_sample += 1.0
             time.sleep(max(0.0, next_sample - time.monotonic()))
         calls = [json.loads(d.communicate()[0])["calls"] for d in drivers]
-        time.sleep(0.5)  # the hosts catch up with the last records before the stop
+        (shared / "done").touch()
         results = [h.result() for h in hosts]
     finally:
         for h in hosts:
             if h.proc.poll() is None:
                 h.proc.kill()
                 h.proc.wait()
+        shutil.rmtree(shared)
 
     report: dict = {"machine": os.uname().release, "cpus": os.cpu_count(), "seconds": seconds,
                     "warmup_seconds": warmup, "max_rss_growth": MAX_RSS_GROWTH, "buffers": {}}

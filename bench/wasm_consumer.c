@@ -1,13 +1,16 @@
 /* The wasm-bpf consumer of the benchmark, per-record callback or batch extension.
- *   wasm_consumer drain|stream record|batch [COMM]
+ *   wasm_consumer drain|stream record|batch [COMM [DONE]]
  * COMM replaces the driver's name the BPF program waits for (BENCH_DRIVER_COMM).
  * Prints "ready" once attached. drain: waits for a line on stdin, then consumes
  * until the ring is empty and prints the result; stream: polls until stopped
- * (-EINTR), drains the rest and prints the result. Results are one JSON line. */
+ * (-EINTR), or with DONE (a file the soak creates once its driver has ended) until
+ * that file exists and every record the program emitted has arrived, and prints
+ * the result. Results are one JSON line. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "bench.skel.h"
@@ -53,14 +56,15 @@ int main(int argc, char **argv)
     int batch, stream, err = 0;
     char line[16];
 
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: %s drain|stream record|batch [COMM]\n", argv[0]);
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: %s drain|stream record|batch [COMM [DONE]]\n", argv[0]);
         return 2;
     }
+    const char *done = argc == 5 ? argv[4] : NULL;
     stream = !strcmp(argv[1], "stream");
     batch = !strcmp(argv[2], "batch");
     skel = bench_bpf__open();
-    if (skel && argc == 4)
+    if (skel && argc >= 4)
         strncpy((char *)skel->rodata->driver_comm, argv[3], sizeof(skel->rodata->driver_comm) - 1);
     if (!skel || bench_bpf__load(skel) || bench_bpf__attach(skel)) {
         fprintf(stderr, "cannot load or attach the benchmark object\n");
@@ -90,6 +94,12 @@ int main(int argc, char **argv)
         }
         if (!stream && n == 0)
             break;
+        /* Idle: if the producer has finished, stop once all it emitted has arrived. */
+        if (done && n == 0 && access(done, F_OK) == 0) {
+            bpf_map__refresh(skel->maps.bss);
+            if (tally.records == skel->bss->counters.emitted)
+                break;
+        }
     }
     end = now();
     /* After a stop, collect what is still in the ring. */
