@@ -9,6 +9,7 @@ messages and log level stay with the instance that caused them.
 The guest is tests/guests/isolation_guest.c: every copy loads the ABI object with
 its own tag, which its records carry, so a copy can tell its records from others'."""
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -43,11 +44,12 @@ def wasm(built):
     return built["isolation"]
 
 
-def serve(wasm, tag, action="none", foreign=(), verbose=False):
+def serve(wasm, tag, action="none", foreign=(), verbose=False, grace_period=2.0):
     """A copy of the guest serving its own object, tagged `tag`; host messages are
     kept in inst.messages only."""
     return GuestThread(wasm, ["serve", os.getpid(), tag, action, *foreign], "ready",
-                       config=wasm_bpf.RunConfig(verbose=verbose), report=lambda message: None)
+                       config=wasm_bpf.RunConfig(verbose=verbose, grace_period=grace_period),
+                       report=lambda message: None)
 
 
 def keeps_receiving(guest, more=10):
@@ -94,14 +96,17 @@ def test_a_guest_cannot_use_another_guests_handles_link_or_fds(wasm):
     assert out_a["foreign_records"] == 0 and out_a["close"] == 0
 
 
-@pytest.mark.parametrize("how, status", [("stop", 0), ("trap", EXIT_TRAP), ("exit", 3)])
-def test_one_guest_ending_leaves_the_other_running(wasm, how, status):
-    """A is stopped, traps in its record callback or exits from it, and is closed:
-    B's records keep arriving and its link is still there to destroy."""
+@pytest.mark.parametrize("how, action, status", [
+    ("stop", "none", 0),  # leaves on -EINTR
+    ("stop", "ignore", 128 + signal.SIGINT),  # interrupted after the grace period
+    ("trap", "trap", EXIT_TRAP), ("exit", "exit", 3)])  # in its record callback
+def test_one_guest_ending_leaves_the_other_running(wasm, how, action, status):
+    """A is stopped (and leaves, or is interrupted in Wasm), traps or exits, and is
+    closed: B's records keep arriving and its link is still there to destroy."""
     with Trigger():
         b = serve(wasm, 2)
         try:
-            a = serve(wasm, 1, action="none" if how == "stop" else how)
+            a = serve(wasm, 1, action=action, grace_period=0.3)
             try:
                 assert keeps_receiving(b)
                 if how == "stop":

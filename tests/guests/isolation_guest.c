@@ -8,8 +8,9 @@
  * ABI object with its .rodata magic set to TAG (so its records carry TAG), arms it
  * for getppid() of PID, attaches it through a link, stores the bytes of its memory
  * marker in its hash map, prints its numbers and ready=1, and polls its ring buffer
- * until stopped, printing records=N as they arrive. ACTION: "none"; "trap" or
- * "exit" (status 3) in the record callback once 20 records arrived; after the
+ * until stopped, printing records=N as they arrive. ACTION: "none"; "ignore" the
+ * stop (-EINTR) and keep polling; "trap" or "exit" (status 3) in the record
+ * callback once 20 records arrived; after the
  * stop, "badload" loads an object the verifier refuses, "infoload" one libbpf
  * logs an info message about (isolation.bpf.c).
  */
@@ -143,6 +144,10 @@ int main(int argc, char **argv)
     long long shown = 0;
     for (;;) {
         r = wasm_bpf_buffer_poll(h, ring, (int32_t)(uintptr_t)on_record, 0, &record, sizeof(record), 100);
+        if (r == -EINTR && !strcmp(action, "ignore")) { /* until the host interrupts it */
+            usleep(20000);
+            continue;
+        }
         if (r < 0)
             break;
         if (records != shown)
