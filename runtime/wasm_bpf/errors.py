@@ -19,11 +19,11 @@ class HostCallError(Exception):
 
 
 class GuestExit(Exception):
-    """The guest called proc_exit; carries its status through nested calls."""
+    """The guest called proc_exit: unwinds its calls, nested ones too (the status
+    itself is kept by its Instance)."""
 
     def __init__(self, code: int) -> None:
         super().__init__(f"guest exited with {code}")
-        self.code = code
 
 
 # WASI preview 1 errno values, in order (value = index), from wasi/api.h.
