@@ -15,7 +15,7 @@ import pytest
 
 from conftest import veth_pair
 from guests.build import guests
-from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread
+from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread, run_in_cgroup
 from wasm_bpf.errors import to_guest_errno
 from wasm_bpf.probe import unsupported_reason
 
@@ -295,18 +295,6 @@ def test_socket_filter_on_a_socket_of_a_process(link_wasm):
 
 
 # ---- cgroups --------------------------------------------------------------------------------
-def run_in_cgroup(cgroup_path, code):
-    """Runs Python `code` in a child process that is in the cgroup before it starts."""
-    def trigger():
-        child = subprocess.Popen([sys.executable, "-c", f"import sys; sys.stdin.read(1)\n{code}"],
-                                 stdin=subprocess.PIPE)
-        with open(os.path.join(cgroup_path, "cgroup.procs"), "w") as procs:
-            procs.write(str(child.pid))
-        child.communicate(b"x", timeout=20)
-        assert child.returncode == 0
-    return trigger
-
-
 CONNECT_UDP = "import socket\nfor _ in range(3): socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('127.0.0.1', 9))"
 TCP_EXCHANGE = """
 import socket

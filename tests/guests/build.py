@@ -93,7 +93,7 @@ def guests() -> dict:
             f"/* generated from {name}.bpf.o by tests/guests/build.py */\n"
             + _c_array(f"{name}_bpf_obj", obj.read_bytes()))
 
-    for name in ("attach", "matrix", "tramp", "maps"):
+    for name in ("attach", "matrix", "tramp", "maps", "cgstorage"):
         embed(name)
 
     def cc(name, src, *defines):
@@ -105,7 +105,9 @@ def guests() -> dict:
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
     cc("link_tramp", "link_guest.c", "-DTRAMP")
-    cc("maps", "maps_guest.c", "-I", HERE.parent.parent / "guest_sdk" / "include")
+    sdk = ("-I", HERE.parent.parent / "guest_sdk" / "include")
+    cc("maps", "maps_guest.c", *sdk)
+    cc("storage", "storage_guest.c", *sdk)
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")
