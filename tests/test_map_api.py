@@ -2,8 +2,9 @@
 on every map type a guest can reach: hash, array, per-CPU, LRU, queue, stack,
 bloom filter, LPM trie, array/hash of maps, devmap/devmap_hash/cpumap, prog array
 (the guest's own program fds, a real tail call), user ring buffer (records the BPF
-program drains), .bss/.data after load; maps keyed by fds (task, socket, inode,
-cgroup storage) are refused. Cgroup storage is in test_cgroup_storage.py. The guest
+program drains), .bss/.data after load; updates of maps of socket, perf event and
+cgroup fds and any use of maps keyed by fds (task, socket, inode, cgroup storage)
+are refused. Cgroup storage is in test_cgroup_storage.py. The guest
 (guests/maps_guest.c) prints raw results; the expectations are computed here."""
 import errno
 import os
@@ -127,6 +128,12 @@ def test_prog_array_takes_the_guests_own_programs_and_tail_calls_work(result):
     assert r["prog_fd_as_map"] == -EBADF, r   # and a program fd is not a map fd
     assert r["update_batch"] == -EINVAL, r
     assert of(result, "bss")["tail_hits"] == 4, result  # count tail-called tail on each getppid()
+
+
+@pytest.mark.parametrize("name", ["m_perf_event_array", "m_cgroup_array", "m_sockmap", "m_sockhash", "m_xskmap",
+                                  "m_reuseport_sockarray"])
+def test_maps_of_sockets_perf_events_and_cgroups_are_refused(result, name):
+    assert of(result, name)["update"] == -EBADF
 
 
 @pytest.mark.parametrize("name", ["m_task_storage", "m_sk_storage", "m_inode_storage", "m_cgrp_storage"])

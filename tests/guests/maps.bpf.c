@@ -47,6 +47,23 @@ struct {
     __type(value, __u32);
 } m_prog_array SEC(".maps");
 
+/* Maps whose values are host fds a guest cannot have (sockets, perf events,
+ * cgroups, AF_XDP sockets): guest updates are refused. */
+#define FD_VALUED_MAP(name, map_type)       \
+    struct {                                \
+        __uint(type, map_type);             \
+        __uint(max_entries, 4);             \
+        __type(key, __u32);                 \
+        __type(value, __u32);               \
+    } name SEC(".maps")
+
+FD_VALUED_MAP(m_perf_event_array, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+FD_VALUED_MAP(m_cgroup_array, BPF_MAP_TYPE_CGROUP_ARRAY);
+FD_VALUED_MAP(m_sockmap, BPF_MAP_TYPE_SOCKMAP);
+FD_VALUED_MAP(m_sockhash, BPF_MAP_TYPE_SOCKHASH);
+FD_VALUED_MAP(m_xskmap, BPF_MAP_TYPE_XSKMAP);
+FD_VALUED_MAP(m_reuseport_sockarray, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+
 /* Local storage keyed by an fd (task: pidfd, socket, inode, cgroup): refused. */
 #define FD_KEYED_STORAGE(name, map_type)    \
     struct {                                \

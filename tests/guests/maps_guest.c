@@ -201,6 +201,17 @@ static void prog_array(void)
     out("m_prog_array", "prog_fd_as_map", bpf_map_lookup_elem(tail_fd, &zero, &id));
 }
 
+/* maps of socket, perf event, cgroup fds: a guest has none to give (a map fd is
+ * not one), so the host refuses */
+static void fd_valued_maps(void)
+{
+    static const char *names[] = {"m_perf_event_array", "m_cgroup_array", "m_sockmap", "m_sockhash",
+                                  "m_xskmap", "m_reuseport_sockarray"};
+    uint32_t key = 0, map_fd = (uint32_t)fd_of("m_hash");
+    for (int i = 0; i < 6; i++)
+        out(names[i], "update", bpf_map_update_elem(fd_of(names[i]), &key, &map_fd, BPF_ANY));
+}
+
 /* maps keyed by fds: a guest has none to give, so the host refuses */
 static void fd_keyed_maps(void)
 {
@@ -269,6 +280,7 @@ int main(int argc, char **argv)
     map_in_map("m_hash_of_maps");
     redirect_maps();
     prog_array();
+    fd_valued_maps();
     fd_keyed_maps();
     user_ringbuf();
 
