@@ -61,6 +61,14 @@ class BpfObject:
             raise HostCallError(errno.ENOENT, f"no program named {name!r} (programs: {known})")
         return prog
 
+    def program_fd(self, name: str) -> int:
+        """The fd of loaded program `name` (a prog array entry, a devmap program)."""
+        prog = self._program(name)
+        fd = int(lib.bpf_program__fd(prog))
+        if fd < 0:
+            raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
+        return fd
+
     def attach(self, name: str, target: str) -> Link:
         """Attaches program `name`; the link is the object's until destroy_link()."""
         prog = self._program(name)
@@ -153,14 +161,6 @@ class BpfObject:
         if ring is None:
             ring = self.user_rings[fd] = UserRingBuffer(fd)
         return ring
-
-    def program_fd(self, name: str) -> int:
-        """The fd of loaded program `name` (for a prog array of this object)."""
-        prog = self._program(name)
-        fd = int(lib.bpf_program__fd(prog))
-        if fd < 0:
-            raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
-        return fd
 
     def close(self) -> None:
         """Detaches every link, frees the buffers and closes the object. Idempotent."""
