@@ -4,8 +4,9 @@ bloom filter, LPM trie, array/hash of maps, devmap/devmap_hash/cpumap, prog arra
 (the guest's own program fds, a real tail call), user ring buffer (records the BPF
 program drains), .bss/.data after load; updates of maps of socket, perf event and
 cgroup fds and any use of maps keyed by fds (task, socket, inode, cgroup storage)
-are refused. Cgroup storage is in test_cgroup_storage.py. The guest
-(guests/maps_guest.c) prints raw results; the expectations are computed here."""
+are refused. Cgroup storage is in test_cgroup_storage.py, stack traces in the profile
+example's test, struct_ops maps in the tcpcc example's. The guest (guests/maps_guest.c)
+prints raw results; the expectations are computed here."""
 import errno
 import os
 import threading
