@@ -97,7 +97,8 @@ class ExtImports:
 
     def map_batch(self, mem: GuestMemory, fd: int, cmd: int, in_batch: int, out_batch: int, keys: int,
                   values: int, count: int, elem_flags: int, flags: int) -> int:
-        _, info = self._map(fd)  # type: ignore[attr-defined]
+        owner, info = self._map(fd)  # type: ignore[attr-defined]
+        self.sandbox.check_map_command(self.objects[owner].maps(), fd, cmd)  # type: ignore[attr-defined]
         if cmd == lib.BPF_MAP_UPDATE_BATCH and info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                                                             lib.BPF_MAP_TYPE_HASH_OF_MAPS):
             raise HostCallError(errno.EINVAL, "batch updates of a map-in-map are not supported: update one by one")

@@ -6,8 +6,9 @@ import time
 import wasm_bpf
 
 # WASI errno values (wasi-libc's <errno.h>), as host_abi/ABI.md's table gives them.
-EBADF, EBUSY, EEXIST, EFAULT, EILSEQ = 8, 10, 20, 21, 25
-EINTR, EINVAL, ENAMETOOLONG, ENODEV, ENOENT = 27, 28, 37, 43, 44
+EACCES, EBADF, EBUSY, EEXIST, EFAULT, EILSEQ = 2, 8, 10, 20, 21, 25
+EINTR, EINVAL, ENAMETOOLONG, ENODEV, ENOENT, EPERM = 27, 28, 37, 43, 44, 63
+LIBC_DIR = "/lib/x86_64-linux-gnu"  # where this Debian system keeps libc.so.6
 
 
 def parse(stdout: bytes) -> dict:
@@ -56,12 +57,17 @@ def wait_until(pred, timeout=5.0, period=0.01):
     return pred()
 
 
+def granted(*dirs):
+    """A RunConfig granting host directories (--dir DIR), as cgroup and uprobe targets need."""
+    return wasm_bpf.RunConfig(dirs=[(str(d), str(d)) for d in dirs])
+
+
 class GuestThread:
     """A guest (wasm_bpf.Instance, output captured) running in a thread until stop();
     waits until the guest has printed `ready_key`=... (it has attached)."""
 
-    def __init__(self, wasm, args, ready_key):
-        self.inst = wasm_bpf.Instance(str(wasm), [str(a) for a in args], capture_output=True)
+    def __init__(self, wasm, args, ready_key, config=None):
+        self.inst = wasm_bpf.Instance(str(wasm), [str(a) for a in args], config=config, capture_output=True)
         self.status = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
