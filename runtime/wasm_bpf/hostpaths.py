@@ -49,15 +49,16 @@ def open_beneath(dir_path: str, rel: str, flags: int) -> int:
 
 @dataclass(frozen=True)
 class Grant:
-    host: str   # the real host directory
+    host: str   # the host directory as the user named it
     guest: str  # its name in the guest
+    real: str   # the host directory with symlinks resolved
 
     @property
     def flag(self) -> str:
         return f"--dir {self.host}" if self.guest == self.host else f"--dir {self.host}::{self.guest}"
 
-    def covers(self, host_path: str) -> bool:
-        return host_path == self.host or host_path.startswith(self.host.rstrip("/") + "/")
+    def covers(self, real_path: str) -> bool:
+        return real_path == self.real or real_path.startswith(self.real.rstrip("/") + "/")
 
 
 @dataclass
@@ -88,7 +89,7 @@ class HostPaths:
     """The directories granted to one guest."""
 
     def __init__(self, dirs: Sequence[Tuple[str, str]]) -> None:
-        self.grants = [Grant(os.path.realpath(host), guest) for host, guest in dirs]
+        self.grants = [Grant(os.path.abspath(host), guest, os.path.realpath(host)) for host, guest in dirs]
 
     def _grant_of(self, path: str) -> Optional[Tuple[Grant, List[str]]]:
         """The grant with the longest GUEST prefix of path, and the rest of path."""
@@ -116,9 +117,9 @@ class HostPaths:
                                 f"({host_path}): {exc.strerror}") from None
         return Opened(fd, os.path.normpath(host_path), os.readlink(f"/proc/self/fd/{fd}"), grant)
 
-    def _outside(self, what: str, path: str, suggest: str) -> HostCallError:
+    def _outside(self, what: str, path: str, suggest: str, note: str = "") -> HostCallError:
         granted = ", ".join(g.flag for g in self.grants) or "none"
-        return HostCallError(errno.EACCES, f"{what} {path!r} is outside every directory granted to the module "
+        return HostCallError(errno.EACCES, f"{what} {path!r}{note} is outside every directory granted to the module "
                              f"(granted: {granted}); grant it with --dir {suggest}")
 
     def open_path(self, path: str, what: str, directory: bool) -> Opened:
@@ -156,8 +157,8 @@ class HostPaths:
         else:
             grant = next((g for g in self.grants if g.covers(root)), None)
             if grant is None:
-                raise self._outside(f"cgroup (relative to the cgroup v2 root {root})", path, root)
-            opened = self._open(grant, _parts(os.path.relpath(root, grant.host)) + path.split("/"),
+                raise self._outside("cgroup", path, root, f" (relative to the cgroup v2 root {root})")
+            opened = self._open(grant, _parts(os.path.relpath(root, grant.real)) + path.split("/"),
                                 path, "cgroup", directory=True)
         if os.fstat(opened.fd).st_dev == os.stat(root).st_dev:
             return opened
@@ -166,5 +167,5 @@ class HostPaths:
         if not opened.grant.covers(v2):
             raise HostCallError(errno.EACCES, f"cgroup {path!r} is not cgroup v2 and its v2 counterpart {v2} is "
                                 f"outside {opened.grant.flag}; grant it with --dir {v2}")
-        return self._open(opened.grant, _parts(os.path.relpath(v2, opened.grant.host)), path, "cgroup",
+        return self._open(opened.grant, _parts(os.path.relpath(v2, opened.grant.real)), path, "cgroup",
                           directory=True)
