@@ -151,7 +151,7 @@ def test_a_read_only_map_refuses_updates_and_deletes(read_only_maps):
         assert out[f"m_hash.{check}"] == -EPERM, (check, out)
     assert out["m_queue.push"] == -EPERM
     assert out["m_hash.next_key_end"] != -EPERM and out["m_hash.lookup_batch_end"] != -EPERM  # reads pass
-    assert f"policy {path}: map 'm_hash' is in [maps] read-only, so command 2 (update/delete) is refused; " \
+    assert f"policy {path}: map 'm_hash' is in [maps] read-only, so update is refused; " \
            "add \"m_hash\" to [maps] read-write to allow it" in messages
 
 
@@ -191,3 +191,26 @@ def test_a_bad_policy_file_is_a_clear_error(tmp_path, text, error):
     assert error in str(exc.value)
     proc = cli("run", "--policy", path, BOOTSTRAP)
     assert proc.returncode == 2 and error in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_documented_example_policy_is_valid():
+    doc = (EXAMPLES_DIR.parent / "docs" / "policy.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    policy = Policy.parse(example, "docs/policy.md")
+    assert policy.access_of("config") == "read-write" and policy.access_of("other") == "read-only"
+    assert policy.interfaces == ("veth*", "eth0")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES_DIR.iterdir() if (p / f"{p.name}.wasm").is_file()))
+def test_the_default_policy_allows_every_example(name):
+    # The examples also run under it end to end (test_examples*.py, no --policy).
+    from wasm_bpf.inspect import inspect_module
+    default = Policy.default()
+    for obj in inspect_module(str(EXAMPLES_DIR / name / f"{name}.wasm")).objects:
+        for prog in obj.programs:
+            default.check_program(prog.name, prog.type)
+            default.check_attach(prog.name, prog.kind, interface="eth0", cgroup=["/sys/fs/cgroup/x"],
+                                 binary=["/usr/bin/x"])
+        for m in obj.maps:
+            default.check_map_type(m.name, m.type)
+            default.check_map_command(m.name, 2)

@@ -20,10 +20,11 @@ READ_ONLY, READ_WRITE = "read-only", "read-write"
 ATTACH_KINDS = ("auto", "iter", *(kind.name for kind in KINDS))
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
 # Commands that change a map: update, delete, and the lookups that delete.
-WRITE_COMMANDS = frozenset({
-    lib.BPF_MAP_UPDATE_ELEM, lib.BPF_MAP_DELETE_ELEM, lib.BPF_MAP_LOOKUP_AND_DELETE_ELEM,
-    lib.BPF_MAP_LOOKUP_AND_DELETE_BATCH, lib.BPF_MAP_UPDATE_BATCH, lib.BPF_MAP_DELETE_BATCH,
-})
+WRITE_COMMANDS = {
+    lib.BPF_MAP_UPDATE_ELEM: "update", lib.BPF_MAP_DELETE_ELEM: "delete",
+    lib.BPF_MAP_LOOKUP_AND_DELETE_ELEM: "lookup-and-delete", lib.BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+    "batch lookup-and-delete", lib.BPF_MAP_UPDATE_BATCH: "batch update", lib.BPF_MAP_DELETE_BATCH: "batch delete",
+}
 
 DEFAULT_TOML = """\
 # The built-in default policy: every program type, attach kind and map operation,
@@ -203,8 +204,8 @@ class Policy:
     def check_map_command(self, map_name: str, cmd: int) -> None:
         if cmd in WRITE_COMMANDS and self.access_of(map_name) == READ_ONLY:
             listed = "is in [maps] read-only" if map_name in self.read_only else "is read-only ([maps] access)"
-            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so command {cmd} "
-                                f"(update/delete) is refused; add \"{map_name}\" to [maps] read-write to allow it")
+            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {WRITE_COMMANDS[cmd]} is "
+                                f"refused; add \"{map_name}\" to [maps] read-write to allow it")
 
     def check_dirs(self, hosts: Iterable[str]) -> None:
         """Every --dir must be a policy directory or below one (raised before the run)."""
