@@ -79,6 +79,12 @@ def test_a_binary_outside_its_grant_is_refused(probed, tmp_path, target, expecte
     assert any(expected.format(grant=grant, dir=probed.parent) in m for m in messages), messages
 
 
+def test_a_binary_in_the_section_name_is_confined_too(tmp_path):
+    rc, messages, links = attach("on_sec_uprobe", "-", granted(tmp_path))
+    assert rc == -EACCES and links == set(), messages
+    assert any("binary '/usr/bin/true' is outside every directory granted" in m for m in messages), messages
+
+
 def test_a_library_name_is_found_in_a_granted_directory():
     rc, messages, links = attach("on_uprobe", "libc.so.6:getppid", granted(LIBC_DIR))
     assert rc == 0 and len(links) == 1, messages

@@ -9,7 +9,7 @@ import fnmatch
 import os
 import tomllib
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
 from .attach import KINDS
@@ -111,7 +111,7 @@ class Policy:
 
     # ---- reading --------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str) -> "Policy":
+    def load(cls, path: Union[str, os.PathLike]) -> "Policy":
         """Reads a policy file; raises PolicyError naming the file and the problem."""
         try:
             with open(path, "rb") as f:

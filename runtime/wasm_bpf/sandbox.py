@@ -48,7 +48,7 @@ class Sandbox:
         """Checks an attach against the policy and yields the target to attach with:
         host paths in it opened inside the grants and replaced by /proc/self/fd/N."""
         kind = kind_of(section)
-        if kind in BINARY_KINDS and not target and "/" in section:
+        if kind in BINARY_KINDS and not target and "/" in section and self.paths is not None:
             # SEC("uprobe//usr/bin/app:main") names a host path too: attach it explicitly.
             target = section.split("/", 1)[1]
         opened: Optional[Opened] = None
