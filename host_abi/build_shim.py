@@ -173,7 +173,9 @@ struct bpf_link *bpf_program__attach_usdt(const struct bpf_program *prog, int pi
                                           const char *usdt_provider, const char *usdt_name, const void *opts);
 struct bpf_link *bpf_program__attach_perf_event(const struct bpf_program *prog, int pfd);
 struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog, const void *opts);
-struct bpf_link *bpf_program__attach_kprobe(const struct bpf_program *prog, bool retprobe, const char *func_name);
+struct bpf_kprobe_opts { size_t sz; uint64_t bpf_cookie; size_t offset; bool retprobe; ...; };
+struct bpf_link *bpf_program__attach_kprobe_opts(const struct bpf_program *prog, const char *func_name,
+                                                 const struct bpf_kprobe_opts *opts);
 struct bpf_link *bpf_map__attach_struct_ops(const struct bpf_map *map);
 struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
 int bpf_link__fd(const struct bpf_link *link);
@@ -191,6 +193,13 @@ int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, voi
 int bpf_map_update_batch(int fd, const void *keys, const void *values, uint32_t *count,
                          const struct bpf_map_batch_opts *opts);
 int bpf_map_get_fd_by_id(uint32_t id);
+struct user_ring_buffer;
+struct user_ring_buffer *user_ring_buffer__new(int map_fd, const void *opts);
+void *user_ring_buffer__reserve(struct user_ring_buffer *rb, uint32_t size);
+void user_ring_buffer__submit(struct user_ring_buffer *rb, void *sample);
+void user_ring_buffer__free(struct user_ring_buffer *rb);
+static const int BPF_MAP_TYPE_USER_RINGBUF;
+static const int BPF_MAP_TYPE_PROG_ARRAY;
 static const int BPF_MAP_LOOKUP_AND_DELETE_ELEM;
 static const int BPF_MAP_LOOKUP_BATCH;
 static const int BPF_MAP_LOOKUP_AND_DELETE_BATCH;

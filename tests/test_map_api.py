@@ -1,8 +1,13 @@
 """The guest map API (libbpf-wasm.h over wasm_bpf_map_operate and wasm_bpf_map_batch)
 on every map type a guest can reach: hash, array, per-CPU, LRU, queue, stack,
-bloom filter, LPM trie, array/hash of maps, devmap/devmap_hash/cpumap, .bss/.data
-after load; maps of host fds (prog array, task storage) are refused. The guest
-(guests/maps_guest.c) prints raw results; the expectations are computed here."""
+bloom filter, LPM trie, array/hash of maps, devmap/devmap_hash/cpumap, prog array
+(the guest's own program fds, a real tail call), user ring buffer (records the BPF
+program drains), .bss/.data after load; updates of maps of socket, perf event and
+cgroup fds and any use of maps keyed by fds (task, socket, inode, cgroup storage)
+are refused. Cgroup storage is in test_cgroup_storage.py, stack traces in the profile
+example's test, struct_ops maps in the tcpcc example's. The guest (guests/maps_guest.c)
+prints raw results; the expectations are computed here."""
+import errno
 import os
 import threading
 import time
@@ -11,6 +16,7 @@ import pytest
 
 import wasm_bpf
 from guests.build import guests
+from wasm_bpf.errors import to_guest_errno
 from guests.helpers import EBADF, EINVAL, ENOENT, parse, wait_until
 
 
@@ -115,9 +121,36 @@ def test_devmap_devmap_hash_cpumap(result):
     assert (c["update"], c["lookup"], c["value"], c["delete"]) == (0, 0, 192, 0), c
 
 
-def test_maps_of_host_fds_are_refused(result):
-    assert of(result, "m_prog_array")["update"] == -EBADF
-    assert of(result, "m_task_storage") == {"update": -EBADF, "lookup": -EBADF}
+def test_prog_array_takes_the_guests_own_programs_and_tail_calls_work(result):
+    r = of(result, "m_prog_array")
+    assert (r["prog_fd_ok"], r["no_such_prog"]) == (1, -ENOENT), r
+    assert (r["update"], r["lookup"], r["prog_id_nonzero"]) == (0, 0, 1), r
+    assert r["update_map_fd"] == -EBADF, r    # a map fd is not a program fd
+    assert r["prog_fd_as_map"] == -EBADF, r   # and a program fd is not a map fd
+    assert r["update_batch"] == -EINVAL, r
+    assert of(result, "bss")["tail_hits"] == 4, result  # count tail-called tail on each getppid()
+
+
+@pytest.mark.parametrize("name", ["m_perf_event_array", "m_cgroup_array", "m_sockmap", "m_sockhash", "m_xskmap",
+                                  "m_reuseport_sockarray"])
+def test_maps_of_sockets_perf_events_and_cgroups_are_refused(result, name):
+    assert of(result, name)["update"] == -EBADF
+
+
+@pytest.mark.parametrize("name", ["m_task_storage", "m_sk_storage", "m_inode_storage", "m_cgrp_storage"])
+def test_maps_keyed_by_fds_are_refused(result, name):
+    assert of(result, name) == {"update": -EBADF, "lookup": -EBADF}
+
+
+def test_user_ringbuf_records_reach_the_bpf_program(result):
+    r, bss = of(result, "m_user_rb"), of(result, "bss")
+    assert r["submit"] == 0, r
+    assert (bss["user_records"], bss["user_sum"]) == (3, 10 + 20 + 30), bss  # drained by count, in one call
+    full = of(result, "m_user_rb_full")
+    # 8-byte records take 16 bytes of the 4096-byte ring with their header
+    assert 0 < full["submitted"] <= 4096 // 16 and full["full"] == -to_guest_errno(errno.ENOSPC), full
+    assert r["too_big"] == -to_guest_errno(errno.E2BIG), r
+    assert (r["empty"], r["not_user_ringbuf"], r["foreign_fd"]) == (-EINVAL, -EINVAL, -EBADF), r
 
 
 def test_bss_and_data_after_load(result):

@@ -1111,4 +1111,88 @@ static inline int bpf_map_delete_batch(int fd, const void *keys, uint32_t *count
     return __wasm_bpf_batch(fd, BPF_MAP_DELETE_BATCH, NULL, NULL, (void *)keys, NULL, count, opts);
 }
 
+/* ------------------------------------------------------------------------- */
+/* Program fds and user ring buffers (module "wasm_bpf_ext", this host)       */
+/* ------------------------------------------------------------------------- */
+
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_prog_fd_by_name")
+int wasm_bpf_prog_fd_by_name(uint64_t obj, const char *name);
+__WASM_BPF_IMPORT("wasm_bpf_ext", "wasm_bpf_user_ringbuf_submit")
+int wasm_bpf_user_ringbuf_submit(int fd, const void *data, int size);
+
+/* The program's host fd, or a negative errno (-EINVAL before load or with autoload
+ * off). Its only use: the value of a prog array entry (tail calls) or of a
+ * devmap/cpumap entry of this guest's maps; the host refuses any other program fd. */
+static inline int bpf_program__fd(const struct bpf_program *prog) {
+    if (!prog || !prog->obj || !prog->obj->handle)
+        return __wasm_bpf_err(-EINVAL);
+    return __wasm_bpf_err(wasm_bpf_prog_fd_by_name(prog->obj->handle, prog->name));
+}
+
+/* The producer of a BPF_MAP_TYPE_USER_RINGBUF map, as in libbpf: reserve a sample,
+ * fill it, submit it; BPF programs consume it with bpf_user_ringbuf_drain(). The
+ * sample lives in guest memory until submit copies it into the ring. */
+struct user_ring_buffer_opts {
+    size_t sz;
+};
+struct user_ring_buffer {
+    int fd;
+};
+struct __wasm_bpf_user_sample {
+    uint32_t size;
+    uint32_t pad;
+    unsigned char data[];
+};
+
+static inline struct user_ring_buffer *user_ring_buffer__new(int map_fd,
+                                                             const struct user_ring_buffer_opts *opts) {
+    struct user_ring_buffer *rb;
+    (void)opts;
+    if (map_fd < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(rb = (struct user_ring_buffer *)malloc(sizeof(*rb)))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rb->fd = map_fd;
+    return rb;
+}
+static inline void *user_ring_buffer__reserve(struct user_ring_buffer *rb, uint32_t size) {
+    struct __wasm_bpf_user_sample *s;
+    if (!rb || !size) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(s = (struct __wasm_bpf_user_sample *)malloc(sizeof(*s) + size))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->size = size;
+    return s->data;
+}
+static inline void user_ring_buffer__discard(struct user_ring_buffer *rb, void *sample) {
+    (void)rb;
+    if (sample)
+        free((char *)sample - offsetof(struct __wasm_bpf_user_sample, data));
+}
+/* ✱ Returns 0 or a negative errno (libbpf's returns nothing): the ring has room for
+ * the sample only when it is submitted, so -ENOSPC (the BPF side has not drained
+ * it yet) and -E2BIG (larger than the ring) come from here. The sample is freed
+ * either way. */
+static inline int user_ring_buffer__submit(struct user_ring_buffer *rb, void *sample) {
+    struct __wasm_bpf_user_sample *s;
+    int err;
+    if (!rb || !sample)
+        return __wasm_bpf_err(-EINVAL);
+    s = (struct __wasm_bpf_user_sample *)((char *)sample - offsetof(struct __wasm_bpf_user_sample, data));
+    err = wasm_bpf_user_ringbuf_submit(rb->fd, s->data, (int)s->size);
+    free(s);
+    return __wasm_bpf_err(err);
+}
+static inline void user_ring_buffer__free(struct user_ring_buffer *rb) {
+    free(rb);
+}
+
 #endif /* __LIBBPF_WASM_H */

@@ -1,6 +1,6 @@
-"""The wasm_bpf_ext imports for links, iterators and the map API beyond the four
-upstream commands (host_abi/ABI.md). Mixed into imports.WasmBpfHost, which provides
-_object(), _map() and the map fds handed out."""
+"""The wasm_bpf_ext imports for links, iterators, user ring buffers, program fds and
+the map API beyond the four upstream commands (host_abi/ABI.md). Mixed into
+imports.WasmBpfHost, which provides _object(), _map() and the map fds handed out."""
 import errno
 from typing import Dict, Tuple
 
@@ -24,6 +24,7 @@ class ExtImports:
             self._links = {}
             self._next_link = 1
             self._mirrors: Dict[int, Tuple[int, int, int]] = {}
+            self._prog_fds: Dict[int, int] = {}  # program fd -> object handle
 
     def attach_link(self, mem: GuestMemory, handle: int, name: int, target: int) -> int:
         self._ext_state()
@@ -50,9 +51,11 @@ class ExtImports:
         return 0
 
     def forget_links(self, handle: int) -> None:
-        """The object `handle` is closing: its link handles and mirrors become invalid."""
+        """The object `handle` is closing: its link handles, mirrors and program fds
+        become invalid."""
         self._ext_state()
         self._links = {k: v for k, v in self._links.items() if v[0] != handle}
+        self._prog_fds = {fd: h for fd, h in self._prog_fds.items() if h != handle}
         self._mirrors = {fd: m for fd, m in self._mirrors.items() if m[2] != handle}
 
     # ---- live mirrors of internal maps ----
@@ -95,6 +98,25 @@ class ExtImports:
         mem.write(buf, data)
         return len(data)
 
+    def user_ringbuf_submit(self, mem: GuestMemory, fd: int, data: int, size: int) -> int:
+        """Publishes [data, data + size) as one record of user ring buffer map fd."""
+        owner, info = self._map(fd)  # type: ignore[attr-defined]
+        if info.type != lib.BPF_MAP_TYPE_USER_RINGBUF:
+            raise HostCallError(errno.EINVAL, f"map fd {fd} is not a user ring buffer (type {info.type})")
+        if size <= 0:
+            raise HostCallError(errno.EINVAL, f"record size {size} is out of range")
+        record = mem.read(data, size)
+        self._object(owner).user_ring(fd).submit(record)  # type: ignore[attr-defined]
+        return 0
+
+    def prog_fd_by_name(self, mem: GuestMemory, handle: int, name: int) -> int:
+        """The fd of a program of one of the guest's objects: the only program fds a
+        guest may store in a map (prog array, devmap/cpumap value)."""
+        self._ext_state()
+        fd = self._object(handle).program_fd(mem.string(name))  # type: ignore[attr-defined]
+        self._prog_fds[fd] = handle
+        return fd
+
     def map_batch(self, mem: GuestMemory, fd: int, cmd: int, in_batch: int, out_batch: int, keys: int,
                   values: int, count: int, elem_flags: int, flags: int) -> int:
         owner, info = self._map(fd)  # type: ignore[attr-defined]
@@ -112,33 +134,41 @@ class ExtImports:
         return n
 
     def check_inner_map_fd(self, mem: GuestMemory, info, cmd: int, value: int) -> None:
-        """Map values and keys that are file descriptors are the host's fds. Updating
-        a map-in-map stores a map fd: it must be one handed to this guest. Maps whose
-        values are other fds (programs, sockets, perf events, cgroups) cannot be
-        updated by a guest, and maps keyed by fds (task, socket, inode, cgroup
-        storage) cannot be used by one: the guest has no such fds, and any number it
-        passed would name one of the host's."""
+        """Map values and keys that are file descriptors are the host's fds. A guest
+        holds only the map fds and program fds it was handed, so: a map-in-map stores
+        one of its map fds, a prog array (and a devmap/cpumap value) one of its program
+        fds. Maps of other fds (sockets, perf events, cgroups) cannot be updated by a
+        guest, and maps keyed by fds (task, socket, inode, cgroup storage) cannot be
+        used by one: any number it passed would name one of the host's fds."""
+        self._ext_state()
         if info.type in FD_KEYED_TYPES:
             raise HostCallError(errno.EBADF, f"map fd {info.fd} is keyed by file descriptors, which a guest does not have")
         if cmd not in (lib.BPF_MAP_UPDATE_ELEM, lib.BPF_MAP_UPDATE_BATCH):
             return
         if info.type in FD_VALUED_TYPES:
             raise HostCallError(errno.EBADF, f"map fd {info.fd} holds file descriptors, which a guest does not have")
-        if info.type in XDP_REDIRECT_TYPES and info.value_size >= 8 and cmd == lib.BPF_MAP_UPDATE_ELEM:
-            # devmap / cpumap values {u32 ifindex or qsize; int prog_fd}: a program fd
-            prog = int.from_bytes(mem.read(value + 4, 4), "little", signed=True)
-            if prog > 0:
-                raise HostCallError(errno.EBADF, f"program fd {prog} in the value: a guest has no program fds")
-        if info.type in XDP_REDIRECT_TYPES and info.value_size >= 8 and cmd == lib.BPF_MAP_UPDATE_BATCH:
-            raise HostCallError(errno.EINVAL, "batch updates of a devmap/cpumap with program fds are not supported")
+        prog_at = None  # where the value holds a program fd
+        if info.type == lib.BPF_MAP_TYPE_PROG_ARRAY:
+            prog_at = value
+        elif info.type in XDP_REDIRECT_TYPES and info.value_size >= 8:
+            prog_at = value + 4  # devmap / cpumap values {u32 ifindex or qsize; int prog_fd}
+        if prog_at is not None:
+            if cmd == lib.BPF_MAP_UPDATE_BATCH:
+                raise HostCallError(errno.EINVAL, "batch updates with program fds are not supported: update one by one")
+            prog = int.from_bytes(mem.read(prog_at, 4), "little", signed=True)
+            if info.type in XDP_REDIRECT_TYPES and prog <= 0:
+                return  # no program
+            if prog not in self._prog_fds:
+                raise HostCallError(errno.EBADF, f"program fd {prog} was not handed to this module "
+                                    "(wasm_bpf_prog_fd_by_name)")
         if info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS, lib.BPF_MAP_TYPE_HASH_OF_MAPS):
             inner = int.from_bytes(mem.read(value, 4), "little")
             if inner not in self._map_fds:  # type: ignore[attr-defined]
                 raise HostCallError(errno.EBADF, f"inner map fd {inner} was not handed to this module")
 
 
-# BPF_MAP_TYPE_*: PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, SOCKMAP, XSKMAP, SOCKHASH, REUSEPORT_SOCKARRAY
-FD_VALUED_TYPES = frozenset({3, 4, 8, 15, 17, 18, 20})
+# BPF_MAP_TYPE_*: PERF_EVENT_ARRAY, CGROUP_ARRAY, SOCKMAP, XSKMAP, SOCKHASH, REUSEPORT_SOCKARRAY
+FD_VALUED_TYPES = frozenset({4, 8, 15, 17, 18, 20})
 # DEVMAP, CPUMAP, DEVMAP_HASH: an 8-byte value carries a program fd
 XDP_REDIRECT_TYPES = frozenset({14, 16, 25})
 # SK_STORAGE, INODE_STORAGE, TASK_STORAGE, CGRP_STORAGE

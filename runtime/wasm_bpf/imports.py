@@ -79,6 +79,9 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     (EXT_MODULE, "wasm_bpf_map_mirror"): ("map_mirror", (Signature([I32, PTR, I32], "i32"),), None, False),
     (EXT_MODULE, "wasm_bpf_map_batch"): ("map_batch", (
         Signature([I32, I32, PTR, PTR, PTR, PTR, PTR, U64, U64], "i32"),), None, False),
+    (EXT_MODULE, "wasm_bpf_user_ringbuf_submit"): ("user_ringbuf_submit", (Signature([I32, PTR, I32], "i32"),),
+                                                   None, False),
+    (EXT_MODULE, "wasm_bpf_prog_fd_by_name"): ("prog_fd_by_name", (Signature([HANDLE, PTR], "i32"),), None, False),
 }
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
 

@@ -16,6 +16,7 @@ from .buffers import EventBuffer
 from .errors import HostCallError
 from .objspec import open_object
 from .sandbox import Sandbox
+from .user_ringbuf import UserRingBuffer
 
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
 
@@ -36,6 +37,7 @@ class BpfObject:
         self._struct_ops: Dict[str, Link] = {}  # registered struct_ops, by target
         self._iters: Dict[str, Tuple[Link, Optional[int]]] = {}  # iterator link, open iterator fd
         self.buffers: Dict[int, EventBuffer] = {}
+        self.user_rings: Dict[int, UserRingBuffer] = {}
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
@@ -61,6 +63,14 @@ class BpfObject:
             known = ", ".join(n for n, _ in self.programs()) or "none"
             raise HostCallError(errno.ENOENT, f"no program named {name!r} (programs: {known})")
         return prog
+
+    def program_fd(self, name: str) -> int:
+        """The fd of loaded program `name` (a prog array entry, a devmap program)."""
+        prog = self._program(name)
+        fd = int(lib.bpf_program__fd(prog))
+        if fd < 0:
+            raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
+        return fd
 
     def attach(self, name: str, target: str) -> Link:
         """Attaches program `name`; the link is the object's until destroy_link()."""
@@ -150,11 +160,21 @@ class BpfObject:
             buf = self.buffers[fd] = EventBuffer(fd, name, perf_pages)
         return buf
 
+    def user_ring(self, fd: int) -> UserRingBuffer:
+        """The producer of user ring buffer map fd, created on first use."""
+        ring = self.user_rings.get(fd)
+        if ring is None:
+            ring = self.user_rings[fd] = UserRingBuffer(fd)
+        return ring
+
     def close(self) -> None:
         """Detaches every link, frees the buffers and closes the object. Idempotent."""
         for buf in self.buffers.values():
             buf.close()
         self.buffers.clear()
+        for ring in self.user_rings.values():
+            ring.close()
+        self.user_rings.clear()
         for _, fd in self._iters.values():
             if fd is not None:
                 os.close(fd)

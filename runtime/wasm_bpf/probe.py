@@ -14,7 +14,7 @@ from ._native import ffi, lib
 _RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
 PROG_TRACING, PROG_LSM, PROG_KPROBE, PROG_SCHED_CLS = 26, 29, 2, 3
-BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_LSM_MAC, BPF_TCX_INGRESS = 24, 25, 27, 46
+BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_MODIFY_RETURN, BPF_LSM_MAC, BPF_TCX_INGRESS = 24, 25, 26, 27, 46
 BTF_KIND_FUNC = 12
 
 
@@ -115,6 +115,7 @@ ATTACH_CHECKS: Dict[str, Callable[[], str]] = {
     "kprobe": lambda: _pmu("kprobe"),
     "fentry": lambda: _load_check("fentry", PROG_TRACING, BPF_TRACE_FENTRY, "do_unlinkat"),
     "fexit": lambda: _load_check("fexit", PROG_TRACING, BPF_TRACE_FEXIT, "do_unlinkat"),
+    "fmod_ret": lambda: _load_check("fmod_ret", PROG_TRACING, BPF_MODIFY_RETURN, "security_file_open"),
     "lsm": lambda: _load_check("lsm", PROG_LSM, BPF_LSM_MAC, "bpf_lsm_file_open"),
     "xdp": _prog_type(6),
     "tc": _prog_type(3),

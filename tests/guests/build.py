@@ -18,6 +18,7 @@ BPF_CFLAGS = ["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
 WASM_CFLAGS = ["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall",
                "-Wno-unused-function", "-Wl,--allow-undefined,--export-table"]
 TP_SECTION = "tp/syscalls/sys_enter_getppid"
+TRAMP_KINDS = ("fentry", "fexit", "fmod_ret", "lsm")  # the programs of tramp.bpf.c
 
 
 class BuildError(RuntimeError):
@@ -84,17 +85,20 @@ def guests() -> dict:
         f"#define ABI_PROG_OFF {_prog_offset(bpf)}\n"
         f"#define ABI_RODATA_MAGIC_OFF {_symbol_offset(bpf, 'rodata_magic')}\n" + _c_array("abi_bpf_obj", bpf.read_bytes()))
 
-    def embed(name):
-        """Compiles NAME.bpf.c and writes NAME_bpf_obj.h with the object as a C array."""
+    def embed(name, src=None, *defines):
+        """Compiles SRC.bpf.c (default NAME.bpf.c) and writes NAME_bpf_obj.h with the
+        object as a C array."""
         obj = out / f"{name}.bpf.o"
-        _run([CLANG, *BPF_CFLAGS, "-I", HERE, "-c", HERE / f"{name}.bpf.c", "-o", obj])
+        _run([CLANG, *BPF_CFLAGS, *defines, "-I", HERE, "-c", HERE / f"{src or name}.bpf.c", "-o", obj])
         built[f"{name}_bpf"] = obj
         (out / f"{name}_bpf_obj.h").write_text(
             f"/* generated from {name}.bpf.o by tests/guests/build.py */\n"
             + _c_array(f"{name}_bpf_obj", obj.read_bytes()))
 
-    for name in ("attach", "matrix", "tramp", "maps"):
+    for name in ("attach", "matrix", "maps", "cgstorage"):
         embed(name)
+    for kind in TRAMP_KINDS:  # one object per kind: each loads (or is refused) alone
+        embed(f"tramp_{kind}", "tramp", f"-DTRAMP_{kind.upper()}")
 
     def cc(name, src, *defines):
         wasm = out / f"{name}.wasm"
@@ -104,8 +108,11 @@ def guests() -> dict:
     cc("abi", "abi_guest.c")
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
-    cc("link_tramp", "link_guest.c", "-DTRAMP")
-    cc("maps", "maps_guest.c", "-I", HERE.parent.parent / "guest_sdk" / "include")
+    for kind in TRAMP_KINDS:
+        cc(f"link_{kind}", "link_guest.c", f'-DOBJ_HEADER="tramp_{kind}_bpf_obj.h"', f"-DOBJ_ARRAY=tramp_{kind}_bpf_obj")
+    sdk = ("-I", HERE.parent.parent / "guest_sdk" / "include")
+    cc("maps", "maps_guest.c", *sdk)
+    cc("storage", "storage_guest.c", *sdk)
     cc("mapop64", "mapop64_guest.c")
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")

@@ -1,5 +1,7 @@
 """Helpers shared by the tests that run purpose-built guests (tests/guests/)."""
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -91,3 +93,15 @@ class GuestThread:
         self.inst.close()
         assert self.status == 0, self.inst.stdout
         return self.out
+
+
+def run_in_cgroup(cgroup_path, code):
+    """A trigger: runs Python `code` in a child process that is in the cgroup before it starts."""
+    def trigger():
+        child = subprocess.Popen([sys.executable, "-c", f"import sys; sys.stdin.read(1)\n{code}"],
+                                 stdin=subprocess.PIPE)
+        with open(os.path.join(cgroup_path, "cgroup.procs"), "w") as procs:
+            procs.write(str(child.pid))
+        child.communicate(b"x", timeout=20)
+        assert child.returncode == 0
+    return trigger

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "wasm_bpf_imports.h"
-#ifdef TRAMP /* the fentry/fexit/LSM object instead of the matrix */
-#include "tramp_bpf_obj.h"
-#define matrix_bpf_obj tramp_bpf_obj
+#ifdef OBJ_HEADER /* another object instead of the matrix (a tramp.bpf.c build) */
+#include OBJ_HEADER
+#define matrix_bpf_obj OBJ_ARRAY
 #else
 #include "matrix_bpf_obj.h"
 #endif

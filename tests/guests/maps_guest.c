@@ -5,6 +5,12 @@
 #include "libbpf-wasm.h"
 #include "maps_bpf_obj.h"
 
+/* maps.bpf.c's .bss */
+struct maps_ctl {
+    uint32_t target_pid, pad;
+    uint64_t counter, seen_inner, tail_hits, user_records, user_sum;
+};
+
 static int ncpus;
 static uint64_t obj;
 
@@ -176,20 +182,81 @@ static void redirect_maps(void)
     out("m_cpumap", "delete", bpf_map_delete_elem(cfd, &zero));
 }
 
-/* maps of fds: a guest has none to give, so the host refuses */
-static void fd_maps(void)
+/* A prog array takes the fds of the guest's own programs (bpf_program__fd); any
+ * other number is refused. The tail call itself is counted by the program. */
+static void prog_array(void)
 {
-    uint32_t zero = 0, three = 3;
+    struct bpf_object o = {.handle = obj};
+    struct bpf_program tail = {.obj = &o, .name = "tail"}, none = {.obj = &o, .name = "no_such_prog"};
+    int fd = fd_of("m_prog_array"), tail_fd = bpf_program__fd(&tail), map_fd = fd_of("m_hash");
+    uint32_t zero = 0, one = 1, count = 1, id = 0;
+
+    out("m_prog_array", "prog_fd_ok", tail_fd > 0);
+    out("m_prog_array", "no_such_prog", bpf_program__fd(&none));
+    out("m_prog_array", "update_map_fd", bpf_map_update_elem(fd, &zero, &map_fd, BPF_ANY));
+    out("m_prog_array", "update", bpf_map_update_elem(fd, &zero, &tail_fd, BPF_ANY));
+    out("m_prog_array", "lookup", bpf_map_lookup_elem(fd, &zero, &id));
+    out("m_prog_array", "prog_id_nonzero", id != 0);
+    out("m_prog_array", "update_batch", bpf_map_update_batch(fd, &one, &tail_fd, &count, NULL));
+    out("m_prog_array", "prog_fd_as_map", bpf_map_lookup_elem(tail_fd, &zero, &id));
+}
+
+/* maps of socket, perf event, cgroup fds: a guest has none to give (a map fd is
+ * not one), so the host refuses */
+static void fd_valued_maps(void)
+{
+    static const char *names[] = {"m_perf_event_array", "m_cgroup_array", "m_sockmap", "m_sockhash",
+                                  "m_xskmap", "m_reuseport_sockarray"};
+    uint32_t key = 0, map_fd = (uint32_t)fd_of("m_hash");
+    for (int i = 0; i < 6; i++)
+        out(names[i], "update", bpf_map_update_elem(fd_of(names[i]), &key, &map_fd, BPF_ANY));
+}
+
+/* maps keyed by fds: a guest has none to give, so the host refuses */
+static void fd_keyed_maps(void)
+{
+    static const char *names[] = {"m_task_storage", "m_sk_storage", "m_inode_storage", "m_cgrp_storage"};
     int key = 3;
     uint64_t v = 1;
-    out("m_prog_array", "update", bpf_map_update_elem(fd_of("m_prog_array"), &zero, &three, BPF_ANY));
-    out("m_task_storage", "update", bpf_map_update_elem(fd_of("m_task_storage"), &key, &v, BPF_ANY));
-    out("m_task_storage", "lookup", bpf_map_lookup_elem(fd_of("m_task_storage"), &key, &v));
+    for (int i = 0; i < 4; i++) {
+        out(names[i], "update", bpf_map_update_elem(fd_of(names[i]), &key, &v, BPF_ANY));
+        out(names[i], "lookup", bpf_map_lookup_elem(fd_of(names[i]), &key, &v));
+    }
+}
+
+/* Three records for `count` to drain (their sum is printed by the program's .bss),
+ * then a ring nobody drains, filled until it refuses. */
+static void user_ringbuf(void)
+{
+    struct user_ring_buffer *rb = user_ring_buffer__new(fd_of("m_user_rb"), NULL);
+    struct user_ring_buffer *full = user_ring_buffer__new(fd_of("m_user_rb_full"), NULL);
+    static char big[8192];
+    uint64_t v = 1, *sample;
+    int err = 0, n = 0;
+
+    for (uint64_t i = 1; i <= 3 && !err; i++) {
+        sample = user_ring_buffer__reserve(rb, sizeof(*sample));
+        *sample = i * 10;
+        err = user_ring_buffer__submit(rb, sample);
+    }
+    out("m_user_rb", "submit", err);
+    sample = user_ring_buffer__reserve(rb, sizeof(*sample));
+    user_ring_buffer__discard(rb, sample); /* never reaches the ring */
+    while (n < 100000 && !(err = user_ring_buffer__submit(full, memcpy(user_ring_buffer__reserve(full, 8), &v, 8))))
+        n++;
+    out("m_user_rb_full", "submitted", n);
+    out("m_user_rb_full", "full", err);
+    out("m_user_rb", "too_big", wasm_bpf_user_ringbuf_submit(fd_of("m_user_rb"), big, sizeof(big)));
+    out("m_user_rb", "empty", wasm_bpf_user_ringbuf_submit(fd_of("m_user_rb"), big, 0));
+    out("m_user_rb", "not_user_ringbuf", wasm_bpf_user_ringbuf_submit(fd_of("m_hash"), &v, 8));
+    out("m_user_rb", "foreign_fd", wasm_bpf_user_ringbuf_submit(1, &v, 8));
+    user_ring_buffer__free(rb);
+    user_ring_buffer__free(full);
 }
 
 int main(int argc, char **argv)
 {
-    struct { uint32_t target_pid, pad; uint64_t counter, seen_inner; } ctl = {0};
+    struct maps_ctl ctl = {0};
     uint32_t zero = 0;
     uint64_t step = 5;
 
@@ -212,7 +279,10 @@ int main(int argc, char **argv)
     map_in_map("m_array_of_maps");
     map_in_map("m_hash_of_maps");
     redirect_maps();
-    fd_maps();
+    prog_array();
+    fd_valued_maps();
+    fd_keyed_maps();
+    user_ringbuf();
 
     /* .bss/.data after load: arm, let the program run (the test calls getppid), read back */
     int bss = fd_of("maps.bss"), data = fd_of("maps.data");
@@ -222,7 +292,7 @@ int main(int argc, char **argv)
     out("bss", "attach", wasm_attach_bpf_program(obj, "count", NULL));
     fflush(stdout);
     /* a live mirror of .bss: refreshed by the host at the end of every host call */
-    static struct { uint32_t target_pid, pad; uint64_t counter, seen_inner; } live;
+    static struct maps_ctl live;
     out("mirror", "hash", wasm_bpf_map_mirror(fd_of("m_hash"), &live, sizeof(live)));
     out("mirror", "wrong_size", wasm_bpf_map_mirror(bss, &live, 8));
     out("mirror", "bss", wasm_bpf_map_mirror(bss, &live, sizeof(live)));
@@ -239,6 +309,9 @@ int main(int argc, char **argv)
     out("bss", "read", bpf_map_lookup_elem(bss, &zero, &ctl));
     out("bss", "counter", (long long)ctl.counter);
     out("bss", "seen_inner", (long long)ctl.seen_inner);
+    out("bss", "tail_hits", (long long)ctl.tail_hits);
+    out("bss", "user_records", (long long)ctl.user_records);
+    out("bss", "user_sum", (long long)ctl.user_sum);
     out("obj", "close", wasm_close_bpf_object(obj));
     return 0;
 }

@@ -9,10 +9,10 @@ struct matrix_ctl {
     unsigned int pad;
     unsigned long long tp, raw_tp, tp_btf, uprobe, uretprobe, usdt, kprobe, perf_event;
     unsigned long long xdp, tc, socket, sock_create, connect4, sysctl, device, sockops, sk_msg, sk_skb;
-    unsigned long long fentry, fexit, lsm; /* tramp.bpf.c */
+    unsigned long long fentry, fexit, fmod_ret, lsm; /* tramp.bpf.c */
 };
 #define MATRIX_COUNTERS "tp raw_tp tp_btf uprobe uretprobe usdt kprobe perf_event xdp tc socket " \
-    "sock_create connect4 sysctl device sockops sk_msg sk_skb fentry fexit lsm"
-#define MATRIX_NCOUNTERS 21
+    "sock_create connect4 sysctl device sockops sk_msg sk_skb fentry fexit fmod_ret lsm"
+#define MATRIX_NCOUNTERS 22
 
 #endif

@@ -4,7 +4,7 @@ perf_event."""
 import ctypes
 import errno
 import os
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 from .._native import ffi, lib
 from ..errors import HostCallError
@@ -16,7 +16,7 @@ def attach_auto(prog: Any, target: str = "", obj: Any = None) -> Link:
     return shim_link(lib.wbpf_attach, prog, what="auto-attach")
 
 
-def _func_offset(spec: str, target: str) -> tuple:
+def _func_offset(spec: str, target: str) -> Tuple[Optional[str], int]:
     """'function', 'function+off' or 'off' -> (function or None, offset)."""
     func, plus, off = spec.partition("+")
     try:
@@ -52,12 +52,24 @@ def attach_usdt(prog: Any, target: str, obj: Any = None) -> Link:
                                                      name.encode(), ffi.NULL), f"USDT attach to {target}")
 
 
-def attach_kprobe(prog: Any, target: str, retprobe: bool) -> Link:
-    """FUNCTION (a kernel function)."""
+def kprobe_target(target: str) -> Tuple[str, int]:
+    """FUNCTION[+OFFSET] -> (function, offset); a kernel function is required."""
     if not target or ":" in target or "," in target:
-        raise HostCallError(errno.EINVAL, f"kprobe target {target!r} is not a kernel function name")
+        raise HostCallError(errno.EINVAL, f"kprobe target {target!r} is not FUNCTION[+OFFSET]")
+    func, offset = _func_offset(target, target)
+    if not func or offset < 0:
+        raise HostCallError(errno.EINVAL, f"kprobe target {target!r} is not FUNCTION[+OFFSET]")
+    return func, offset
+
+
+def attach_kprobe(prog: Any, target: str, retprobe: bool) -> Link:
+    """FUNCTION[+OFFSET] (a kernel function, an offset into it)."""
+    func, offset = kprobe_target(target)
+    opts = ffi.new("struct bpf_kprobe_opts *")
+    opts.sz = ffi.sizeof("struct bpf_kprobe_opts")
+    opts.offset, opts.retprobe = offset, retprobe
     ffi.errno = 0
-    return libbpf_link(lib.bpf_program__attach_kprobe(prog, retprobe, target.encode()),
+    return libbpf_link(lib.bpf_program__attach_kprobe_opts(prog, func.encode(), opts),
                        f"kprobe attach to {target}")
 
 
