@@ -91,6 +91,21 @@ def test_the_template_lets_the_module_run(tmp_path):
     assert "policy" not in run.stderr, run.stderr
 
 
+def test_a_read_only_user_ring_buffer_refuses_submits_and_the_template_allows_them(tmp_path):
+    # sysclass sends its commands to BPF through the user ring buffer `commands`.
+    template = cli("inspect", "--policy-template", example("sysclass")).stdout
+    assert "commands" in template.split("read-write = ", 1)[1].splitlines()[0], template
+    policy = tmp_path / "sysclass.toml"
+    for text, refused in ((template, False), (template.replace('access = "read-only"', 'access = "read-only"\n'
+                          'read-only = ["commands"]').replace('"commands", ', "").replace(', "commands"', ""), True)):
+        policy.write_text(text)
+        run = cli("run", "--policy", policy, "--timeout", "10", example("sysclass"), "--", "-c", "1", os.getpid())
+        line = (f"wasm-bpf: policy {policy}: map 'commands' is in [maps] read-only, so submit is refused; "
+                "add \"commands\" to [maps] read-write to allow it")
+        assert (line in run.stderr.splitlines()) == refused, run.stderr
+        assert (run.returncode == 0) != refused, run.stderr
+
+
 def test_a_template_with_targets_runs_once_its_placeholders_are_filled(tmp_path):
     template = cli("inspect", "--policy-template", example("ufunc")).stdout
     policy = tmp_path / "ufunc.toml"

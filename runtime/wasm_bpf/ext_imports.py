@@ -105,6 +105,7 @@ class ExtImports:
             raise HostCallError(errno.EINVAL, f"map fd {fd} is not a user ring buffer (type {info.type})")
         if size <= 0:
             raise HostCallError(errno.EINVAL, f"record size {size} is out of range")
+        self.sandbox.check_map_write(self.objects[owner].maps(), fd, "submit")  # type: ignore[attr-defined]
         record = mem.read(data, size)
         self._object(owner).user_ring(fd).submit(record)  # type: ignore[attr-defined]
         return 0

@@ -22,8 +22,8 @@ from .policy import READ_ONLY, READ_WRITE
 EM_BPF = 247
 WASM_MAGIC, ELF_MAGIC = b"\0asm", b"\x7fELF"
 DATA_SECTION, IMPORT_SECTION = 11, 2
-# Maps a guest cannot meaningfully write: event buffers and constants.
-READ_ONLY_MAP_TYPES = ("ringbuf", "perf_event_array", "user_ringbuf")
+# Maps a guest cannot meaningfully write: event buffers (kernel to guest) and constants.
+READ_ONLY_MAP_TYPES = ("ringbuf", "perf_event_array")
 INTERFACE_KINDS, BINARY_KINDS = ("xdp", "tc", "socket"), ("uprobe", "uretprobe", "usdt")
 
 

@@ -202,9 +202,14 @@ class Policy:
         return self.map_access
 
     def check_map_command(self, map_name: str, cmd: int) -> None:
-        if cmd in WRITE_COMMANDS and self.access_of(map_name) == READ_ONLY:
+        if cmd in WRITE_COMMANDS:
+            self.check_map_write(map_name, WRITE_COMMANDS[cmd])
+
+    def check_map_write(self, map_name: str, what: str) -> None:
+        """what: the write, as the refusal names it ("update", "submit"...)."""
+        if self.access_of(map_name) == READ_ONLY:
             listed = "is in [maps] read-only" if map_name in self.read_only else "is read-only ([maps] access)"
-            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {WRITE_COMMANDS[cmd]} is "
+            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {what} is "
                                 f"refused; add \"{map_name}\" to [maps] read-write to allow it")
 
     def check_dirs(self, hosts: Iterable[str]) -> None:

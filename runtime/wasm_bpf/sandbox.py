@@ -11,7 +11,7 @@ from .attach.common import split_options
 from .errors import HostCallError
 from .hostpaths import HostPaths, Opened
 from .objspec import maps_of, programs_of
-from .policy import Policy, policy_map_name
+from .policy import WRITE_COMMANDS, Policy, policy_map_name
 
 BINARY_KINDS = ("uprobe", "uretprobe", "usdt")
 
@@ -38,9 +38,13 @@ class Sandbox:
 
     def check_map_command(self, maps: Iterator[Tuple[str, Any]], fd: int, cmd: int) -> None:
         """maps: (name, struct bpf_map *) of the object that owns map fd."""
+        if cmd in WRITE_COMMANDS:
+            self.check_map_write(maps, fd, WRITE_COMMANDS[cmd])
+
+    def check_map_write(self, maps: Iterator[Tuple[str, Any]], fd: int, what: str) -> None:
         for name, m in maps:
             if lib.bpf_map__fd(m) == fd:
-                self.policy.check_map_command(policy_map_name(name, lib.bpf_map__is_internal(m)), cmd)
+                self.policy.check_map_write(policy_map_name(name, lib.bpf_map__is_internal(m)), what)
                 return
 
     @contextlib.contextmanager
