@@ -55,7 +55,7 @@ def test_a_forbidden_program_type_refuses_the_load_before_any_program_is_loaded(
     # Program ids only grow: with no program loaded between two of ours, they are
     # consecutive. Other processes load programs too, so a few tries may be needed;
     # a load that happened would make every try fail.
-    for _ in range(10):
+    for _ in range(20):
         before = next_program_id()
         status, inst = run_with(BOOTSTRAP, ["-d", "0"], policy)
         after = next_program_id()
