@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from guests.build import guests
-from guests.helpers import EINVAL, ENOENT, GuestThread
+from guests.helpers import EINVAL, ENOENT, LIBC_DIR, GuestThread, granted
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +19,15 @@ def attach_wasm():
     return guests()["attach"]
 
 
-def Running(wasm, prog, target, pid=0):
-    """The attach guest: attaches `prog` to `target` ("-" = NULL) for events of `pid`."""
-    return GuestThread(wasm, [prog, target or "-", pid], "attach")
+def Running(wasm, prog, target, pid=0, dirs=()):
+    """The attach guest: attaches `prog` to `target` ("-" = NULL) for events of `pid`,
+    with the host directories `dirs` granted."""
+    return GuestThread(wasm, [prog, target or "-", pid], "attach", config=granted(*dirs))
 
 
 @pytest.mark.parametrize("prog,kind", [("on_uprobe", "entries"), ("on_uretprobe", "returns")])
 def test_uprobe_on_a_shared_library_function(attach_wasm, prog, kind):
-    guest = Running(attach_wasm, prog, "libc.so.6:getppid", os.getpid())
+    guest = Running(attach_wasm, prog, "libc.so.6:getppid", os.getpid(), dirs=[LIBC_DIR])
     assert guest.out["attach"] == 0, guest.inst.messages
     for _ in range(5):
         os.getppid()  # CPython calls libc's getppid()
@@ -53,7 +54,7 @@ def test_uprobe_on_an_executable_by_path(attach_wasm, tmp_path):
     subprocess.run(["gcc", "-O1", "-o", exe, src], check=True)
     child = subprocess.Popen([exe], stdin=subprocess.PIPE, text=True)
     try:
-        guest = Running(attach_wasm, "on_uprobe", f"{exe}:probe_target", child.pid)
+        guest = Running(attach_wasm, "on_uprobe", f"{exe}:probe_target", child.pid, dirs=[tmp_path])
         assert guest.out["attach"] == 0, guest.inst.messages
         child.communicate("7\n", timeout=20)
         assert child.returncode == 0
@@ -70,7 +71,7 @@ def test_uprobe_on_an_executable_by_path(attach_wasm, tmp_path):
     ("libc.so.6:no_such_function_in_libc", -ENOENT),
 ])
 def test_bad_uprobe_targets(attach_wasm, target, expected):
-    guest = Running(attach_wasm, "on_uprobe", target)
+    guest = Running(attach_wasm, "on_uprobe", target, dirs=[LIBC_DIR])
     assert guest.out["attach"] == expected, guest.inst.messages
     guest.stop()
 
@@ -95,7 +96,8 @@ def send_udp_from(cgroup_path, count):
 @pytest.mark.parametrize("relative", [False, True], ids=["absolute-path", "relative-to-cgroup2-root"])
 def test_cgroup_skb_counts_egress_of_the_cgroup(attach_wasm, cgroup, relative):
     path = cgroup
-    guest = Running(attach_wasm, "on_egress", os.path.basename(path) if relative else path)
+    root = os.path.dirname(path)
+    guest = Running(attach_wasm, "on_egress", os.path.basename(path) if relative else path, dirs=[root])
     assert guest.out["attach"] == 0, guest.inst.messages
     assert send_udp_from(path, 5) == 5
     out = guest.stop()
@@ -104,14 +106,15 @@ def test_cgroup_skb_counts_egress_of_the_cgroup(attach_wasm, cgroup, relative):
 
 def test_sockops_with_the_upstream_cgroup_path(attach_wasm):
     # Upstream's sockops example passes "/sys/fs/cgroup/"; on a hybrid layout that is
-    # not cgroup v2, and the host takes it as the v2 root.
-    guest = Running(attach_wasm, "on_sockops", "/sys/fs/cgroup/")
+    # not cgroup v2, and the host takes it as the v2 root (inside the same grant).
+    guest = Running(attach_wasm, "on_sockops", "/sys/fs/cgroup/", dirs=["/sys/fs/cgroup"])
     assert guest.out["attach"] == 0, guest.inst.messages
     guest.stop()
 
 
 def test_missing_cgroup_is_enoent(attach_wasm):
-    guest = Running(attach_wasm, "on_egress", f"/sys/fs/cgroup/unified/no-such-{uuid.uuid4().hex}")
+    guest = Running(attach_wasm, "on_egress", f"/sys/fs/cgroup/unified/no-such-{uuid.uuid4().hex}",
+                    dirs=["/sys/fs/cgroup"])
     assert guest.out["attach"] == -ENOENT
     assert any("cgroup" in m for m in guest.inst.messages), guest.inst.messages
     guest.stop()

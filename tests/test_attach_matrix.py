@@ -15,7 +15,7 @@ import pytest
 
 from conftest import veth_pair
 from guests.build import TRAMP_KINDS, guests
-from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread, run_in_cgroup
+from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread, granted, run_in_cgroup
 from wasm_bpf.attach.tracing import kprobe_target
 from wasm_bpf.errors import HostCallError, to_guest_errno
 from wasm_bpf.probe import unsupported_reason
@@ -47,11 +47,11 @@ def skip_unless_supported(kind):
 class Guest(GuestThread):
     """The link guest: attaches (prog, target) pairs for events of `pid`, in `mode`."""
 
-    def __init__(self, wasm, pid, mode, *pairs):
+    def __init__(self, wasm, pid, mode, *pairs, dirs=()):
         args = [pid, mode]
         for prog, target in pairs:
             args += [prog, target or "-"]
-        super().__init__(wasm, args, "ready")
+        super().__init__(wasm, args, "ready", config=granted(*dirs))
 
     def stop(self):
         out = super().stop()
@@ -59,8 +59,8 @@ class Guest(GuestThread):
         return out
 
 
-def run_guest(wasm, pairs, trigger, pid=None, mode="run"):
-    guest = Guest(wasm, os.getpid() if pid is None else pid, mode, *pairs)
+def run_guest(wasm, pairs, trigger, pid=None, mode="run", dirs=()):
+    guest = Guest(wasm, os.getpid() if pid is None else pid, mode, *pairs, dirs=dirs)
     try:
         links = [guest.out.get(f"link{i}") for i in range(len(pairs))]
         assert all(isinstance(h, int) and h > 0 for h in links), (links, guest.inst.messages)
@@ -132,7 +132,7 @@ def test_user_space_probes(link_wasm, probed_exe, prog, spec, counter):
             child.communicate("7\n", timeout=20)
             assert child.returncode == 0
 
-        out = run_guest(link_wasm, [(prog, target)], trigger, pid=child.pid)
+        out = run_guest(link_wasm, [(prog, target)], trigger, pid=child.pid, dirs=[probed_exe.parent])
     finally:
         child.kill()
         child.wait()
@@ -332,13 +332,13 @@ for _ in range(2):
     ("on_device", "open('/dev/null').close(); open('/dev/zero').close()", "device", 2),
 ])
 def test_cgroup_programs(link_wasm, cgroup, prog, code, counter, least):
-    out = run_guest(link_wasm, [(prog, cgroup)], run_in_cgroup(cgroup, code))
+    out = run_guest(link_wasm, [(prog, cgroup)], run_in_cgroup(cgroup, code), dirs=[os.path.dirname(cgroup)])
     assert out[counter] >= least, out
 
 
 def test_sockops_sk_msg_and_sk_skb_on_a_sockhash(link_wasm, cgroup):
     pairs = [("on_sockops", cgroup), ("on_sk_msg", "socks"), ("on_sk_skb", "socks_rx")]
-    out = run_guest(link_wasm, pairs, run_in_cgroup(cgroup, TCP_EXCHANGE))
+    out = run_guest(link_wasm, pairs, run_in_cgroup(cgroup, TCP_EXCHANGE), dirs=[os.path.dirname(cgroup)])
     assert out["sockops"] > 0 and out["sk_msg"] >= 2 and out["sk_skb"] >= 2, out
 
 

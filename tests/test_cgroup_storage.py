@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from guests.build import guests
-from guests.helpers import EINVAL, ENOENT, GuestThread, run_in_cgroup
+from guests.helpers import EINVAL, ENOENT, GuestThread, granted, run_in_cgroup
 
 BPF_CGROUP_INET_EGRESS = 1
 DATAGRAMS = 5
@@ -24,7 +24,7 @@ def sink():
 
 
 def test_cgroup_storage_lookup_update_and_get_next_key(cgroup, sink):
-    guest = GuestThread(guests()["storage"], [cgroup], "ready")
+    guest = GuestThread(guests()["storage"], [cgroup], "ready", config=granted(os.path.dirname(cgroup)))
     port = sink.getsockname()[1]
     send = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             f"for _ in range({DATAGRAMS}): s.sendto(b'x', ('127.0.0.1', {port}))")

@@ -18,6 +18,7 @@ import pytest
 from conftest import veth_pair
 from example_helpers import EXAMPLES_DIR, Tool, this_comm
 from guests.build import guests
+from guests.helpers import LIBC_DIR
 from wasm_bpf.loader import BpfObject
 from wasm_bpf.probe import unsupported_reason
 
@@ -228,7 +229,8 @@ def probed(tmp_path_factory):
 def test_ufunc_in_a_test_binary(wasm, probed):
     child = subprocess.Popen([probed], stdin=subprocess.PIPE, text=True)
     try:
-        with Tool(wasm["ufunc"], "-b", str(probed), "-f", "square", "-p", str(child.pid), "-c", "4") as tool:
+        with Tool(wasm["ufunc"], "-b", str(probed), "-f", "square", "-p", str(child.pid), "-c", "4",
+                  run_opts=("--dir", str(probed.parent))) as tool:
             tool.wait_ready(r"^PID\s+TID")
             child.communicate("4\n", timeout=20)
             rc = tool.wait_exit()
@@ -241,7 +243,8 @@ def test_ufunc_in_a_test_binary(wasm, probed):
 
 
 def test_ufunc_in_libc(wasm):
-    with Tool(wasm["ufunc"], "-b", "libc.so.6", "-f", "getppid", "-p", str(os.getpid()), "-c", "3") as tool:
+    with Tool(wasm["ufunc"], "-b", "libc.so.6", "-f", "getppid", "-p", str(os.getpid()), "-c", "3",
+              run_opts=("--dir", LIBC_DIR)) as tool:
         tool.wait_ready(r"^PID\s+TID")
         for _ in range(3):
             os.getppid()
@@ -254,7 +257,8 @@ def test_ufunc_in_libc(wasm):
 def test_usdt_arguments(wasm, probed):
     child = subprocess.Popen([probed], stdin=subprocess.PIPE, text=True)
     try:
-        with Tool(wasm["usdt"], "-b", str(probed), "-P", "demo", "-n", "step", "-c", "3") as tool:
+        with Tool(wasm["usdt"], "-b", str(probed), "-P", "demo", "-n", "step", "-c", "3",
+                  run_opts=("--dir", str(probed.parent))) as tool:
             tool.wait_ready(r"^PID\s+COMM")
             child.communicate("3\n", timeout=20)
             rc = tool.wait_exit()
@@ -285,7 +289,8 @@ def test_cgroupskb_counts_and_blocks(wasm, cgroup):
             "for _ in range(4): srv.recv(200)\n"
             "try:\n    s.sendto(b'x', ('127.0.0.1', 7777)); sys.exit(3)\n"
             "except PermissionError:\n    pass\n")
-    with Tool(wasm["cgroupskb"], "-g", os.path.basename(cgroup), "-b", "7777", "-d", "0.3") as tool:
+    with Tool(wasm["cgroupskb"], "-g", os.path.basename(cgroup), "-b", "7777", "-d", "0.3",
+              run_opts=("--dir", os.path.dirname(cgroup))) as tool:
         tool.wait_ready(r"^TIME\s+IN_PKTS")
         child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
         with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 from .errors import WasmBpfError
 
 __version__ = "0.1.0"
-__all__ = ["Instance", "RunConfig", "RunResult", "WasmBpfError", "run", "__version__"]
+__all__ = ["Instance", "Policy", "RunConfig", "RunResult", "WasmBpfError", "run", "__version__"]
 
 if TYPE_CHECKING:
     from .instance import Instance, RunConfig, RunResult, run
+    from .policy import Policy
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from . import instance
 
         return getattr(instance, name)
+    if name == "Policy":
+        from .policy import Policy
+
+        return Policy
     raise AttributeError(f"module 'wasm_bpf' has no attribute {name!r}")

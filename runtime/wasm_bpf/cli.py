@@ -1,7 +1,7 @@
 """The wasm-bpf command line: ``wasm-bpf run MODULE [-- ARGS]`` and the SDK tools."""
 import importlib
 import sys
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import click
 
@@ -26,12 +26,22 @@ def _parse_dirs(values: Tuple[str, ...]) -> List[Tuple[str, str]]:
     return dirs
 
 
+def _load_policy(ctx: click.Context, param: click.Parameter, path: Optional[str]) -> Any:
+    if path is None:
+        return None
+    from .policy import Policy, PolicyError
+    try:
+        return Policy.load(path)
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--policy") from None
+
+
 class LazyGroup(click.Group):
     """A group whose commands from other modules are imported only when invoked, so
     `wasm-bpf run` does not pay for the SDK tools at start-up (and vice versa)."""
 
     lazy_commands = {"gen": "wasm_bpf_sdk.cli:gen", "build": "wasm_bpf_sdk.cli:build",
-                     "probe": "wasm_bpf.probe:probe_command"}
+                     "probe": "wasm_bpf.probe:probe_command", "inspect": "wasm_bpf.inspect:inspect_command"}
 
     lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
 
@@ -54,6 +64,8 @@ def main() -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable in the guest's environment (repeatable).")
 @click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]", help="Give the guest a host directory, at GUEST (default: the same path).")
+@click.option("--policy", type=click.Path(dir_okay=False), metavar="FILE", callback=_load_policy,
+              help="What the module may do (TOML, docs/policy.md); replaces the built-in default.")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="Stop the guest after S seconds.")
 @click.option("--grace-period", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="S",
               help="Seconds a stopping guest gets to return before it is interrupted.")
@@ -63,7 +75,7 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], grace_period: float,
+def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
         callback_module: str, callback_export: str, stats: bool, verbose: bool, module: str,
         args: Tuple[str, ...]) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
@@ -78,6 +90,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], g
 
     from .kernel_only import is_kernel_only_input
     if is_kernel_only_input(module):  # prog.bpf.o / prog.bpf.c / prog.json: no guest (kernel_only/)
+        if policy is not None:
+            raise click.UsageError("--policy applies to Wasm modules; a kernel-only run loads your own program")
         from .kernel_only.runner import run as run_kernel_only
         sys.exit(run_kernel_only(module, list(args), timeout=timeout, verbose=verbose))
 
@@ -86,7 +100,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], timeout: Optional[float], g
 
     config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
                        grace_period=grace_period, callback_module=callback_module,
-                       callback_export=callback_export, verbose=verbose, handle_signals=True)
+                       callback_export=callback_export, verbose=verbose, handle_signals=True, policy=policy)
     try:
         with Instance(module, list(args), config=config) as inst:
             code = inst.run()

@@ -105,6 +105,7 @@ class ExtImports:
             raise HostCallError(errno.EINVAL, f"map fd {fd} is not a user ring buffer (type {info.type})")
         if size <= 0:
             raise HostCallError(errno.EINVAL, f"record size {size} is out of range")
+        self.sandbox.check_map_write(self.objects[owner].maps(), fd, "submit")  # type: ignore[attr-defined]
         record = mem.read(data, size)
         self._object(owner).user_ring(fd).submit(record)  # type: ignore[attr-defined]
         return 0
@@ -119,7 +120,8 @@ class ExtImports:
 
     def map_batch(self, mem: GuestMemory, fd: int, cmd: int, in_batch: int, out_batch: int, keys: int,
                   values: int, count: int, elem_flags: int, flags: int) -> int:
-        _, info = self._map(fd)  # type: ignore[attr-defined]
+        owner, info = self._map(fd)  # type: ignore[attr-defined]
+        self.sandbox.check_map_command(self.objects[owner].maps(), fd, cmd)  # type: ignore[attr-defined]
         if cmd == lib.BPF_MAP_UPDATE_BATCH and info.type in (lib.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                                                             lib.BPF_MAP_TYPE_HASH_OF_MAPS):
             raise HostCallError(errno.EINVAL, "batch updates of a map-in-map are not supported: update one by one")

@@ -18,6 +18,8 @@ from .guest_memory import GuestMemory
 from .loader import BpfObject
 from .ext_imports import ExtImports
 from .maps import MapInfo, map_operate
+from .policy import PolicyRefusal
+from .sandbox import Sandbox
 
 WASI_MODULE = "wasi_snapshot_preview1"
 EXT_MODULE = "wasm_bpf_ext"
@@ -93,8 +95,10 @@ class WasmBpfHost(ExtImports):
     """The BPF state of one guest instance: its objects and the map fds it was given."""
 
     def __init__(self, report: Callable[[str], None], stop_flag: Any, *, verbose: bool = False,
-                 perf_pages: int = 64, callback_export: str = "go-callback") -> None:
+                 perf_pages: int = 64, callback_export: str = "go-callback",
+                 sandbox: Optional[Sandbox] = None) -> None:
         self._report = report
+        self.sandbox = sandbox or Sandbox(dirs=())  # a guest reaches no host path unless granted
         self._stop = stop_flag
         self._verbose = verbose
         self._perf_pages = perf_pages
@@ -114,7 +118,7 @@ class WasmBpfHost(ExtImports):
             raise HostCallError(errno.EINVAL, f"object size {size} is out of range")
         elf = mem.read(buf, size)
         names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
-        obj = BpfObject(elf, no_load=names)
+        obj = BpfObject(elf, no_load=names, sandbox=self.sandbox)
         handle = self._next_handle
         self._next_handle += 1
         self.objects[handle] = obj
@@ -161,7 +165,8 @@ class WasmBpfHost(ExtImports):
 
     def map_operate(self, mem: GuestMemory, fd: int, cmd: int, key: int, value: int,
                     next_key: int, flags: int) -> int:
-        _, info = self._map(fd)
+        owner, info = self._map(fd)
+        self.sandbox.check_map_command(self.objects[owner].maps(), fd, cmd)
         self.check_inner_map_fd(mem, info, cmd, value)
         return map_operate(mem, info, cmd, key, value, next_key, flags)
 
@@ -262,6 +267,9 @@ class WasmBpfHost(ExtImports):
                 if loud or self._verbose:
                     self._report(f"{name}: {exc}")
                 return failure if failure is not None else -to_guest_errno(exc.errno)
+            except PolicyRefusal as exc:  # always said: the user decides on the policy
+                self._report(str(exc))
+                return failure if failure is not None else -to_guest_errno(errno.EPERM)
 
         return host_function
 

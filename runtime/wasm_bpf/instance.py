@@ -21,6 +21,8 @@ from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost
+from .policy import Policy
+from .sandbox import Sandbox
 
 ModuleSource = Union[str, os.PathLike, bytes]
 TIMEOUT = "timeout"
@@ -41,6 +43,7 @@ class RunConfig:
     perf_buffer_pages: int = 64
     verbose: bool = False
     handle_signals: bool = False  # SIGINT/SIGTERM request a stop (the CLI sets this)
+    policy: Optional[Policy] = None  # what the module may do (docs/policy.md); None: the default
 
 
 @dataclass
@@ -81,7 +84,8 @@ class Instance:
         self.module_path, self._module = self._compile(module)
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
-                                 callback_export=self.config.callback_export)
+                                 callback_export=self.config.callback_export,
+                                 sandbox=Sandbox(self.config.policy, self.config.dirs))
 
     def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:
         if isinstance(source, (bytes, bytearray)):

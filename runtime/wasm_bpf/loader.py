@@ -14,23 +14,25 @@ from .attach.links import SharedLink
 from .attach.struct_ops import claims as is_struct_ops
 from .buffers import EventBuffer
 from .errors import HostCallError
+from .objspec import open_object
+from .sandbox import Sandbox
 from .user_ringbuf import UserRingBuffer
 
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
-OBJECT_NAME = b"wasm_bpf"
 
 
 class BpfObject:
     """Opens and loads a BPF ELF object; owns its links and event buffers."""
 
-    def __init__(self, elf: bytes, no_load: Iterable[str] = ()) -> None:
+    def __init__(self, elf: bytes, no_load: Iterable[str] = (), sandbox: Optional[Sandbox] = None) -> None:
         _native.take_libbpf_log()  # start this object's log afresh
         self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
-        err = ffi.new("int *")
-        obj = lib.wbpf_object_open_mem(self._elf, len(elf), OBJECT_NAME, err)
-        if obj == ffi.NULL:
-            raise HostCallError(-err[0] or errno.EINVAL, _with_log("not a valid BPF ELF object"))
+        try:
+            obj = open_object(self._elf)
+        except HostCallError as exc:
+            raise HostCallError(exc.errno, _with_log(str(exc))) from None
         self._obj: Any = obj
+        self._sandbox = sandbox or Sandbox()
         self.links: List[Link] = []
         self._struct_ops: Dict[str, Link] = {}  # registered struct_ops, by target
         self._iters: Dict[str, Tuple[Link, Optional[int]]] = {}  # iterator link, open iterator fd
@@ -39,6 +41,7 @@ class BpfObject:
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
+            self._sandbox.check_object(obj)  # before the first bpf() call
             rc = lib.bpf_object__load(obj)
             if rc < 0:
                 raise HostCallError(-rc, _with_log(f"the kernel refused it ({_native.strerror(rc)})"))
@@ -75,18 +78,20 @@ class BpfObject:
         prog = self._program(name)
         if not lib.bpf_program__autoload(prog):
             raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
-        if is_struct_ops(section_of(prog)):
-            # One registration of a struct_ops map serves all its programs: the
-            # skeleton attaches each of them.
-            first = self._struct_ops.get(target)
-            if first is not None and first.alive:
-                link: Link = SharedLink()
-                self.links.append(link)
-                return link
-            link = attach_program(prog, target, self._obj)
-            self._struct_ops[target] = link
-        else:
-            link = attach_program(prog, target, self._obj)
+        section = section_of(prog)
+        with self._sandbox.attach_target(name, section, target) as target:
+            if is_struct_ops(section):
+                # One registration of a struct_ops map serves all its programs: the
+                # skeleton attaches each of them.
+                first = self._struct_ops.get(target)
+                if first is not None and first.alive:
+                    link: Link = SharedLink()
+                    self.links.append(link)
+                    return link
+                link = attach_program(prog, target, self._obj)
+                self._struct_ops[target] = link
+            else:
+                link = attach_program(prog, target, self._obj)
         self.links.append(link)
         return link
 

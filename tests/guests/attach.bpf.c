@@ -38,6 +38,13 @@ int on_uprobe(void *ctx)
     return record(ATTACH_KIND_ENTRY);
 }
 
+/* The binary in the SEC name is a host path too: tests/test_preopen_paths.py */
+SEC("uprobe//usr/bin/true:main")
+int on_sec_uprobe(void *ctx)
+{
+    return record(ATTACH_KIND_ENTRY);
+}
+
 SEC("uretprobe")
 int on_uretprobe(void *ctx)
 {

@@ -8,8 +8,9 @@ import time
 import wasm_bpf
 
 # WASI errno values (wasi-libc's <errno.h>), as host_abi/ABI.md's table gives them.
-EBADF, EBUSY, EEXIST, EFAULT, EILSEQ = 8, 10, 20, 21, 25
-EINTR, EINVAL, ENAMETOOLONG, ENODEV, ENOENT = 27, 28, 37, 43, 44
+EACCES, EBADF, EBUSY, EEXIST, EFAULT, EILSEQ = 2, 8, 10, 20, 21, 25
+EINTR, EINVAL, ENAMETOOLONG, ENODEV, ENOENT, EPERM = 27, 28, 37, 43, 44, 63
+LIBC_DIR = "/lib/x86_64-linux-gnu"  # where this Debian system keeps libc.so.6
 
 
 def parse(stdout: bytes) -> dict:
@@ -56,6 +57,11 @@ def wait_until(pred, timeout=5.0, period=0.01):
             return True
         time.sleep(period)
     return pred()
+
+
+def granted(*dirs):
+    """A RunConfig granting host directories (--dir DIR), as cgroup and uprobe targets need."""
+    return wasm_bpf.RunConfig(dirs=[(str(d), str(d)) for d in dirs])
 
 
 class GuestThread:

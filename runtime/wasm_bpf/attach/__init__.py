@@ -14,7 +14,8 @@ from . import cgroup, net, struct_ops, tracing
 from .cgroup import cgroup2_mount, resolve_cgroup
 from .links import Link
 
-__all__ = ["KINDS", "AttachKind", "Link", "attach_program", "cgroup2_mount", "resolve_cgroup", "section_of"]
+__all__ = ["KINDS", "AttachKind", "Link", "attach_program", "cgroup2_mount", "kind_of", "resolve_cgroup",
+           "section_of"]
 
 AttachFn = Callable[[Any, str, Any], Link]  # (program, target, struct bpf_object *) -> Link
 
@@ -52,19 +53,28 @@ def section_of(prog: Any) -> str:
     return ffi.string(lib.bpf_program__section_name(prog)).decode()
 
 
+def kind_of(section: str) -> str:
+    """The attach kind of a program by its SEC() name: a KINDS name, "iter", or "auto"
+    (sections only libbpf's auto-attach serves: tracepoints, fentry, lsm...)."""
+    if struct_ops.claims(section):
+        return "struct_ops"
+    if section.startswith("iter"):
+        return "iter"
+    return next((kind.name for kind in KINDS if kind.claims(section)), "auto")
+
+
 def attach_program(prog: Any, target: str, obj: Any = None) -> Link:
     """Attaches prog (obj: its struct bpf_object *, needed by kinds that name a map of
     the object); returns a Link. Raises HostCallError."""
     section = section_of(prog)
-    if struct_ops.claims(section):
+    kind = kind_of(section)
+    if kind == "struct_ops":
         if obj is None:
             raise HostCallError(errno.EINVAL, "struct_ops registration needs the program's object")
         return struct_ops.register(obj, target)
     if not target:
-        if section.startswith("iter"):
-            return tracing.attach_iter(prog)
-        return tracing.attach_auto(prog)
-    for kind in KINDS:
-        if kind.claims(section):
-            return kind.attach(prog, target, obj)
+        return tracing.attach_iter(prog) if kind == "iter" else tracing.attach_auto(prog)
+    for attach_kind in KINDS:
+        if attach_kind.name == kind:
+            return attach_kind.attach(prog, target, obj)
     raise HostCallError(errno.EINVAL, f"section '{section}' takes no attach target (got {target!r})")

@@ -1,0 +1,273 @@
+"""`wasm-bpf inspect MODULE`: what a module would ask of the kernel, without loading
+anything. The skeleton embeds each .bpf.o in a data segment, so the Wasm data
+segments are scanned for ELF objects of machine EM_BPF; each is opened with libbpf
+(no bpf() calls) and its programs and maps are listed, with the module's imports.
+`--policy-template` prints a policy that allows exactly that (docs/policy.md)."""
+import io
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import click
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from ._native import ffi, lib
+from .errors import HostCallError, WasmBpfError
+from .objspec import MapSpec, ProgramSpec, maps_of, open_object, programs_of
+from .policy import READ_ONLY, READ_WRITE
+
+EM_BPF = 247
+WASM_MAGIC, ELF_MAGIC = b"\0asm", b"\x7fELF"
+DATA_SECTION, IMPORT_SECTION = 11, 2
+# Maps a guest cannot meaningfully write: event buffers (kernel to guest) and constants.
+READ_ONLY_MAP_TYPES = ("ringbuf", "perf_event_array")
+INTERFACE_KINDS, BINARY_KINDS = ("xdp", "tc", "socket"), ("uprobe", "uretprobe", "usdt")
+
+
+@dataclass
+class ObjectReport:
+    size: int
+    programs: List[ProgramSpec]
+    maps: List[MapSpec]
+
+
+@dataclass
+class ModuleReport:
+    path: str
+    imports: List[str] = field(default_factory=list)  # "module.name"
+    objects: List[ObjectReport] = field(default_factory=list)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"module": self.path, "imports": self.imports, "objects": [
+            {"size": o.size,
+             "programs": [{**asdict(p), "target": p.target} for p in o.programs],
+             "maps": [{**asdict(m), "memory": m.memory} for m in o.maps]} for o in self.objects]}
+
+
+# ---- finding the objects ---------------------------------------------------------------
+class _Reader:
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise WasmBpfError("the Wasm module ends in the middle of a section")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def uleb(self) -> int:
+        value = shift = 0
+        while True:
+            b = self.byte()
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+
+    def name(self) -> str:
+        n = self.uleb()
+        self.pos += n
+        return self.data[self.pos - n:self.pos].decode(errors="replace")
+
+    def skip_const_expr(self) -> None:
+        """An offset expression: i32.const/i64.const/global.get ... end (0x0b)."""
+        while (op := self.byte()) != 0x0B:
+            if op in (0x41, 0x42, 0x23):
+                self.uleb()
+
+
+def _sections(wasm: bytes) -> List[Tuple[int, int, int]]:
+    """(id, start, end) of each section."""
+    r, found = _Reader(wasm, 8), []
+    while r.pos < len(wasm):
+        sid, size = r.byte(), r.uleb()
+        found.append((sid, r.pos, r.pos + size))
+        r.pos += size
+    return found
+
+
+def _data_segments(wasm: bytes) -> List[bytes]:
+    segments = []
+    for sid, start, end in _sections(wasm):
+        if sid != DATA_SECTION:
+            continue
+        r = _Reader(wasm[:end], start)
+        for _ in range(r.uleb()):
+            flags = r.uleb()
+            if flags == 2:
+                r.uleb()  # memory index
+            if flags in (0, 2):
+                r.skip_const_expr()
+            n = r.uleb()
+            segments.append(wasm[r.pos:r.pos + n])
+            r.pos += n
+    return segments
+
+
+def _bpf_elf_at(data: bytes, pos: int) -> int:
+    """The size of the EM_BPF ELF object at data[pos:], or 0 if there is none."""
+    try:
+        elf = ELFFile(io.BytesIO(data[pos:]))
+        header = elf.header
+        if header["e_machine"] != "EM_BPF" and header["e_machine"] != EM_BPF:
+            return 0
+        end = header["e_shoff"] + header["e_shnum"] * header["e_shentsize"]
+        for section in elf.iter_sections():
+            if section["sh_type"] != "SHT_NOBITS":
+                end = max(end, section["sh_offset"] + section["sh_size"])
+    except (ELFError, ValueError, KeyError, OSError):
+        return 0
+    return end if pos + end <= len(data) else 0
+
+
+def bpf_objects_in(data: bytes, path: str) -> List[bytes]:
+    """The BPF ELF objects of a Wasm module (in its data segments), or the object
+    itself for a .bpf.o."""
+    if data.startswith(ELF_MAGIC):
+        if not _bpf_elf_at(data, 0):
+            raise WasmBpfError(f"{path} is an ELF file but not a BPF object (e_machine is not EM_BPF)")
+        return [data]
+    if not data.startswith(WASM_MAGIC):
+        raise WasmBpfError(f"{path} is neither a WebAssembly module nor a BPF object (.bpf.o)")
+    objects = []
+    for segment in _data_segments(data):
+        pos = segment.find(ELF_MAGIC)
+        while pos >= 0:
+            size = _bpf_elf_at(segment, pos)
+            if size:
+                objects.append(segment[pos:pos + size])
+            pos = segment.find(ELF_MAGIC, pos + max(size, 1))
+    return objects
+
+
+def _imports(wasm: bytes) -> List[str]:
+    names = []
+    for sid, start, end in _sections(wasm):
+        if sid == IMPORT_SECTION:
+            r = _Reader(wasm[:end], start)
+            for _ in range(r.uleb()):
+                module, name = r.name(), r.name()
+                kind = r.byte()
+                if kind == 0:
+                    r.uleb()  # function type index
+                elif kind in (1, 2, 3):  # table, memory, global
+                    _skip_import_desc(r, kind)
+                else:
+                    raise WasmBpfError(f"unknown import kind {kind} in the module")
+                names.append(f"{module}.{name}")
+    return names
+
+
+def _skip_import_desc(r: _Reader, kind: int) -> None:
+    if kind == 1:  # table: reftype, limits
+        r.byte()
+    if kind in (1, 2):  # limits: flags, min[, max]
+        flags = r.byte()
+        r.uleb()
+        if flags & 1:
+            r.uleb()
+    else:  # global: valtype, mutability
+        r.byte()
+        r.byte()
+
+
+def describe_object(elf: bytes) -> ObjectReport:
+    buf = ffi.from_buffer(elf)
+    obj = open_object(buf)
+    try:
+        return ObjectReport(len(elf), programs_of(obj), maps_of(obj))
+    finally:
+        lib.bpf_object__close(obj)
+
+
+def inspect_module(path: str) -> ModuleReport:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise WasmBpfError(f"cannot read {path}: {exc.strerror}") from None
+    report = ModuleReport(path, _imports(data) if data.startswith(WASM_MAGIC) else [])
+    for elf in bpf_objects_in(data, path):
+        try:
+            report.objects.append(describe_object(elf))
+        except HostCallError as exc:
+            raise WasmBpfError(f"{path}: an embedded BPF object cannot be opened: {exc}") from None
+    return report
+
+
+# ---- output -------------------------------------------------------------------------------
+def human(report: ModuleReport) -> str:
+    lines = [f"{report.path}: {len(report.objects)} BPF object(s)"]
+    for i, obj in enumerate(report.objects, 1):
+        lines.append(f"\nobject {i} ({obj.size} bytes)\n  programs:")
+        lines.append(f"    {'NAME':<24} {'SECTION':<32} {'TYPE':<16} {'ATTACH':<12} TARGET")
+        for p in obj.programs:
+            load = "" if p.autoload else "  (not loaded)"
+            lines.append(f"    {p.name:<24} {p.section:<32} {p.type:<16} {p.kind:<12} {p.target}{load}")
+        lines.append("  maps:")
+        lines.append(f"    {'NAME':<24} {'TYPE':<20} {'KEY':>5} {'VALUE':>6} {'ENTRIES':>8} {'MEMORY':>10}")
+        for m in obj.maps:
+            lines.append(f"    {m.name:<24} {m.type:<20} {m.key_size:>5} {m.value_size:>6} {m.max_entries:>8} "
+                         f"{_human_bytes(m.memory):>10}")
+        total = sum(m.memory for m in obj.maps)
+        lines.append(f"  estimated map memory: {_human_bytes(total)}")
+    lines.append("\nimports:")
+    lines.extend(f"  {name}" for name in report.imports)
+    return "\n".join(lines)
+
+
+def _human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
+
+
+def policy_template(report: ModuleReport) -> str:
+    """A policy allowing exactly what the module's objects declare; targets are
+    placeholders the user replaces (a policy with one left is refused)."""
+    programs = [p for o in report.objects for p in o.programs if p.autoload]
+    maps = [m for o in report.objects for m in o.maps]
+    kinds = sorted({p.kind for p in programs})
+    read_only = sorted({m.name for m in maps if m.type in READ_ONLY_MAP_TYPES or m.name.startswith(".rodata")})
+    read_write = sorted({m.name for m in maps} - set(read_only))
+    q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731
+    out = [f"# Policy for {Path(report.path).name}, from `wasm-bpf inspect --policy-template`.",
+           "# Replace each <...> placeholder with what the module may use.", "",
+           "[programs]", f"types = {q(sorted({p.type for p in programs}))}", "",
+           "[attach]", f"kinds = {q(kinds)}"]
+    if any(k in INTERFACE_KINDS for k in kinds):
+        out.append('interfaces = ["<INTERFACE>"]      # e.g. "eth0", "veth*"')
+    if "cgroup" in kinds:
+        out.append('cgroups = ["<CGROUP_DIR>"]        # host path; the cgroups below it too')
+    if any(k in BINARY_KINDS for k in kinds):
+        out.append('binaries = ["<BINARY_PATH>"]      # host paths of probed programs and libraries')
+    out += ["", "[maps]", f'access = "{READ_ONLY}"',
+            f"{READ_WRITE} = {q(read_write)}   # remove the maps the module only reads", "",
+            "[files]"]
+    if "cgroup" in kinds or any(k in BINARY_KINDS for k in kinds):
+        out.append('dirs = ["<DIR>"]                  # what --dir may grant: the cgroups, the binaries')
+    else:
+        out.append("dirs = []                         # what --dir may grant (e.g. \"/proc\"); none")
+    return "\n".join(out) + "\n"
+
+
+@click.command("inspect")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--policy-template", "template", is_flag=True, help="Print a policy (TOML) that allows exactly what the module needs.")
+@click.argument("module", type=click.Path(exists=True, dir_okay=False))
+def inspect_command(as_json: bool, template: bool, module: str) -> None:
+    """List the BPF programs and maps MODULE (a .wasm or a .bpf.o) would load, and
+    its imports, without loading anything."""
+    try:
+        report = inspect_module(module)
+    except WasmBpfError as exc:
+        click.echo(f"wasm-bpf: error: {exc}", err=True)
+        sys.exit(1)
+    if template:
+        click.echo(policy_template(report), nl=False)
+    elif as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(human(report))

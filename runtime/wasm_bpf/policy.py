@@ -1,0 +1,251 @@
+"""The capability policy: which BPF program types, attach kinds and targets, map
+operations and host directories a module may use (docs/policy.md).
+
+A policy is a small TOML file (``wasm-bpf run --policy FILE``, ``RunConfig.policy``);
+without one the built-in DEFAULT applies. Every check raises PolicyRefusal, whose
+text is the one line printed to the user: the rule that refused and how to allow it.
+The guest receives -EPERM (a failed load: handle 0)."""
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
+
+from ._native import ffi, lib
+from .attach import KINDS
+from .errors import WasmBpfError
+
+ANY = "*"
+READ_ONLY, READ_WRITE = "read-only", "read-write"
+ATTACH_KINDS = ("auto", "iter", *(kind.name for kind in KINDS))
+INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
+# Commands that change a map: update, delete, and the lookups that delete.
+WRITE_COMMANDS = {
+    lib.BPF_MAP_UPDATE_ELEM: "update", lib.BPF_MAP_DELETE_ELEM: "delete",
+    lib.BPF_MAP_LOOKUP_AND_DELETE_ELEM: "lookup-and-delete", lib.BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+    "batch lookup-and-delete", lib.BPF_MAP_UPDATE_BATCH: "batch update", lib.BPF_MAP_DELETE_BATCH: "batch delete",
+}
+
+DEFAULT_TOML = """\
+# The built-in default policy: every program type, attach kind and map operation,
+# so every shipped example runs as documented. Host paths (cgroups, uprobe and USDT
+# binaries) are still confined to what --dir grants: that holds under every policy.
+[programs]
+types = ["*"]
+
+[attach]
+kinds = ["*"]
+
+[maps]
+access = "read-write"
+"""
+
+# section -> key -> "names" (a list of strings) or "level" (read-only | read-write)
+_SCHEMA: Dict[str, Dict[str, str]] = {
+    "programs": {"types": "names"},
+    "attach": {"kinds": "names", "interfaces": "names", "cgroups": "names", "binaries": "names"},
+    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names"},
+    "files": {"dirs": "names"},
+}
+
+
+class PolicyError(WasmBpfError):
+    """The policy file itself is wrong (syntax, unknown key, unknown name)."""
+
+
+class PolicyRefusal(Exception):
+    """The policy refused something the guest asked for; str() is the user's line."""
+
+
+def _libbpf_names(to_str) -> Tuple[str, ...]:
+    names, i = [], 0
+    while (s := to_str(i)) != ffi.NULL:
+        names.append(ffi.string(s).decode())
+        i += 1
+    return tuple(names)
+
+
+PROGRAM_TYPES = _libbpf_names(lib.libbpf_bpf_prog_type_str)
+MAP_TYPES = _libbpf_names(lib.libbpf_bpf_map_type_str)
+
+
+def program_type_name(prog_type: int) -> str:
+    return PROGRAM_TYPES[prog_type] if 0 <= prog_type < len(PROGRAM_TYPES) else str(prog_type)
+
+
+def map_type_name(map_type: int) -> str:
+    return MAP_TYPES[map_type] if 0 <= map_type < len(MAP_TYPES) else str(map_type)
+
+
+def policy_map_name(name: str, internal: bool) -> str:
+    """The name a policy uses for a map: internal maps by their section (".bss"),
+    since libbpf prefixes them with the object's name."""
+    return name[name.index("."):] if internal and "." in name else name
+
+
+def _matches(value: str, patterns: Iterable[str], below: bool = False) -> bool:
+    """Shell-style patterns; with `below`, a pattern also covers the paths under it."""
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(value, pattern):
+            return True
+        if below and fnmatch.fnmatchcase(value, pattern.rstrip("/") + "/*"):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a module may do. A list that is None allows anything of its kind."""
+
+    source: str
+    program_types: Optional[FrozenSet[str]] = None
+    attach_kinds: Optional[FrozenSet[str]] = None
+    interfaces: Optional[Tuple[str, ...]] = None
+    cgroups: Optional[Tuple[str, ...]] = None
+    binaries: Optional[Tuple[str, ...]] = None
+    map_types: Optional[FrozenSet[str]] = None
+    map_access: str = READ_WRITE
+    read_only: FrozenSet[str] = field(default_factory=frozenset)
+    read_write: FrozenSet[str] = field(default_factory=frozenset)
+    dirs: Optional[Tuple[str, ...]] = None
+
+    # ---- reading --------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Policy":
+        """Reads a policy file; raises PolicyError naming the file and the problem."""
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"cannot read policy {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        return cls.parse(text, os.fspath(path))
+
+    @classmethod
+    def default(cls) -> "Policy":
+        return cls.parse(DEFAULT_TOML, "(built-in default)")
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> "Policy":
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"policy {source} is not valid TOML: {exc}") from None
+        values = _validated(doc, source)
+
+        def names(section: str, key: str, known: Sequence[str] = ()) -> Optional[Tuple[str, ...]]:
+            items = values.get((section, key))
+            if items is None or ANY in items:
+                return None
+            for item in items:
+                if known and item not in known:
+                    raise PolicyError(f"policy {source}: [{section}] {key} has unknown name {item!r}; "
+                                      f"known: {', '.join(known)}")
+            return tuple(items)
+
+        def paths(section: str, key: str) -> Optional[Tuple[str, ...]]:
+            items = names(section, key)
+            if items is not None:
+                for item in items:
+                    if not item.startswith("/"):
+                        raise PolicyError(f"policy {source}: [{section}] {key} entry {item!r} is not an "
+                                          "absolute host path")
+            return items
+
+        frozen = lambda t: None if t is None else frozenset(t)  # noqa: E731
+        read_only, read_write = names("maps", READ_ONLY) or (), names("maps", READ_WRITE) or ()
+        both = sorted(set(read_only) & set(read_write))
+        if both:
+            raise PolicyError(f"policy {source}: map {both[0]!r} is both in [maps] read-only and read-write")
+        return cls(
+            source=source,
+            program_types=frozen(names("programs", "types", PROGRAM_TYPES)),
+            attach_kinds=frozen(names("attach", "kinds", ATTACH_KINDS)),
+            interfaces=names("attach", "interfaces"),
+            cgroups=paths("attach", "cgroups"),
+            binaries=paths("attach", "binaries"),
+            map_types=frozen(names("maps", "types", MAP_TYPES)),
+            map_access=values.get(("maps", "access"), READ_WRITE),
+            read_only=frozenset(read_only), read_write=frozenset(read_write),
+            dirs=paths("files", "dirs"),
+        )
+
+    # ---- checks ---------------------------------------------------------------------
+    def _refuse(self, what: str, rule: str, value: str) -> PolicyRefusal:
+        return PolicyRefusal(f"policy {self.source}: {what} is not in {rule}; add \"{value}\" to allow it")
+
+    def check_program(self, name: str, prog_type: str) -> None:
+        if self.program_types is not None and prog_type not in self.program_types:
+            raise self._refuse(f"program '{name}' type {prog_type}", "[programs] types", prog_type)
+
+    def check_map_type(self, name: str, map_type: str) -> None:
+        if self.map_types is not None and map_type not in self.map_types:
+            raise self._refuse(f"map '{name}' type {map_type}", "[maps] types", map_type)
+
+    def check_attach(self, prog: str, kind: str, interface: Optional[str] = None,
+                     cgroup: Sequence[str] = (), binary: Sequence[str] = ()) -> None:
+        """kind: attach/kind_of(); the host paths as named and as resolved (symlinks
+        followed): a policy entry may match either."""
+        if self.attach_kinds is not None and kind not in self.attach_kinds:
+            raise self._refuse(f"program '{prog}' attach kind {kind}", "[attach] kinds", kind)
+        if interface is not None and self.interfaces is not None and not _matches(interface, self.interfaces):
+            raise self._refuse(f"program '{prog}' interface {interface}", "[attach] interfaces", interface)
+        if cgroup and self.cgroups is not None and not any(_matches(p, self.cgroups, below=True) for p in cgroup):
+            raise self._refuse(f"program '{prog}' cgroup {cgroup[0]}", "[attach] cgroups", cgroup[0])
+        if binary and self.binaries is not None and not any(_matches(p, self.binaries) for p in binary):
+            raise self._refuse(f"program '{prog}' binary {binary[0]}", "[attach] binaries", binary[0])
+
+    def access_of(self, map_name: str) -> str:
+        if map_name in self.read_write:
+            return READ_WRITE
+        if map_name in self.read_only:
+            return READ_ONLY
+        return self.map_access
+
+    def check_map_command(self, map_name: str, cmd: int) -> None:
+        if cmd in WRITE_COMMANDS:
+            self.check_map_write(map_name, WRITE_COMMANDS[cmd])
+
+    def check_map_write(self, map_name: str, what: str) -> None:
+        """what: the write, as the refusal names it ("update", "submit"...)."""
+        if self.access_of(map_name) == READ_ONLY:
+            listed = "is in [maps] read-only" if map_name in self.read_only else "is read-only ([maps] access)"
+            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {what} is "
+                                f"refused; add \"{map_name}\" to [maps] read-write to allow it")
+
+    def check_dirs(self, hosts: Iterable[str]) -> None:
+        """Every --dir must be a policy directory or below one (raised before the run)."""
+        if self.dirs is None:
+            return
+        allowed = [os.path.realpath(d) for d in self.dirs]
+        for host in hosts:
+            real = os.path.realpath(host)
+            if not any(real == d or real.startswith(d.rstrip("/") + "/") for d in allowed):
+                raise PolicyError(f"policy {self.source}: --dir {host} is not in [files] dirs; "
+                                  f"add \"{real}\" to allow it")
+
+
+def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
+    """(section, key) -> value, after checking every key, type and placeholder."""
+    values: Dict[Tuple[str, str], object] = {}
+    for section, table in doc.items():
+        keys = _SCHEMA.get(section)
+        if keys is None or not isinstance(table, dict):
+            raise PolicyError(f"policy {source}: unknown section [{section}]; sections: "
+                              + ", ".join(f"[{s}]" for s in _SCHEMA))
+        for key, value in table.items():
+            shape = keys.get(key)
+            if shape is None:
+                raise PolicyError(f"policy {source}: unknown key {key!r} in [{section}]; keys: {', '.join(keys)}")
+            if shape == "level":
+                if value not in (READ_ONLY, READ_WRITE):
+                    raise PolicyError(f"policy {source}: [{section}] {key} must be \"{READ_ONLY}\" or \"{READ_WRITE}\"")
+            elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise PolicyError(f"policy {source}: [{section}] {key} must be a list of strings")
+            else:
+                holder = next((v for v in value if v.startswith("<") and v.endswith(">")), None)
+                if holder:
+                    raise PolicyError(f"policy {source}: [{section}] {key} still holds the placeholder "
+                                      f"{holder!r}: replace it with the real value")
+            values[(section, key)] = value
+    return values
+
