@@ -11,8 +11,10 @@ typedef union wbpf_val_raw { int32_t i32; int64_t i64; float f32; double f64; ui
                              uint32_t anyref; uint32_t externref; uint32_t exnref; void *funcref; } wbpf_val_raw;
 int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
                           uintptr_t memory_data_size);
+struct wbpf_call_watch { uint64_t calls; uint32_t depth; };
 struct wbpf_guest_target { void *context; const void *memory; const void *func;
-                           uint32_t ctx; uint32_t data; uint32_t max_size; uint32_t batch; };
+                           uint32_t ctx; uint32_t data; uint32_t max_size; uint32_t batch;
+                           struct wbpf_call_watch *watch; };
 struct wbpf_batch_record { uint32_t size; uint32_t original_size; };
 #define WBPF_BATCH_MIN_BUFFER ...
 #define WBPF_POLL_OK ...

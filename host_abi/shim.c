@@ -84,8 +84,15 @@ static int call_guest(struct wbpf_buffer *buf, wbpf_val_raw *args, size_t nargs)
     const struct wbpf_guest_target *t = buf->target;
     struct wbpf_poll_result *res = buf->result;
     void *trap = NULL;
-    void *error = wasmtime.call(t->context, t->func, args, nargs, &trap);
+    void *error;
 
+    if (t->watch) {
+        t->watch->calls++;
+        t->watch->depth++;
+    }
+    error = wasmtime.call(t->context, t->func, args, nargs, &trap);
+    if (t->watch)
+        t->watch->depth--;
     refresh_memory(buf);
     if (error || trap) {
         res->status = WBPF_POLL_WASM_ERROR;

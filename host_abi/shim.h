@@ -35,6 +35,14 @@ typedef union wbpf_val_raw {
 int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
                           uintptr_t memory_data_size);
 
+/* What a watchdog thread samples to see a guest callback that does not return:
+ * `calls` counts the calls started, `depth` is non-zero while one runs.  Two plain
+ * stores per call, so the per-record path stays as cheap as it was. */
+struct wbpf_call_watch {
+    volatile uint64_t calls;
+    volatile uint32_t depth;
+};
+
 /* Where the records of one poll go: a buffer [data, data + max_size) in the guest's
  * linear memory and a guest function, called either
  *   per record: (ctx, data, size) -> i32, the record copied to data, or
@@ -48,6 +56,7 @@ struct wbpf_guest_target {
     uint32_t data;      /* guest offset of the record buffer */
     uint32_t max_size;  /* its size; longer records are truncated to it */
     uint32_t batch;     /* 0: a call per record, 1: a call per batch */
+    struct wbpf_call_watch *watch; /* NULL, or updated around every guest call */
 };
 
 /* A record inside a batch: an 8-byte header, then `size` bytes, padded to 8. */

@@ -26,6 +26,7 @@ class PollTarget:
     data: int
     max_size: int
     batch: bool = False  # callback (ctx, data, used, count) once per batch of records
+    watch: Any = None  # struct wbpf_call_watch * the CPU watchdog samples, or None
 
 
 def _address(ptr: Any) -> int:
@@ -78,7 +79,7 @@ class EventBuffer:
             "memory": ffi.cast("void *", ctypes.addressof(target.memory._memory)),
             "func": ffi.cast("void *", ctypes.addressof(target.callback._func)),
             "ctx": target.ctx, "data": target.data, "max_size": target.max_size,
-            "batch": int(target.batch),
+            "batch": int(target.batch), "watch": target.watch or ffi.NULL,
         })
         result = ffi.new("struct wbpf_poll_result *")
         rc = lib.wbpf_buffer_poll(self._buf, c_target, timeout_ms, stop, result)

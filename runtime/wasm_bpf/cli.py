@@ -36,6 +36,40 @@ def _load_policy(ctx: click.Context, param: click.Parameter, path: Optional[str]
         raise click.BadParameter(str(exc), param_hint="--policy") from None
 
 
+class Limit(click.ParamType):
+    """A limit: a size ("512M", "2G") or a number, or "unlimited"."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = {"size": "size", "seconds": "seconds", "count": "count"}[kind]
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if value is None or not isinstance(value, str):
+            return value
+        if value.strip().lower() in ("unlimited", "none"):
+            return None
+        try:
+            if self.kind == "size":
+                from .limits import parse_size
+                number: float = parse_size(value)
+            else:
+                number = float(value) if self.kind == "seconds" else int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a {self.name} or 'unlimited'", param, ctx)
+        if number <= 0:
+            self.fail(f"{value!r} must be above 0 (or 'unlimited')", param, ctx)
+        return number
+
+
+def _limit_defaults() -> dict:
+    from dataclasses import fields
+
+    from .limits import Limits, human_size
+    defaults = {f.name: getattr(Limits(), f.name) for f in fields(Limits)}
+    return {k: ("unlimited" if v is None else human_size(v).replace(" ", "").replace("iB", "")
+                if k in ("max_memory", "max_map_memory") else f"{v:g}") for k, v in defaults.items()}
+
+
 class LazyGroup(click.Group):
     """A group whose commands from other modules are imported only when invoked, so
     `wasm-bpf run` does not pay for the SDK tools at start-up (and vice versa)."""
@@ -55,6 +89,9 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+_LIMITS = _limit_defaults()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="wasm-bpf")
 def main() -> None:
@@ -71,13 +108,25 @@ def main() -> None:
               help="Seconds a stopping guest gets to return before it is interrupted.")
 @click.option("--callback-module", default="callback-wrapper", show_default=True, help="Import module of the export-callback poll (TinyGo guests).")
 @click.option("--callback-export", default="go-callback", show_default=True, help="Export called by that poll.")
+@click.option("--max-memory", type=Limit("size"), default=_LIMITS["max_memory"], show_default=True,
+              help="Wasm memory the guest may grow to.")
+@click.option("--cpu-limit", type=Limit("seconds"), default=_LIMITS["cpu_limit"], show_default=True, metavar="S",
+              help="CPU seconds the guest may use in all; then it is stopped (exit status 152).")
+@click.option("--callback-limit", type=Limit("seconds"), default=_LIMITS["callback_limit"], show_default=True,
+              metavar="S", help="CPU seconds one event callback may use before it is stopped (152).")
+@click.option("--max-objects", type=Limit("count"), default=_LIMITS["max_objects"], show_default=True,
+              help="BPF objects the guest may have loaded at once.")
+@click.option("--max-links", type=Limit("count"), default=_LIMITS["max_links"], show_default=True,
+              help="Programs the guest may have attached at once.")
+@click.option("--max-map-memory", type=Limit("size"), default=_LIMITS["max_map_memory"], show_default=True,
+              help="Estimated kernel memory of one BPF object's maps.")
 @click.option("--stats", is_flag=True, help="At exit, print the records each event buffer delivered and lost.")
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
         callback_module: str, callback_export: str, stats: bool, verbose: bool, module: str,
-        args: Tuple[str, ...]) -> None:
+        args: Tuple[str, ...], **limits: Any) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
 
     \b
@@ -87,6 +136,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     """
     from .errors import WasmBpfError
     from .instance import Instance, RunConfig
+    from .limits import Limits
 
     from .kernel_only import is_kernel_only_input
     if is_kernel_only_input(module):  # prog.bpf.o / prog.bpf.c / prog.json: no guest (kernel_only/)
@@ -100,7 +150,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
 
     config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
                        grace_period=grace_period, callback_module=callback_module,
-                       callback_export=callback_export, verbose=verbose, handle_signals=True, policy=policy)
+                       callback_export=callback_export, verbose=verbose, handle_signals=True, policy=policy,
+                       limits=Limits(**limits))
     try:
         with Instance(module, list(args), config=config) as inst:
             code = inst.run()

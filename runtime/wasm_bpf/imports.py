@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import wasmtime
 from wasmtime import FuncType, ValType
 
-from ._native import lib
+from ._native import ffi, lib
 from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
@@ -108,6 +108,7 @@ class WasmBpfHost(ExtImports):
         self._next_handle = 1
         self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
+        self.call_watch = ffi.new("struct wbpf_call_watch *")  # sampled by the CPU watchdog
 
     # ---- the imports ----------------------------------------------------------------
     def load_object(self, mem: GuestMemory, buf: int, size: int) -> int:
@@ -116,6 +117,7 @@ class WasmBpfHost(ExtImports):
     def load_object_ex(self, mem: GuestMemory, buf: int, size: int, no_load: int, no_load_size: int) -> int:
         if size <= 0 or size > MAX_OBJECT_SIZE:
             raise HostCallError(errno.EINVAL, f"object size {size} is out of range")
+        self.sandbox.limits.check_objects(len(self.objects))
         elf = mem.read(buf, size)
         names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
         obj = BpfObject(elf, no_load=names, sandbox=self.sandbox)
@@ -208,7 +210,8 @@ class WasmBpfHost(ExtImports):
         if max_size < 0 or (batch and max_size < lib.WBPF_BATCH_MIN_BUFFER):
             raise HostCallError(errno.EINVAL, f"max_size {max_size} is too small")
         mem.check(data, max_size)
-        target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size, batch)
+        target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size, batch,
+                            self.call_watch)
         return obj.buffer(fd, self._perf_pages).poll(target, timeout_ms, self._stop)
 
     def _close(self, handle: int) -> None:

@@ -16,6 +16,7 @@ from elftools.elf.elffile import ELFFile
 
 from ._native import ffi, lib
 from .errors import HostCallError, WasmBpfError
+from .limits import human_size
 from .objspec import MapSpec, ProgramSpec, maps_of, open_object, programs_of
 from .policy import READ_ONLY, READ_WRITE
 
@@ -210,18 +211,12 @@ def human(report: ModuleReport) -> str:
         lines.append(f"    {'NAME':<24} {'TYPE':<20} {'KEY':>5} {'VALUE':>6} {'ENTRIES':>8} {'MEMORY':>10}")
         for m in obj.maps:
             lines.append(f"    {m.name:<24} {m.type:<20} {m.key_size:>5} {m.value_size:>6} {m.max_entries:>8} "
-                         f"{_human_bytes(m.memory):>10}")
+                         f"{human_size(m.memory):>10}")
         total = sum(m.memory for m in obj.maps)
-        lines.append(f"  estimated map memory: {_human_bytes(total)}")
+        lines.append(f"  estimated map memory: {human_size(total)}")
     lines.append("\nimports:")
     lines.extend(f"  {name}" for name in report.imports)
     return "\n".join(lines)
-
-
-def _human_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
 
 
 def policy_template(report: ModuleReport) -> str:

@@ -5,7 +5,8 @@
 
 Stopping is cooperative first: the next wasm_bpf_buffer_poll returns -EINTR so the
 guest can leave its loop and clean up; a guest still running after the grace period
-is interrupted at its next Wasm instruction (epoch deadline)."""
+is interrupted at its next Wasm instruction (epoch deadline). A guest over a CPU
+limit (limits.py) is interrupted at once."""
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost
+from .limits import EXIT_LIMIT, CpuWatchdog, Limits, LimitError, human_size
 from .policy import Policy
 from .sandbox import Sandbox
 
@@ -44,6 +46,7 @@ class RunConfig:
     verbose: bool = False
     handle_signals: bool = False  # SIGINT/SIGTERM request a stop (the CLI sets this)
     policy: Optional[Policy] = None  # what the module may do (docs/policy.md); None: the default
+    limits: Limits = field(default_factory=Limits)  # memory, CPU, objects, links (docs/sandbox.md)
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Instance:
         self._stop_reason: Union[int, str, None] = None
         self._interrupted = False
         self._exit_status: Optional[int] = None  # set by the guest's proc_exit
+        self._limit_hit: Optional[str] = None  # the message of a CPU limit that stopped it
         self._timers: List[threading.Timer] = []
         self._lock = threading.Lock()
         self._ran = False
@@ -85,7 +89,8 @@ class Instance:
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,
-                                 sandbox=Sandbox(self.config.policy, self.config.dirs))
+                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits))
+        self._watchdog = CpuWatchdog(self.config.limits, self._host.call_watch, self._exceeded)
 
     def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:
         if isinstance(source, (bytes, bytearray)):
@@ -156,6 +161,8 @@ class Instance:
         restore_signals = None
         try:
             store.set_epoch_deadline(1)
+            if self.config.limits.max_memory is not None:
+                store.set_limits(memory_size=self.config.limits.max_memory)
             store.set_wasi(self._wasi())
             self._define_imports(linker)
             if self.config.verbose:
@@ -164,8 +171,11 @@ class Instance:
                 restore_signals = self._install_signal_handlers()
             if self.config.timeout is not None:
                 self._start_timer(self.config.timeout, lambda: self.stop(TIMEOUT))
+            if self._watchdog.needed:
+                self._watchdog.start()
             return self._call_start(linker, store)
         finally:
+            self._watchdog.stop()
             for timer in self._timers:
                 timer.cancel()
             if restore_signals:
@@ -187,6 +197,8 @@ class Instance:
         self._host.bind(linker, self._module, self.config.callback_module)
 
     def _call_start(self, linker: wasmtime.Linker, store: wasmtime.Store) -> int:
+        self._check_initial_memory()
+        instance = None
         try:
             instance = linker.instantiate(store, self._module)
             start = instance.exports(store).get("_start")
@@ -200,6 +212,9 @@ class Instance:
             # guest's. So the status is what this guest's proc_exit kept, if it called it.
             if self._exit_status is not None:
                 return self._exit_status
+            if self._limit_hit is not None:
+                self._report(self._limit_hit)
+                return EXIT_LIMIT
             if self._interrupted:
                 if self._stop_reason == TIMEOUT:
                     return EXIT_TIMEOUT
@@ -208,6 +223,26 @@ class Instance:
             if self.config.verbose:
                 self._report(str(exc))
             return EXIT_TRAP
+        finally:
+            if instance is not None:
+                self._check_final_memory(instance, store)
+
+    def _check_initial_memory(self) -> None:
+        for export in self._module.exports:
+            if isinstance(export.type, wasmtime.MemoryType):
+                try:
+                    self.config.limits.check_initial_memory(export.type.limits.min)
+                except LimitError as exc:
+                    raise WasmBpfError(str(exc)) from None
+
+    def _check_final_memory(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
+        """wasmtime refuses a memory.grow past the limit without telling the host (the
+        guest's malloc returns NULL): say so when the guest ended up against it."""
+        memory = instance.exports(store).get("memory")
+        if isinstance(memory, wasmtime.Memory) and self.config.limits.near_max_memory(memory.data_len(store)):
+            limit = self.config.limits.max_memory or 0
+            self._report(f"resource limit: the guest's memory reached {human_size(memory.data_len(store))} "
+                         f"of its {human_size(limit)} limit; growing it further failed (raise it with --max-memory)")
 
     def _proc_exit(self, code: int) -> None:
         self._exit_status = code & 0xFF
@@ -229,6 +264,12 @@ class Instance:
     def _interrupt(self) -> None:
         self._interrupted = True
         self._engine.increment_epoch()
+
+    def _exceeded(self, message: str) -> None:
+        """A CPU limit (CpuWatchdog): stopped at once, no grace period."""
+        self._limit_hit = message
+        self._stop_flag[0] = 1
+        self._interrupt()
 
     def _start_timer(self, seconds: float, action: Callable[[], None]) -> None:
         timer = threading.Timer(seconds, action)

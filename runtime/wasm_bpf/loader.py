@@ -79,6 +79,7 @@ class BpfObject:
         if not lib.bpf_program__autoload(prog):
             raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
         section = section_of(prog)
+        self._sandbox.limits.check_links(self._sandbox.links_alive)
         with self._sandbox.attach_target(name, section, target) as target:
             if is_struct_ops(section):
                 # One registration of a struct_ops map serves all its programs: the
@@ -86,19 +87,24 @@ class BpfObject:
                 first = self._struct_ops.get(target)
                 if first is not None and first.alive:
                     link: Link = SharedLink()
-                    self.links.append(link)
+                    self._add_link(link)
                     return link
                 link = attach_program(prog, target, self._obj)
                 self._struct_ops[target] = link
             else:
                 link = attach_program(prog, target, self._obj)
-        self.links.append(link)
+        self._add_link(link)
         return link
+
+    def _add_link(self, link: Link) -> None:
+        self.links.append(link)
+        self._sandbox.links_alive += 1
 
     def destroy_link(self, link: Link) -> None:
         link.destroy()
         if link in self.links:
             self.links.remove(link)
+            self._sandbox.links_alive -= 1
 
     # ---- iterators ----
     def iter_read(self, name: str, size: int) -> bytes:
@@ -182,6 +188,7 @@ class BpfObject:
         self._iters.clear()
         for link in self.links:
             link.destroy()
+        self._sandbox.links_alive -= len(self.links)
         self.links.clear()
         if self._obj is not None:
             lib.bpf_object__close(self._obj)

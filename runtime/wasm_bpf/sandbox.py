@@ -10,6 +10,7 @@ from .attach import kind_of
 from .attach.common import split_options
 from .errors import HostCallError
 from .hostpaths import HostPaths, Opened
+from .limits import Limits
 from .objspec import maps_of, programs_of
 from .policy import WRITE_COMMANDS, Policy, policy_map_name
 
@@ -19,10 +20,13 @@ BINARY_KINDS = ("uprobe", "uretprobe", "usdt")
 class Sandbox:
     """policy None: the built-in default. dirs None: paths are the host's own (the
     host attaching for itself, as kernel-only runs do); a sequence, even empty,
-    confines every guest-given path to those grants."""
+    confines every guest-given path to those grants. limits None: the defaults."""
 
-    def __init__(self, policy: Optional[Policy] = None, dirs: Optional[Sequence[Tuple[str, str]]] = None) -> None:
+    def __init__(self, policy: Optional[Policy] = None, dirs: Optional[Sequence[Tuple[str, str]]] = None,
+                 limits: Optional[Limits] = None) -> None:
         self.policy = policy or Policy.default()
+        self.limits = limits or Limits()
+        self.links_alive = 0  # of all this guest's objects, kept by BpfObject
         self.paths = None if dirs is None else HostPaths(dirs)
         if dirs is not None:
             self.policy.check_dirs(host for host, _ in dirs)
@@ -33,8 +37,10 @@ class Sandbox:
         for prog in programs_of(obj):
             if prog.autoload:
                 self.policy.check_program(prog.name, prog.type)
-        for m in maps_of(obj):
+        maps = maps_of(obj)
+        for m in maps:
             self.policy.check_map_type(m.name, m.type)
+        self.limits.check_map_memory(maps)
 
     def check_map_command(self, maps: Iterator[Tuple[str, Any]], fd: int, cmd: int) -> None:
         """maps: (name, struct bpf_map *) of the object that owns map fd."""

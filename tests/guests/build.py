@@ -106,6 +106,7 @@ def guests() -> dict:
         built[name] = wasm
 
     cc("abi", "abi_guest.c")
+    cc("limits", "limits_guest.c")
     cc("isolation", "isolation_guest.c")
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")

@@ -177,8 +177,10 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     from wasm_bpf import _native
     from wasm_bpf._native import ffi as dffi, lib as dlib
     from wasm_bpf.errors import HostCallError
+    from wasm_bpf.limits import Limits
     from wasm_bpf.loader import BpfObject
     from wasm_bpf.maps import MapInfo
+    from wasm_bpf.sandbox import Sandbox
 
     fmt = ns.fmt or "table"
     if ns.verbose:
@@ -210,7 +212,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     status = 0
     try:
         try:
-            obj = BpfObject(elf)
+            obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()))
         except HostCallError as e:
             raise RunError(f"cannot load {spec.name}: {e} (-v shows libbpf's log)") from None
         for p in spec.programs:
