@@ -1,6 +1,6 @@
 # wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests.
 PYTHON   ?= python3
-EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount
+EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass
 DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
             libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev
 STAMP    := build/.setup-done
