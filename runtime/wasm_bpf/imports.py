@@ -5,6 +5,7 @@ Each import is a method that takes decoded arguments and raises HostCallError on
 input; one wrapper turns that into the negative WASI errno the guest receives. The
 host binds exactly the imports a module declares, with the types it declares them with
 (the upstream Go/Rust SDKs declare map_operate's pointers as i64)."""
+import ctypes
 import errno
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -86,6 +87,13 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
 
 
+def _describe_type(ty: Any) -> str:
+    """An import's declared type for a message: "(i32) -> i32", or its kind (a global...)."""
+    if isinstance(ty, FuncType):
+        return f"({', '.join(str(t) for t in ty.params)}) -> {', '.join(str(t) for t in ty.results) or '()'}"
+    return "a " + type(ty).__name__.removesuffix("Type").lower()
+
+
 def _takes_i32s(ty: FuncType, count: int) -> bool:
     """Is ty (i32 x count) -> i32: a record callback (3) or a batch callback (4)?"""
     return [str(t) for t in ty.params] == ["i32"] * count and [str(t) for t in ty.results] == ["i32"]
@@ -108,6 +116,7 @@ class WasmBpfHost(ExtImports):
         self._next_handle = 1
         self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
+        self._polling: Dict[int, int] = {}  # handle -> its polls in progress (callbacks may nest)
         self.call_watch = ffi.new("struct wbpf_call_watch *")  # sampled by the CPU watchdog
 
     # ---- the imports ----------------------------------------------------------------
@@ -174,6 +183,10 @@ class WasmBpfHost(ExtImports):
 
     def close_object(self, mem: GuestMemory, handle: int) -> int:
         self._object(handle)
+        if self._polling.get(handle):
+            # A poll callback closing its own object would free the buffer the shim
+            # is walking (a crash of the host process, found by tests/test_hostile.py).
+            raise HostCallError(errno.EBUSY, f"object {handle:#x} is being polled: close it after the poll returns")
         self._close(handle)
         return 0
 
@@ -212,7 +225,12 @@ class WasmBpfHost(ExtImports):
         mem.check(data, max_size)
         target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size, batch,
                             self.call_watch)
-        return obj.buffer(fd, self._perf_pages).poll(target, timeout_ms, self._stop)
+        buffer = obj.buffer(fd, self._perf_pages)
+        self._polling[handle] = self._polling.get(handle, 0) + 1
+        try:
+            return buffer.poll(target, timeout_ms, self._stop)
+        finally:
+            self._polling[handle] -= 1
 
     def _close(self, handle: int) -> None:
         obj = self.objects.pop(handle)
@@ -247,7 +265,8 @@ class WasmBpfHost(ExtImports):
                         and [str(t) for t in declared.results] == [s.result]), None)
             if sig is None:
                 accepted = " or ".join(str(s) for s in signatures)
-                problems.append(f"{imp.module}.{imp.name} is declared as {declared}, expected {accepted}")
+                problems.append(f"{imp.module}.{imp.name} is declared as {_describe_type(declared)}, "
+                                f"expected a function {accepted}")
                 continue
             linker.define_func(imp.module, imp.name or "", sig.func_type(),
                                self._wrap(f"{imp.name}", getattr(self, method), sig, failure, loud),
@@ -273,6 +292,12 @@ class WasmBpfHost(ExtImports):
             except PolicyRefusal as exc:  # always said: the user decides on the policy
                 self._report(str(exc))
                 return failure if failure is not None else -to_guest_errno(errno.EPERM)
+            except (ValueError, OverflowError, ctypes.ArgumentError) as exc:
+                # A guest value Python or C could not take (a number too big for a C int,
+                # bytes that are not UTF-8) that no check caught: the guest gets -EINVAL,
+                # never a Python exception ending the run (host_abi/ABI.md, Bad input).
+                self._report(f"{name}: bad argument ({type(exc).__name__}: {exc})")
+                return failure if failure is not None else -to_guest_errno(errno.EINVAL)
 
         return host_function
 

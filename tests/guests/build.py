@@ -116,6 +116,7 @@ def guests() -> dict:
     cc("maps", "maps_guest.c", *sdk)
     cc("storage", "storage_guest.c", *sdk)
     cc("mapop64", "mapop64_guest.c")
+    cc("hostile", "hostile_guest.c", "-Wl,--export=cb_not_func")  # tests/test_hostile.py
     cc("cbwrap", "cbwrap_guest.c")
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")
     cc("cbwrap_wrongtype", "cbwrap_guest.c", "-DWRONG_EXPORT_TYPE")

@@ -52,13 +52,21 @@ def split_options(target: str, allowed: Iterable[str]) -> Tuple[str, Dict[str, s
     return main, options
 
 
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
+
+
 def int_option(options: Dict[str, str], key: str, default: int) -> int:
+    """A number option; a C int, as the kernel takes pids and cpus (a bigger one would
+    escape as a Python OverflowError, or be truncated to another pid)."""
     if key not in options:
         return default
     try:
-        return int(options[key], 0)
+        value = int(options[key], 0)
     except ValueError:
         raise HostCallError(errno.EINVAL, f"option {key}={options[key]!r} is not a number") from None
+    if not INT_MIN <= value <= INT_MAX:
+        raise HostCallError(errno.EINVAL, f"option {key}={options[key]!r} is out of range")
+    return value
 
 
 def ifindex(ifname: str) -> int:

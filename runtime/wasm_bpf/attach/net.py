@@ -157,7 +157,7 @@ def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
     opens on that interface and keeps until detach)."""
     pid_s, sep, fd_s = target.partition(":")
     if sep:
-        if not (pid_s.isdigit() and fd_s.isdigit()):
+        if not (pid_s.isdigit() and fd_s.isdigit()) or max(int(pid_s), int(fd_s)) >= 1 << 31:
             raise HostCallError(errno.EINVAL, f"socket target {target!r} is not 'pid:fd' or an interface")
         sock = _foreign_socket(int(pid_s), int(fd_s))
     else:

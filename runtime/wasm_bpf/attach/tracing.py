@@ -21,10 +21,14 @@ def _func_offset(spec: str, target: str) -> Tuple[Optional[str], int]:
     func, plus, off = spec.partition("+")
     try:
         if not plus and func[:1].isdigit():
-            return None, int(func, 0)
-        return func, int(off, 0) if plus else 0
+            result: Tuple[Optional[str], int] = None, int(func, 0)
+        else:
+            result = func, int(off, 0) if plus else 0
     except ValueError:
         raise HostCallError(errno.EINVAL, f"bad offset in target {target!r}") from None
+    if not 0 <= result[1] < 1 << 63:  # the C side takes a size_t (host_abi/ABI.md, Bad input)
+        raise HostCallError(errno.EINVAL, f"offset out of range in target {target!r}")
+    return result
 
 
 def attach_uprobe(prog: Any, target: str, retprobe: bool) -> Link:
