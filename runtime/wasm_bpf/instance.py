@@ -77,6 +77,8 @@ class Instance:
         self._timers: List[threading.Timer] = []
         self._lock = threading.Lock()
         self._ran = False
+        self._runner: Optional[threading.Thread] = None  # the thread in run()
+        self._finished = threading.Event()  # run() has released everything
 
         engine_config = wasmtime.Config()
         engine_config.epoch_interruption = True
@@ -156,6 +158,7 @@ class Instance:
         if self._ran:
             raise WasmBpfError("an Instance runs once; create a new one")
         self._ran = True
+        self._runner = threading.current_thread()
         store = wasmtime.Store(self._engine)
         linker = wasmtime.Linker(self._engine)
         restore_signals = None
@@ -187,6 +190,7 @@ class Instance:
             store.close()
             if self.config.verbose:
                 _native.capture_libbpf_log(0)
+            self._finished.set()
 
     def _define_imports(self, linker: wasmtime.Linker) -> None:
         linker.allow_shadowing = True
@@ -311,7 +315,16 @@ class Instance:
 
     # ---- resources ------------------------------------------------------------------
     def close(self) -> None:
-        """Releases every BPF object of the guest. Idempotent."""
+        """Releases every BPF object of the guest. Idempotent. While the guest runs in
+        another thread (an exception left the application's ``with`` block), the guest
+        is stopped first: that thread uses the objects (a ring buffer freed under its
+        poll crashes the process), and its run() releases them as it ends. A run that
+        has not ended after the grace period and 5 s more is left to do so."""
+        runner = self._runner
+        if runner is not None and runner is not threading.current_thread() and not self._finished.is_set():
+            self.stop()
+            if not self._finished.wait(self.config.grace_period + 5):
+                return
         self._host.close()
 
     def __enter__(self) -> "Instance":

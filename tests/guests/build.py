@@ -95,7 +95,7 @@ def guests() -> dict:
             f"/* generated from {name}.bpf.o by tests/guests/build.py */\n"
             + _c_array(f"{name}_bpf_obj", obj.read_bytes()))
 
-    for name in ("attach", "matrix", "maps", "cgstorage", "isolation"):
+    for name in ("attach", "matrix", "maps", "cgstorage", "isolation", "cleanup"):
         embed(name)
     for kind in TRAMP_KINDS:  # one object per kind: each loads (or is refused) alone
         embed(f"tramp_{kind}", "tramp", f"-DTRAMP_{kind.upper()}")
@@ -108,6 +108,7 @@ def guests() -> dict:
     cc("abi", "abi_guest.c")
     cc("limits", "limits_guest.c")
     cc("isolation", "isolation_guest.c")
+    cc("cleanup", "cleanup_guest.c")
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
     for kind in TRAMP_KINDS:
