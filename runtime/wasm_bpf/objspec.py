@@ -7,6 +7,7 @@ from typing import Any, List
 
 from ._native import ffi, lib
 from .attach import kind_of
+from .elfcheck import ElfCheckError, check as check_elf
 from .errors import HostCallError
 from .policy import map_type_name, policy_map_name, program_type_name
 
@@ -17,7 +18,15 @@ TARGET_IN_SECTION = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt")
 
 def open_object(elf: Any) -> Any:
     """A struct bpf_object * for the ELF bytes (a cffi buffer that must outlive the
-    load); raises HostCallError with libbpf's reason."""
+    load); raises HostCallError with libbpf's reason.
+
+    The bytes are checked first (elfcheck): libbpf 1.1 crashes the process on some
+    malformed objects (out-of-range BTF type ids and string offsets), at open or at
+    load, and the bytes may come from a guest."""
+    try:
+        check_elf(ffi.buffer(elf, len(elf))[:])
+    except ElfCheckError as exc:
+        raise HostCallError(errno.EINVAL, f"not a valid BPF ELF object: {exc}") from None
     err = ffi.new("int *")
     obj = lib.wbpf_object_open_mem(elf, len(elf), OBJECT_NAME, err)
     if obj == ffi.NULL:

@@ -1,0 +1,299 @@
+"""Checks a BPF ELF object before libbpf parses it.
+
+libbpf 1.1 trusts much of what it reads: type ids in .BTF and .BTF.ext, string
+offsets, record sizes, symbol and relocation indices. A malformed object a guest
+hands the host could crash the host (fuzz/ found SIGSEGVs in bpf_object__open_mem
+and bpf_object__load). Everything here is also what the kernel or libbpf require
+of a well-formed object, so no object that could load is refused; what is refused
+gets a message naming the cause."""
+import re
+import struct
+from typing import Dict, List, Optional, Tuple
+
+EM_BPF = 247
+SHT_SYMTAB, SHT_STRTAB, SHT_REL, SHT_NOBITS = 2, 3, 9, 8
+SHN_LORESERVE = 0xFF00
+BTF_MAGIC = 0xEB9F
+MAX_TYPE_CHAIN = 32  # the kernel's MAX_RESOLVE_DEPTH: longer modifier chains are refused there too
+
+# BTF kinds
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
+FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
+REFERS = {PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DECL_TAG, TYPE_TAG}
+MODIFIERS = {TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG}
+CORE_RELO_KINDS = 13  # BPF_CORE_FIELD_BYTE_OFFSET .. BPF_CORE_TYPE_MATCHES
+ACCESS = re.compile(rb"^[0-9]+(:[0-9]+)*$")
+
+
+class ElfCheckError(ValueError):
+    """The object is malformed; str() says where."""
+
+
+def check(data: bytes) -> None:
+    """Raises ElfCheckError naming the first malformed part of BPF object `data`."""
+    sections = _sections(data)
+    names = {name: i for i, (name, *_rest) in enumerate(sections)}
+    _symbols_and_relocations(data, sections)
+    btf = names.get(".BTF")
+    if btf is None:
+        return  # libbpf refuses a map definition that needs BTF itself, cleanly
+    _, _, offset, size, _, _, _ = sections[btf]
+    types, strings = _btf(data[offset:offset + size])
+    ext = names.get(".BTF.ext")
+    if ext is not None:
+        _, _, offset, size, _, _, _ = sections[ext]
+        _btf_ext(data[offset:offset + size], types, strings, {n: sections[i][3] for n, i in names.items()})
+
+
+# ---- ELF ------------------------------------------------------------------------------------
+Section = Tuple[str, int, int, int, int, int, int]  # name, type, offset, size, link, info, entsize
+
+
+def _sections(data: bytes) -> List[Section]:
+    if len(data) < 64 or data[:4] != b"\x7fELF":
+        raise ElfCheckError("not an ELF file")
+    if data[4] != 2 or data[5] != 1:
+        raise ElfCheckError("not a 64-bit little-endian ELF file")
+    machine, = struct.unpack_from("<H", data, 18)
+    if machine != EM_BPF:
+        raise ElfCheckError(f"ELF machine {machine} is not BPF ({EM_BPF})")
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 58)
+    if shentsize != 64:
+        raise ElfCheckError(f"section header size {shentsize} is not 64")
+    if shnum == 0 or shoff + shnum * 64 > len(data):
+        raise ElfCheckError(f"section headers ({shnum} at {shoff:#x}) lie outside the file")
+    if shstrndx >= shnum:
+        raise ElfCheckError(f"section name table index {shstrndx} is not a section")
+    raw = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
+    for i, (_, stype, _, _, offset, size, *_rest) in enumerate(raw):
+        if stype != SHT_NOBITS and i and offset + size > len(data):
+            raise ElfCheckError(f"section {i} ({size} bytes at {offset:#x}) runs past the end of the file")
+    _, stype, _, _, stroff, strsize, *_ = raw[shstrndx]
+    if stype != SHT_STRTAB:
+        raise ElfCheckError(f"section name table {shstrndx} is not a string table")
+    shstr = data[stroff:stroff + strsize]
+    out: List[Section] = []
+    for i, (name_off, stype, _, _, offset, size, link, info, _, entsize) in enumerate(raw):
+        name = _string(shstr, name_off, f"the name of section {i}") if i else ""
+        if stype in (SHT_SYMTAB, SHT_REL):
+            want = 24 if stype == SHT_SYMTAB else 16
+            if entsize != want or size % want:
+                raise ElfCheckError(f"section {name!r}: entries of {entsize} bytes, {size} in all (want {want})")
+            if link >= shnum or raw[link][1] != (SHT_STRTAB if stype == SHT_SYMTAB else SHT_SYMTAB):
+                raise ElfCheckError(f"section {name!r} links to section {link}, not a "
+                                    f"{'string' if stype == SHT_SYMTAB else 'symbol'} table")
+            if stype == SHT_REL and (info == 0 or info >= shnum):
+                raise ElfCheckError(f"relocation section {name!r} applies to section {info}, which does not exist")
+        out.append((name, stype, offset, 0 if stype == SHT_NOBITS else size, link, info, entsize))
+    return out
+
+
+def _string(table: bytes, offset: int, what: str) -> str:
+    end = table.find(b"\0", offset) if offset < len(table) else -1
+    if end < 0:
+        raise ElfCheckError(f"{what}: string offset {offset} is outside its string table")
+    try:
+        return table[offset:end].decode()
+    except UnicodeDecodeError:
+        raise ElfCheckError(f"{what}: the string at offset {offset} is not UTF-8") from None
+
+
+def _symbols_and_relocations(data: bytes, sections: List[Section]) -> None:
+    symtabs = [i for i, s in enumerate(sections) if s[1] == SHT_SYMTAB]
+    if len(symtabs) > 1:
+        raise ElfCheckError(f"{len(symtabs)} symbol tables (want one)")
+    nsyms = 0
+    for index in symtabs:
+        _, _, offset, size, link, _, _ = sections[index]
+        strtab = data[sections[link][2]:sections[link][2] + sections[link][3]]
+        nsyms = size // 24
+        for n in range(nsyms):
+            name_off, _, _, shndx, value, sym_size = struct.unpack_from("<IBBHQQ", data, offset + n * 24)
+            name = _string(strtab, name_off, f"symbol {n}")
+            if shndx >= len(sections) and shndx < SHN_LORESERVE:
+                raise ElfCheckError(f"symbol {name or n!r} is in section {shndx}, which does not exist")
+            if 0 < shndx < len(sections) and sections[shndx][1] != SHT_NOBITS \
+                    and value + sym_size > sections[shndx][3] and sym_size:
+                raise ElfCheckError(f"symbol {name or n!r} ({sym_size} bytes at {value:#x}) runs past the end "
+                                    f"of section {sections[shndx][0]!r}")
+    for name, stype, offset, size, link, info, _ in sections:
+        if stype != SHT_REL:
+            continue
+        target_size = sections[info][3]
+        for n in range(size // 16):
+            r_offset, r_info = struct.unpack_from("<QQ", data, offset + n * 16)
+            if r_info >> 32 >= nsyms:
+                raise ElfCheckError(f"{name}: relocation {n} names symbol {r_info >> 32}, of {nsyms}")
+            if r_offset >= target_size:
+                raise ElfCheckError(f"{name}: relocation {n} at {r_offset:#x} is outside its section")
+
+
+# ---- BTF ------------------------------------------------------------------------------------
+BtfType = Tuple[int, int, int, bytes]  # kind, vlen, size_or_type, the bytes that follow
+
+
+def _btf_header(blob: bytes, what: str) -> Tuple[int, int]:
+    if len(blob) < 8:
+        raise ElfCheckError(f"{what} is too short for its header")
+    magic, version, flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
+    if magic != BTF_MAGIC or version != 1 or flags != 0:
+        raise ElfCheckError(f"{what}: bad magic {magic:#x}, version {version} or flags {flags}")
+    if hdr_len < 8 or hdr_len > len(blob) or hdr_len % 4:
+        raise ElfCheckError(f"{what}: header length {hdr_len} is wrong")
+    return hdr_len, len(blob) - hdr_len
+
+
+def _btf(blob: bytes) -> Tuple[List[BtfType], bytes]:
+    hdr_len, body = _btf_header(blob, ".BTF")
+    if hdr_len < 24:
+        raise ElfCheckError(f".BTF: header length {hdr_len} is too short")
+    type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", blob, 8)
+    if type_off + type_len > body or str_off + str_len > body or type_off % 4 or type_len % 4:
+        raise ElfCheckError(".BTF: type or string section outside the blob")
+    if type_off < str_off + str_len and str_off < type_off + type_len:
+        raise ElfCheckError(".BTF: type and string sections overlap")
+    strings = blob[hdr_len + str_off:hdr_len + str_off + str_len]
+    if not strings or strings[0] != 0 or strings[-1] != 0:
+        raise ElfCheckError(".BTF: the string section does not start and end with NUL")
+    raw = blob[hdr_len + type_off:hdr_len + type_off + type_len]
+    types: List[BtfType] = [(0, 0, 0, b"")]  # id 0: void
+    pos = 0
+    while pos < len(raw):
+        if pos + 12 > len(raw):
+            raise ElfCheckError(f".BTF: type {len(types)} is cut off")
+        name_off, info, size_or_type = struct.unpack_from("<III", raw, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        extra = _extra_size(kind, vlen, len(types))
+        if pos + 12 + extra > len(raw):
+            raise ElfCheckError(f".BTF: type {len(types)} is cut off")
+        _string(strings, name_off, f".BTF: the name of type {len(types)}")
+        types.append((kind, vlen, size_or_type, raw[pos + 12:pos + 12 + extra]))
+        pos += 12 + extra
+    _btf_references(types, strings)
+    return types, strings
+
+
+def _extra_size(kind: int, vlen: int, type_id: int) -> int:
+    if kind in (INT, VAR, DECL_TAG):
+        return 4
+    if kind == ARRAY:
+        return 12
+    if kind in (STRUCT, UNION, DATASEC, ENUM64):
+        return 12 * vlen
+    if kind in (ENUM, FUNC_PROTO):
+        return 8 * vlen
+    if kind in (PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG):
+        return 0
+    raise ElfCheckError(f".BTF: type {type_id} has unknown kind {kind}")
+
+
+def _btf_references(types: List[BtfType], strings: bytes) -> None:
+    count = len(types)
+
+    def ref(tid: int, what: str) -> int:
+        if tid >= count:
+            raise ElfCheckError(f".BTF: {what} refers to type {tid}, of {count - 1}")
+        return types[tid][0]
+
+    for tid, (kind, vlen, size_or_type, extra) in enumerate(types):
+        if tid == 0:
+            continue
+        what = f"type {tid}"
+        if kind in REFERS:
+            target = ref(size_or_type, what)
+            if kind == FUNC and target != FUNC_PROTO:
+                raise ElfCheckError(f".BTF: function {tid} does not point to a prototype")
+        if kind == ARRAY:
+            elem, index, _ = struct.unpack_from("<III", extra)
+            ref(elem, what)
+            ref(index, what)
+        elif kind in (STRUCT, UNION):
+            for i in range(vlen):
+                name_off, member, _ = struct.unpack_from("<III", extra, 12 * i)
+                _string(strings, name_off, f".BTF: member {i} of {what}")
+                ref(member, f"member {i} of {what}")
+        elif kind == FUNC_PROTO:
+            for i in range(vlen):
+                name_off, param = struct.unpack_from("<II", extra, 8 * i)
+                _string(strings, name_off, f".BTF: parameter {i} of {what}")
+                ref(param, f"parameter {i} of {what}")
+        elif kind in (ENUM, ENUM64):
+            step = 8 if kind == ENUM else 12
+            for i in range(vlen):
+                _string(strings, struct.unpack_from("<I", extra, step * i)[0], f".BTF: value {i} of {what}")
+        elif kind == DATASEC:
+            for i in range(vlen):
+                var, _, _ = struct.unpack_from("<III", extra, 12 * i)
+                if ref(var, f"variable {i} of {what}") not in (VAR, FUNC):
+                    raise ElfCheckError(f".BTF: entry {i} of section {tid} is not a variable")
+    for tid, (kind, _, _, _) in enumerate(types):  # every reference is in range by now
+        if kind in MODIFIERS | {PTR, VAR}:
+            _chain(types, tid)
+
+
+def _chain(types: List[BtfType], tid: int) -> None:
+    """Modifiers and typedefs lead somewhere within MAX_TYPE_CHAIN steps (libbpf
+    follows them without a limit: a cycle would hang it)."""
+    start = tid
+    for _ in range(MAX_TYPE_CHAIN):
+        kind, _, size_or_type, _ = types[tid]
+        if kind not in MODIFIERS | {PTR, VAR}:
+            return
+        tid = size_or_type
+    raise ElfCheckError(f".BTF: the chain of modifiers from type {start} is a cycle or too long")
+
+
+def _btf_ext(blob: bytes, types: List[BtfType], strings: bytes, section_sizes: Dict[str, int]) -> None:
+    hdr_len, body = _btf_header(blob, ".BTF.ext")
+    if hdr_len < 24:
+        raise ElfCheckError(f".BTF.ext: header length {hdr_len} is too short")
+    blocks = [("func_info", *struct.unpack_from("<II", blob, 8), 8),
+              ("line_info", *struct.unpack_from("<II", blob, 16), 16)]
+    if hdr_len >= 32:
+        blocks.append(("core_relo", *struct.unpack_from("<II", blob, 24), 16))
+    for what, off, length, min_record in blocks:
+        if not length:
+            continue
+        if off + length > body or off % 4:
+            raise ElfCheckError(f".BTF.ext: {what} ({length} bytes at {off}) is outside the section")
+        _ext_block(blob[hdr_len + off:hdr_len + off + length], what, min_record, types, strings, section_sizes)
+
+
+def _ext_block(block: bytes, what: str, min_record: int, types: List[BtfType], strings: bytes,
+               section_sizes: Dict[str, int]) -> None:
+    if len(block) < 4:
+        raise ElfCheckError(f".BTF.ext: {what} is too short")
+    record, = struct.unpack_from("<I", block, 0)
+    if record < min_record or record % 4:
+        raise ElfCheckError(f".BTF.ext: {what} records of {record} bytes (at least {min_record})")
+    padded = block + bytes(16)  # records shorter than 16 bytes read zeros past their end
+    pos = 4
+    while pos < len(block):
+        if pos + 8 > len(block):
+            raise ElfCheckError(f".BTF.ext: {what} is cut off")
+        name_off, num = struct.unpack_from("<II", block, pos)
+        section = _string(strings, name_off, f".BTF.ext: a {what} section name")
+        pos += 8
+        if num == 0 or pos + num * record > len(block):
+            raise ElfCheckError(f".BTF.ext: {what} of {section!r}: {num} records do not fit")
+        size: Optional[int] = section_sizes.get(section)
+        for n in range(num):
+            insn_off, a, b, c = struct.unpack_from("<IIII", padded, pos + n * record)
+            if insn_off % 8 or (size is not None and insn_off >= size):
+                raise ElfCheckError(f".BTF.ext: {what} {n} of {section!r} is at instruction offset {insn_off}, "
+                                    "not an instruction of its section")
+            if what == "func_info":
+                if a >= len(types) or types[a][0] != FUNC:
+                    raise ElfCheckError(f".BTF.ext: func_info {n} of {section!r}: type {a} is not a function")
+            elif what == "line_info":
+                _string(strings, a, f".BTF.ext: the file name of line_info {n}")
+                _string(strings, b, f".BTF.ext: the line of line_info {n}")
+            else:
+                if a == 0 or a >= len(types):
+                    raise ElfCheckError(f".BTF.ext: CO-RE relocation {n} of {section!r}: no type {a}")
+                access = _string(strings, b, f".BTF.ext: the access string of CO-RE relocation {n}")
+                if not ACCESS.match(access.encode()) or c >= CORE_RELO_KINDS:
+                    raise ElfCheckError(f".BTF.ext: CO-RE relocation {n} of {section!r}: "
+                                        f"access {access!r}, kind {c}")
+        pos += num * record
