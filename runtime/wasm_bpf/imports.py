@@ -87,7 +87,7 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
 
 
-def _describe_type(ty: Any) -> str:
+def describe_type(ty: Any) -> str:
     """An import's declared type for a message: "(i32) -> i32", or its kind (a global...)."""
     if isinstance(ty, FuncType):
         return f"({', '.join(str(t) for t in ty.params)}) -> {', '.join(str(t) for t in ty.results) or '()'}"
@@ -128,7 +128,10 @@ class WasmBpfHost(ExtImports):
             raise HostCallError(errno.EINVAL, f"object size {size} is out of range")
         self.sandbox.limits.check_objects(len(self.objects))
         elf = mem.read(buf, size)
-        names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
+        try:
+            names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
+        except UnicodeDecodeError:  # found by fuzz/: it escaped as a Python exception
+            raise HostCallError(errno.EILSEQ, "a name in the no_load list is not UTF-8") from None
         obj = BpfObject(elf, no_load=names, sandbox=self.sandbox)
         handle = self._next_handle
         self._next_handle += 1
@@ -265,7 +268,7 @@ class WasmBpfHost(ExtImports):
                         and [str(t) for t in declared.results] == [s.result]), None)
             if sig is None:
                 accepted = " or ".join(str(s) for s in signatures)
-                problems.append(f"{imp.module}.{imp.name} is declared as {_describe_type(declared)}, "
+                problems.append(f"{imp.module}.{imp.name} is declared as {describe_type(declared)}, "
                                 f"expected a function {accepted}")
                 continue
             linker.define_func(imp.module, imp.name or "", sig.func_type(),

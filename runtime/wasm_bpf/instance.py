@@ -21,7 +21,7 @@ from . import _native
 from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
-from .imports import WASI_MODULE, WasmBpfHost
+from .imports import WASI_MODULE, WasmBpfHost, describe_type
 from .limits import EXIT_LIMIT, CpuWatchdog, Limits, LimitError, human_size
 from .policy import Policy
 from .sandbox import Sandbox
@@ -168,6 +168,7 @@ class Instance:
                 store.set_limits(memory_size=self.config.limits.max_memory)
             store.set_wasi(self._wasi())
             self._define_imports(linker)
+            self._check_wasi_imports(linker, store)
             if self.config.verbose:
                 _native.capture_libbpf_log(1, sys.stderr.write)
             if self.config.handle_signals:
@@ -199,6 +200,28 @@ class Instance:
         linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
                            self._proc_exit)
         self._host.bind(linker, self._module, self.config.callback_module)
+
+    def _check_wasi_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
+        """A WASI function this host lacks, or one declared with another type, is named
+        before the run (instantiation would only trap with wasmtime's text)."""
+        problems = []
+        for imp in self._module.imports:
+            if imp.module != WASI_MODULE:
+                continue
+            try:
+                provided = linker.get(store, imp.module, imp.name or "")
+            except wasmtime.WasmtimeError:
+                problems.append(f"{imp.module}.{imp.name} is not provided by this host (WASI preview 1 only)")
+                continue
+            declared = imp.type
+            expected = provided.type(store) if isinstance(provided, wasmtime.Func) else None
+            if not isinstance(declared, wasmtime.FuncType) or expected is None \
+                    or _signature(declared) != _signature(expected):
+                want = describe_type(expected) if expected is not None else "not a function"
+                problems.append(f"{imp.module}.{imp.name} is declared as {describe_type(declared)}, "
+                                f"WASI's is {want}")
+        if problems:
+            raise WasmBpfError("the module's imports do not match this host: " + "; ".join(problems))
 
     def _call_start(self, linker: wasmtime.Linker, store: wasmtime.Store) -> int:
         self._check_initial_memory()
@@ -340,6 +363,10 @@ def run(module: ModuleSource, args: Sequence[str] = (), *, config: Optional[RunC
     with Instance(module, args, config=config, capture_output=capture_output) as inst:
         code = inst.run()
         return RunResult(code, inst.stdout, inst.stderr)
+
+
+def _signature(ty: wasmtime.FuncType) -> Tuple[List[str], List[str]]:
+    return [str(t) for t in ty.params], [str(t) for t in ty.results]
 
 
 def _describe_trap(exc: BaseException) -> str:
