@@ -5,7 +5,7 @@ The guest (tests/guests/cleanup_guest.c) loads one object and attaches seven pro
 a tracepoint and a uprobe (perf-event links), a cgroup_skb link on a new cgroup, a
 classic tc filter on a veth's ingress (persistent: a netlink filter, not an fd), a tcx
 link on its egress, a socket filter on a raw socket of the host's, and an sk_msg
-program on the object's sockmap. It prints "attached=7" and then ends the way the
+program on the object's sockmap (a sockmap link). It prints "attached=7" and then ends the way the
 test asks. Each test takes the kernel ids of the programs and links the run holds
 while it runs (and checks that the filter, the clsact qdisc and the cgroup program
 are really there), ends the run, and checks that none of those ids is left in the
@@ -13,7 +13,8 @@ kernel and nothing is left on the interface or the cgroup.
 
 SIGKILL is the exception the kernel makes: what is held by fds dies with the process,
 the classic tc filter (and its program and qdisc) stays. The test checks exactly that,
-then removes it with the commands docs/cleanup.md gives."""
+then removes it with the commands docs/cleanup.md gives. A struct_ops registration is
+a link too (tested with the tcpcc example), so it goes with a killed process."""
 import contextlib
 import os
 import re
@@ -28,12 +29,12 @@ import pytest
 
 import wasm_bpf
 from conftest import bpf_link_ids, bpf_program_ids, held_bpf_ids, veth_pair
-from example_helpers import START_TIMEOUT, Tool, ensure_tracefs
+from example_helpers import EXAMPLES_DIR, START_TIMEOUT, Tool, ensure_tracefs
 from guests.build import BuildError, guests
 from guests.helpers import LIBC_DIR, Trigger, wait_until
 
 PROGRAMS = 7  # every program of cleanup.bpf.c
-FD_LINKS = 4  # tracepoint, uprobe, cgroup, tcx: BPF links (tc filter, socket, sk_msg are not)
+FD_LINKS = 5  # tracepoint, uprobe, cgroup, tcx, sk_msg (sockmap link): BPF links; tc filter and socket are not
 ATTACHED = f"attached={PROGRAMS}"
 RELEASE_TIMEOUT = 3.0  # the kernel frees programs after an RCU grace period
 
@@ -164,8 +165,8 @@ def test_cli_run_releases_everything(wasm, rig, ending):
 
 def test_sigkill_leaves_only_the_classic_tc_filter(wasm, rig):
     """SIGKILL: the kernel closes the process's fds, so every link (tracepoint, uprobe,
-    cgroup, tcx) and every program but one go with it; the sockmap and socket-filter
-    attachments go with their map and socket. The classic tc filter is a netlink
+    cgroup, tcx, sockmap) and every program but one go with it; the socket filter goes
+    with the host's socket. The classic tc filter is a netlink
     object: it stays with its program and the clsact qdisc, until removed with the
     commands of docs/cleanup.md, after which nothing of the run is left."""
     tool, held = start_cli(wasm, rig, "wait")
@@ -261,3 +262,35 @@ def test_exception_from_the_report_callback_releases_everything(wasm, rig):
         assert not run.thread.is_alive()
         assert isinstance(run.error, AppError) and "no_such_program" in str(run.error), run.error
         assert_released(rig, held)  # by run() itself, before the with block ends
+
+
+# ---- struct_ops ------------------------------------------------------------------------
+CONGESTION_CONTROLS = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+
+
+def _congestion_controls() -> str:
+    with open(CONGESTION_CONTROLS) as f:
+        return f.read()
+
+
+def test_sigkill_unregisters_a_struct_ops_map():
+    """A struct_ops map (the tcpcc example's congestion control) is registered through
+    a link where the kernel has them (BPF_F_LINK, >= 6.4), so SIGKILL unregisters it.
+    libbpf 1.1's own registration, a map update, outlived the process."""
+    example = EXAMPLES_DIR / "tcpcc"
+    build = subprocess.run(["make", "-C", str(example)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout + build.stderr
+    tool = Tool(example / "tcpcc.wasm")
+    try:
+        with tool:
+            tool.wait_ready(r"^wasm_reno registered")
+            held = Held(*held_bpf_ids(str(tool.pid)))
+            assert "wasm_reno" in _congestion_controls() and len(held.links) == 1, held
+            tool.proc.send_signal(signal.SIGKILL)
+            assert tool.wait_exit() == -signal.SIGKILL
+        assert wait_until(lambda: "wasm_reno" not in _congestion_controls(), timeout=RELEASE_TIMEOUT), \
+            "the congestion control outlived its process"
+        assert wait_until(lambda: not held.progs & bpf_program_ids(), timeout=RELEASE_TIMEOUT)
+    finally:  # what the kernel kept, removed as docs/cleanup.md says
+        if "wasm_reno" in _congestion_controls():
+            subprocess.run(["bpftool", "struct_ops", "unregister", "name", "wasm_reno"], capture_output=True)

@@ -11,6 +11,7 @@ from . import _native
 from ._native import ffi, lib
 from .attach import Link, attach_program, section_of
 from .attach.links import SharedLink
+from .attach import struct_ops
 from .attach.struct_ops import claims as is_struct_ops
 from .buffers import EventBuffer
 from .errors import HostCallError
@@ -42,6 +43,7 @@ class BpfObject:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
             self._sandbox.check_object(obj)  # before the first bpf() call
+            struct_ops.prepare(obj)  # registrations as links: they go with the process
             rc = lib.bpf_object__load(obj)
             if rc < 0:
                 raise HostCallError(-rc, _with_log(f"the kernel refused it ({_native.strerror(rc)})"))

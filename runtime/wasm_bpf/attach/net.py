@@ -1,5 +1,6 @@
 """Network kinds: XDP (generic/native), tc (clsact filters), tcx (kernel links, which
-libbpf 1.1 has no API for), socket filters, sk_msg/sk_skb on a sockmap."""
+libbpf 1.1 has no API for), socket filters, sk_msg/sk_skb on a sockmap (a link where
+the kernel has sockmap links)."""
 import ctypes
 import errno
 import os
@@ -202,5 +203,12 @@ def attach_sockmap(prog: Any, target: str, obj: Any = None) -> Link:
                            BPF_SK_SKB_VERDICT):
         attach_type = BPF_SK_SKB_STREAM_VERDICT  # plain SEC("sk_skb")
     fd = prog_fd(prog)
+    # A sockmap link (kernel >= 6.10) is an fd: it goes with the process however that
+    # ends. Older kernels refuse it with EINVAL: there the program is attached to the map.
+    link = lib.bpf_link_create(fd, map_fd, attach_type, ffi.NULL)
+    if link >= 0:
+        return FdLink(link)
+    if link != -errno.EINVAL:
+        check_rc(link, f"sockmap link to {target}")
     check_rc(lib.bpf_prog_attach(fd, map_fd, attach_type, 0), f"attach to sockmap {target}")
     return CallbackLink(lambda: lib.bpf_prog_detach2(fd, map_fd, attach_type))

@@ -1,13 +1,47 @@
-"""struct_ops: a program is reached by registering the struct_ops map that holds it."""
+"""struct_ops: a program is reached by registering the struct_ops map that holds it.
+
+libbpf 1.1 registers a map by updating it: the kernel then keeps the registration
+(and the map) after the process is gone, SIGKILL included. Where the kernel has
+struct_ops links (>= 6.4), the maps are created with BPF_F_LINK instead and the
+registration is a link fd, which goes with the process however that ends."""
+import ctypes
 import errno
+import os
 from typing import Any, Dict
 
 from .._native import ffi, lib
 from ..errors import HostCallError
-from .common import libbpf_link
-from .links import Link
+from .common import check_rc, libbpf_link
+from .links import FdLink, Link, MultiLink
 
 BPF_MAP_TYPE_STRUCT_OPS = 26
+BPF_F_LINK = 1 << 13
+BPF_STRUCT_OPS = 44  # the attach type of a struct_ops link
+# bpf_map__{set_,}map_flags are not in the shim's cdef; dlopen gives the libbpf it uses.
+_libbpf = ctypes.CDLL("libbpf.so.1")
+_libbpf.bpf_map__map_flags.argtypes = [ctypes.c_void_p]
+_libbpf.bpf_map__map_flags.restype = ctypes.c_uint32
+_libbpf.bpf_map__set_map_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+
+
+def _kernel_has_links() -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (6, 4)
+    except (IndexError, ValueError):
+        return False
+
+
+def _map_flags(bpf_map: Any) -> int:
+    return int(_libbpf.bpf_map__map_flags(int(ffi.cast("uintptr_t", bpf_map))))
+
+
+def prepare(obj: Any) -> None:
+    """Before the object is loaded: its struct_ops maps are to be registered by links."""
+    if not _kernel_has_links():
+        return
+    for bpf_map in struct_ops_maps(obj).values():
+        _libbpf.bpf_map__set_map_flags(int(ffi.cast("uintptr_t", bpf_map)), _map_flags(bpf_map) | BPF_F_LINK)
 
 
 def claims(section: str) -> bool:
@@ -37,4 +71,12 @@ def register(obj: Any, target: str) -> Link:
     else:
         raise HostCallError(errno.EINVAL, f"name the struct_ops map to register (maps: {', '.join(maps) or 'none'})")
     ffi.errno = 0
-    return libbpf_link(lib.bpf_map__attach_struct_ops(bpf_map), "struct_ops registration")
+    # On a BPF_F_LINK map this update only makes it ready; the link registers it.
+    update = libbpf_link(lib.bpf_map__attach_struct_ops(bpf_map), "struct_ops registration")
+    if not _map_flags(bpf_map) & BPF_F_LINK:
+        return update
+    fd = lib.bpf_link_create(lib.bpf_map__fd(bpf_map), 0, BPF_STRUCT_OPS, ffi.NULL)
+    if fd < 0:
+        update.destroy()
+        check_rc(fd, "struct_ops registration (link)")
+    return MultiLink([FdLink(fd), update])
