@@ -4,6 +4,7 @@ it refuses gives the guest -EPERM (a load: handle 0) and prints one line naming 
 rule and the file. Checked with the examples and the test guests on the real kernel."""
 import os
 import subprocess
+import sys
 import textwrap
 import threading
 
@@ -215,3 +216,31 @@ def test_the_default_policy_allows_every_example(name):
         for m in obj.maps:
             default.check_map_type(m.name, m.type)
             default.check_map_command(m.name, 2)
+
+
+def test_socket_targets_of_other_processes_need_attach_processes(tmp_path):
+    """PID:FD attaches a socket filter to a socket of a running process: under the
+    default policy only the host's own sockets ("self"); others when [attach]
+    processes names the process (its pid or command)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "print(s.fileno(), flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        target = f"{holder.pid}:{holder.stdout.readline().strip()}"
+        with open(f"/proc/{holder.pid}/comm") as f:
+            command = f.read().strip()
+        hostile = guests()["hostile"]
+        status, inst = run_with(hostile, ["target", "on_socket", target], None)
+        assert parse(inst.stdout)["attach"] == -EPERM
+        assert inst.messages[0] == (f"policy (built-in default): program 'on_socket' socket of process {holder.pid} "
+                                    f"({command}) is not in [attach] processes; add \"{command}\" to allow it")
+        allowed = Policy.load(policy_file(tmp_path, f"""
+            [attach]
+            processes = ["self", "{command}"]
+        """))
+        status, inst = run_with(hostile, ["target", "on_socket", target], allowed)
+        out = parse(inst.stdout)
+        assert (status, out["attach"], out["close"]) == (0, 0, 0) and out["attach_link"] > 0, inst.messages
+    finally:
+        holder.kill()
+        holder.wait()

@@ -234,6 +234,8 @@ def policy_template(report: ModuleReport) -> str:
            "[attach]", f"kinds = {q(kinds)}"]
     if any(k in INTERFACE_KINDS for k in kinds):
         out.append('interfaces = ["<INTERFACE>"]      # e.g. "eth0", "veth*"')
+    if "socket" in kinds:
+        out.append('processes = ["self"]              # whose sockets PID:FD may name: "self", a pid, a command')
     if "cgroup" in kinds:
         out.append('cgroups = ["<CGROUP_DIR>"]        # host path; the cgroups below it too')
     if any(k in BINARY_KINDS for k in kinds):

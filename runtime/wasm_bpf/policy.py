@@ -35,6 +35,7 @@ types = ["*"]
 
 [attach]
 kinds = ["*"]
+processes = ["self"]    # a socket filter's PID:FD target: sockets of this host process only
 
 [maps]
 access = "read-write"
@@ -43,7 +44,8 @@ access = "read-write"
 # section -> key -> "names" (a list of strings) or "level" (read-only | read-write)
 _SCHEMA: Dict[str, Dict[str, str]] = {
     "programs": {"types": "names"},
-    "attach": {"kinds": "names", "interfaces": "names", "cgroups": "names", "binaries": "names"},
+    "attach": {"kinds": "names", "interfaces": "names", "cgroups": "names", "binaries": "names",
+               "processes": "names"},
     "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names"},
     "files": {"dirs": "names"},
 }
@@ -103,6 +105,7 @@ class Policy:
     interfaces: Optional[Tuple[str, ...]] = None
     cgroups: Optional[Tuple[str, ...]] = None
     binaries: Optional[Tuple[str, ...]] = None
+    processes: Optional[Tuple[str, ...]] = None  # "self", pids or command names (socket PID:FD)
     map_types: Optional[FrozenSet[str]] = None
     map_access: str = READ_WRITE
     read_only: FrozenSet[str] = field(default_factory=frozenset)
@@ -163,6 +166,7 @@ class Policy:
             interfaces=names("attach", "interfaces"),
             cgroups=paths("attach", "cgroups"),
             binaries=paths("attach", "binaries"),
+            processes=names("attach", "processes"),
             map_types=frozen(names("maps", "types", MAP_TYPES)),
             map_access=values.get(("maps", "access"), READ_WRITE),
             read_only=frozenset(read_only), read_write=frozenset(read_write),
@@ -182,9 +186,10 @@ class Policy:
             raise self._refuse(f"map '{name}' type {map_type}", "[maps] types", map_type)
 
     def check_attach(self, prog: str, kind: str, interface: Optional[str] = None,
-                     cgroup: Sequence[str] = (), binary: Sequence[str] = ()) -> None:
+                     cgroup: Sequence[str] = (), binary: Sequence[str] = (), process: Sequence[str] = ()) -> None:
         """kind: attach/kind_of(); the host paths as named and as resolved (symlinks
-        followed): a policy entry may match either."""
+        followed): a policy entry may match either. process: the names of the process
+        whose socket a PID:FD target names ("self" for the host, its pid, its command)."""
         if self.attach_kinds is not None and kind not in self.attach_kinds:
             raise self._refuse(f"program '{prog}' attach kind {kind}", "[attach] kinds", kind)
         if interface is not None and self.interfaces is not None and not _matches(interface, self.interfaces):
@@ -193,6 +198,10 @@ class Policy:
             raise self._refuse(f"program '{prog}' cgroup {cgroup[0]}", "[attach] cgroups", cgroup[0])
         if binary and self.binaries is not None and not any(_matches(p, self.binaries) for p in binary):
             raise self._refuse(f"program '{prog}' binary {binary[0]}", "[attach] binaries", binary[0])
+        if process and self.processes is not None and not any(_matches(p, self.processes) for p in process):
+            pid, command = process[-2:] if len(process) > 1 else (process[0], "?")
+            raise self._refuse(f"program '{prog}' socket of process {pid} ({command})", "[attach] processes",
+                               command)
 
     def access_of(self, map_name: str) -> str:
         if map_name in self.read_write:

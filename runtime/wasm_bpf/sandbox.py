@@ -3,6 +3,7 @@ directories (hostpaths.py), applied where the host acts for the guest: before an
 object is loaded (no bpf() call has been made yet), before each attach, and on each
 map command."""
 import contextlib
+import os
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from ._native import lib
@@ -74,7 +75,8 @@ class Sandbox:
                     attach_with = opened.proc_path + rest
             self.policy.check_attach(prog, kind, interface=_interface(kind, target),
                                      cgroup=_names(opened) if kind == "cgroup" else (),
-                                     binary=_names(opened) if kind in BINARY_KINDS else ())
+                                     binary=_names(opened) if kind in BINARY_KINDS else (),
+                                     process=_socket_process(kind, target))
             try:
                 yield attach_with
             except HostCallError as exc:
@@ -101,6 +103,21 @@ def _split_binary(kind: str, target: str) -> Tuple[str, str]:
         binary, colon, func = spec.rpartition(":")
         binary, rest = (binary, colon + func) if binary and func else ("", "")
     return (binary, rest + sep + options) if binary else ("", "")
+
+
+def _socket_process(kind: str, target: str) -> List[str]:
+    """The names a policy may give the process of a socket filter's PID:FD target:
+    "self" for the host itself, the pid, and the command (/proc/PID/comm)."""
+    pid, sep, fd = target.partition(":")
+    if kind != "socket" or not sep or not (pid.isdigit() and fd.isdigit()) or max(int(pid), int(fd)) >= 1 << 31:
+        return []  # an interface, or a malformed target attach_socket reports itself
+    names = ["self"] if int(pid) == os.getpid() else []
+    try:
+        with open(f"/proc/{int(pid)}/comm") as f:
+            names += [pid, f.read().strip()]
+    except OSError:
+        names.append(pid)  # no such process: the attach says so
+    return names
 
 
 def _interface(kind: str, target: str) -> Optional[str]:
