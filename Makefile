@@ -5,7 +5,7 @@ DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-l
             libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev
 STAMP    := build/.setup-done
 
-.PHONY: setup deps install kernel-fs examples run test bench soak clean
+.PHONY: setup deps install kernel-fs examples run test bench soak fuzz clean
 
 setup: deps install kernel-fs
 
@@ -19,7 +19,7 @@ deps:
 
 # The Python package, with the C shim compiled by cffi against the system libbpf.
 install:
-	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest hypothesis
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation -e .
 
 # tracefs (tracepoint attach), bpffs and cgroup v2: mounted where missing.
@@ -47,6 +47,12 @@ bench: examples
 soak: examples
 	$(PYTHON) bench/soak.py
 
+# The fuzzers (docs/fuzzing.md): FUZZ_SECONDS per target (imports, elf, wasm); figures
+# in bench-results/fuzz.json, reproducing inputs in bench-results/fuzz-crashes/.
+FUZZ_SECONDS ?= 300
+fuzz: examples
+	$(PYTHON) -m fuzz --seconds $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build bench/build
+	rm -rf build bench/build fuzz/build
 	@for e in $(EXAMPLES); do $(MAKE) --no-print-directory -C wasm_examples/$$e clean; done

@@ -27,7 +27,7 @@ from wasm_bpf.objspec import maps_of, open_object, programs_of
 from wasm_bpf.sandbox import Sandbox
 
 from . import guest
-from .common import ROOT, Finding, Stats, fuzz_object, held_bpf_fds, run_for
+from .common import ROOT, Finding, Stats, fuzz_object, held_bpf_fds, kernel_bpf_ids, leaked_since, run_for
 
 # Guest memory layout of one input (the memory starts with 4 pages = 256 KiB).
 STRINGS_AT, ELF_AT, DATA_AT = 0x1000, 0x10000, 0x28000
@@ -453,5 +453,10 @@ def _errno_name(result: int) -> str:
 def fuzz(seconds: float, crash_dir: Path) -> Stats:
     """Runs the import target for `seconds`; findings are saved under crash_dir."""
     stats = Stats("imports")
+    before = kernel_bpf_ids()
     fuzzer = ImportFuzzer(stats, crash_dir)
-    return run_for(seconds, st.data(), fuzzer.run_one, stats, batch=20)
+    run_for(seconds, st.data(), fuzzer.run_one, stats, batch=20)
+    left = leaked_since(before)
+    if left:
+        stats.findings.append(Finding("leak", f"BPF programs/links left in the kernel after the run: {sorted(left)}"))
+    return stats

@@ -21,7 +21,8 @@ INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = 
 FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
 REFERS = {PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DECL_TAG, TYPE_TAG}
 MODIFIERS = {TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG}
-CORE_RELO_KINDS = 13  # BPF_CORE_FIELD_BYTE_OFFSET .. BPF_CORE_TYPE_MATCHES
+CORE_RELO_KINDS = 13
+BPF_MAP_TYPE_STRUCT_OPS = 26  # BPF_CORE_FIELD_BYTE_OFFSET .. BPF_CORE_TYPE_MATCHES
 ACCESS = re.compile(rb"^[0-9]+(:[0-9]+)*$")
 
 
@@ -39,6 +40,7 @@ def check(data: bytes) -> None:
         return  # libbpf refuses a map definition that needs BTF itself, cleanly
     _, _, offset, size, _, _, _ = sections[btf]
     types, strings = _btf(data[offset:offset + size])
+    _map_definitions(types, strings)
     ext = names.get(".BTF.ext")
     if ext is not None:
         _, _, offset, size, _, _, _ = sections[ext]
@@ -130,7 +132,7 @@ def _symbols_and_relocations(data: bytes, sections: List[Section]) -> None:
 
 
 # ---- BTF ------------------------------------------------------------------------------------
-BtfType = Tuple[int, int, int, bytes]  # kind, vlen, size_or_type, the bytes that follow
+BtfType = Tuple[int, int, int, bytes, int]  # kind, vlen, size_or_type, the bytes that follow, name_off
 
 
 def _btf_header(blob: bytes, what: str) -> Tuple[int, int]:
@@ -157,7 +159,7 @@ def _btf(blob: bytes) -> Tuple[List[BtfType], bytes]:
     if not strings or strings[0] != 0 or strings[-1] != 0:
         raise ElfCheckError(".BTF: the string section does not start and end with NUL")
     raw = blob[hdr_len + type_off:hdr_len + type_off + type_len]
-    types: List[BtfType] = [(0, 0, 0, b"")]  # id 0: void
+    types: List[BtfType] = [(0, 0, 0, b"", 0)]  # id 0: void
     pos = 0
     while pos < len(raw):
         if pos + 12 > len(raw):
@@ -168,7 +170,7 @@ def _btf(blob: bytes) -> Tuple[List[BtfType], bytes]:
         if pos + 12 + extra > len(raw):
             raise ElfCheckError(f".BTF: type {len(types)} is cut off")
         _string(strings, name_off, f".BTF: the name of type {len(types)}")
-        types.append((kind, vlen, size_or_type, raw[pos + 12:pos + 12 + extra]))
+        types.append((kind, vlen, size_or_type, raw[pos + 12:pos + 12 + extra], name_off))
         pos += 12 + extra
     _btf_references(types, strings)
     return types, strings
@@ -196,7 +198,7 @@ def _btf_references(types: List[BtfType], strings: bytes) -> None:
             raise ElfCheckError(f".BTF: {what} refers to type {tid}, of {count - 1}")
         return types[tid][0]
 
-    for tid, (kind, vlen, size_or_type, extra) in enumerate(types):
+    for tid, (kind, vlen, size_or_type, extra, _) in enumerate(types):
         if tid == 0:
             continue
         what = f"type {tid}"
@@ -227,9 +229,49 @@ def _btf_references(types: List[BtfType], strings: bytes) -> None:
                 var, _, _ = struct.unpack_from("<III", extra, 12 * i)
                 if ref(var, f"variable {i} of {what}") not in (VAR, FUNC):
                     raise ElfCheckError(f".BTF: entry {i} of section {tid} is not a variable")
-    for tid, (kind, _, _, _) in enumerate(types):  # every reference is in range by now
+    for tid, (kind, _, _, _, _) in enumerate(types):  # every reference is in range by now
         if kind in MODIFIERS | {PTR, VAR}:
             _chain(types, tid)
+
+
+def _name(strings: bytes, offset: int) -> str:
+    return strings[offset:strings.index(b"\0", offset)].decode(errors="replace")
+
+
+def _map_definitions(types: List[BtfType], strings: bytes) -> None:
+    """The maps of SEC(".maps"): a struct_ops map declared there (its `type` field
+    says 26) crashes libbpf 1.1 at load, which expects those only from
+    SEC(".struct_ops")."""
+    for kind, vlen, _, extra, _ in types:
+        if kind != DATASEC:
+            continue
+        for i in range(vlen):
+            var, _, _ = struct.unpack_from("<III", extra, 12 * i)
+            var_name = _name(strings, types[var][4])
+            definition = _skip(types, types[var][2])
+            if types[definition][0] != STRUCT:
+                continue
+            members = types[definition][3]
+            for m in range(types[definition][1]):
+                name_off, member, _ = struct.unpack_from("<III", members, 12 * m)
+                if _name(strings, name_off) != "type":
+                    continue
+                ptr = _skip(types, member)
+                if types[ptr][0] != PTR or types[types[ptr][2]][0] != ARRAY:
+                    continue
+                map_type = struct.unpack_from("<III", types[types[ptr][2]][3])[2]
+                if map_type == BPF_MAP_TYPE_STRUCT_OPS:
+                    raise ElfCheckError(f"map {var_name!r} in SEC(\".maps\") is a struct_ops map: "
+                                        "declare those in SEC(\".struct_ops\")")
+
+
+def _skip(types: List[BtfType], tid: int) -> int:
+    """tid past its modifiers and typedefs (the chains are known to be short)."""
+    for _ in range(MAX_TYPE_CHAIN):
+        if types[tid][0] not in MODIFIERS:
+            return tid
+        tid = types[tid][2]
+    return tid
 
 
 def _chain(types: List[BtfType], tid: int) -> None:
@@ -237,7 +279,7 @@ def _chain(types: List[BtfType], tid: int) -> None:
     follows them without a limit: a cycle would hang it)."""
     start = tid
     for _ in range(MAX_TYPE_CHAIN):
-        kind, _, size_or_type, _ = types[tid]
+        kind, _, size_or_type, _, _ = types[tid]
         if kind not in MODIFIERS | {PTR, VAR}:
             return
         tid = size_or_type
