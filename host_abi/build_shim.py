@@ -75,6 +75,8 @@ bool bpf_map__is_internal(const struct bpf_map *map);
 uint32_t bpf_map__key_size(const struct bpf_map *map);
 uint32_t bpf_map__value_size(const struct bpf_map *map);
 uint32_t bpf_map__max_entries(const struct bpf_map *map);
+uint32_t bpf_map__map_flags(const struct bpf_map *map);
+int bpf_map__set_map_flags(struct bpf_map *map, uint32_t flags);
 int bpf_map_lookup_elem_flags(int fd, const void *key, void *value, uint64_t flags);
 int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
 int bpf_map_delete_elem_flags(int fd, const void *key, uint64_t flags);

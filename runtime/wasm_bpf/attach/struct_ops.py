@@ -4,7 +4,6 @@ libbpf 1.1 registers a map by updating it: the kernel then keeps the registratio
 (and the map) after the process is gone, SIGKILL included. Where the kernel has
 struct_ops links (>= 6.4), the maps are created with BPF_F_LINK instead and the
 registration is a link fd, which goes with the process however that ends."""
-import ctypes
 import errno
 import os
 from typing import Any, Dict
@@ -17,11 +16,6 @@ from .links import FdLink, Link, MultiLink
 BPF_MAP_TYPE_STRUCT_OPS = 26
 BPF_F_LINK = 1 << 13
 BPF_STRUCT_OPS = 44  # the attach type of a struct_ops link
-# bpf_map__{set_,}map_flags are not in the shim's cdef; dlopen gives the libbpf it uses.
-_libbpf = ctypes.CDLL("libbpf.so.1")
-_libbpf.bpf_map__map_flags.argtypes = [ctypes.c_void_p]
-_libbpf.bpf_map__map_flags.restype = ctypes.c_uint32
-_libbpf.bpf_map__set_map_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
 
 
 def _kernel_has_links() -> bool:
@@ -32,16 +26,12 @@ def _kernel_has_links() -> bool:
         return False
 
 
-def _map_flags(bpf_map: Any) -> int:
-    return int(_libbpf.bpf_map__map_flags(int(ffi.cast("uintptr_t", bpf_map))))
-
-
 def prepare(obj: Any) -> None:
     """Before the object is loaded: its struct_ops maps are to be registered by links."""
     if not _kernel_has_links():
         return
     for bpf_map in struct_ops_maps(obj).values():
-        _libbpf.bpf_map__set_map_flags(int(ffi.cast("uintptr_t", bpf_map)), _map_flags(bpf_map) | BPF_F_LINK)
+        lib.bpf_map__set_map_flags(bpf_map, lib.bpf_map__map_flags(bpf_map) | BPF_F_LINK)
 
 
 def claims(section: str) -> bool:
@@ -73,7 +63,7 @@ def register(obj: Any, target: str) -> Link:
     ffi.errno = 0
     # On a BPF_F_LINK map this update only makes it ready; the link registers it.
     update = libbpf_link(lib.bpf_map__attach_struct_ops(bpf_map), "struct_ops registration")
-    if not _map_flags(bpf_map) & BPF_F_LINK:
+    if not lib.bpf_map__map_flags(bpf_map) & BPF_F_LINK:
         return update
     fd = lib.bpf_link_create(lib.bpf_map__fd(bpf_map), 0, BPF_STRUCT_OPS, ffi.NULL)
     if fd < 0:
