@@ -138,6 +138,8 @@ CLI_ENDINGS = {
     "timeout_forced": Ending("spin", "wait", 124, ("--timeout", "4", "--grace-period", "0.5")),
     "sigint_forced": Ending("spin", "SIGINT", 130, ("--grace-period", "0.5")),
     "sigterm_forced": Ending("spin", "SIGTERM", 143, ("--grace-period", "0.5")),
+    "cpu_limit": Ending("busy", "wait", 152, ("--cpu-limit", "0.5")),
+    "callback_limit": Ending("busy_cb", "records", 152, ("--callback-limit", "0.3")),
 }
 
 

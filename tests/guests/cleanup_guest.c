@@ -12,6 +12,8 @@
  *   wait     poll until -EINTR (a stop), then return 0, the object still open
  *   spin     ignore -EINTR: poll forever (only an interrupt ends it)
  *   badattach  attach a program that does not exist (the host reports it), then wait
+ *   busy     compute forever in _start (a CPU limit ends it)
+ *   busy_cb  compute forever in the record callback (the callback CPU limit ends it)
  * Exit statuses 20+ mean an attach failed (its errno is printed). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,13 @@
 
 static const char *action;
 static int records;
+static volatile unsigned sink;
+
+static void compute_forever(void)
+{
+    for (unsigned i = 0;; i++)
+        sink = i;
+}
 
 static int on_record(void *ctx, void *data, int size)
 {
@@ -30,6 +39,8 @@ static int on_record(void *ctx, void *data, int size)
         exit(7);
     if (!strcmp(action, "trap_cb"))
         __builtin_trap();
+    if (!strcmp(action, "busy_cb"))
+        compute_forever();
     return 0;
 }
 
@@ -71,6 +82,8 @@ int main(int argc, char **argv)
     int rb = wasm_bpf_map_fd_by_name(h, "rb");
     printf("attached=%d\n", attached);
     fflush(stdout);
+    if (!strcmp(action, "busy"))
+        compute_forever();
     while ((err = wasm_bpf_buffer_poll(h, rb, (int32_t)on_record, 0, buf, sizeof(buf), 50)) >= 0 ||
            !strcmp(action, "spin")) {
         if (records && !strcmp(action, "badattach") && !reported++)
