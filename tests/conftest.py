@@ -2,64 +2,41 @@
 import contextlib
 import os
 import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
-from wasm_bpf._shim import ffi, lib
+
+# One implementation of "which BPF programs and links exist, and who holds them",
+# shared with the fuzzers (fuzz/common.py), split here into (program ids, link ids).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fuzz.common import held_bpf_fds, held_by_others, kernel_bpf_ids  # noqa: E402
 
 
-def _kernel_ids(next_id) -> set:
-    ids, start, cur = set(), 0, ffi.new("uint32_t *")
-    while next_id(start, cur) == 0:
-        ids.add(cur[0])
-        start = cur[0]
-    return ids
+def _split(tagged: set) -> tuple:
+    return {i for kind, i in tagged if kind == "prog"}, {i for kind, i in tagged if kind == "link"}
 
 
 def bpf_program_ids() -> set:
-    return _kernel_ids(lib.bpf_prog_get_next_id)
+    return _split(kernel_bpf_ids())[0]
 
 
 def bpf_link_ids() -> set:
-    return _kernel_ids(lib.bpf_link_get_next_id)
+    return _split(kernel_bpf_ids())[1]
 
 
 def held_bpf_ids(pid: str = "self") -> tuple:
     """(program ids, link ids) of the BPF fds a process holds, from /proc/PID/fdinfo."""
-    progs, links = set(), set()
-    fd_dir = f"/proc/{pid}/fd"
-    for fd in os.listdir(fd_dir):
-        try:
-            target = os.readlink(f"{fd_dir}/{fd}")
-            if target not in ("anon_inode:bpf-prog", "anon_inode:bpf_link"):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:  # closed meanwhile
-            continue
-        if target == "anon_inode:bpf_link" and "link_id" in info:
-            links.add(int(info["link_id"]))
-        elif "prog_id" in info:
-            progs.add(int(info["prog_id"]))
-    return progs, links
+    return _split(held_bpf_fds(pid))
 
 
 def bpf_ids_held_by_other_processes() -> tuple:
     """(program ids, link ids) held through fds by live processes other than this one:
     what systemd or another tool on the machine loads meanwhile is not a leak."""
-    progs, links = set(), set()
-    me = str(os.getpid())
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and pid != me:
-            try:
-                p, l = held_bpf_ids(pid)
-            except OSError:  # gone, or not ours to read
-                continue
-            progs |= p
-            links |= l
-    return progs, links
+    return _split(held_by_others())
 
 
 @pytest.fixture(autouse=True)

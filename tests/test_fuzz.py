@@ -2,17 +2,15 @@
 (20 s) of freshly random hypothesis inputs and must find nothing; and the BPF objects
 that crashed libbpf before elfcheck existed are refused with a message naming the cause."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the fuzz package lives at the top of the repository
+from fuzz import elf_target, imports_target, wasm_target  # importable: conftest.py puts the repository first
+from fuzz.common import Stats
+from fuzz.subproc import Worker
 
-from fuzz import elf_target, imports_target, wasm_target  # noqa: E402
-from fuzz.common import Stats  # noqa: E402
-from fuzz.subproc import Worker  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SECONDS = float(os.environ.get("FUZZ_TEST_SECONDS", 20))
 REGRESSIONS = ROOT / "fuzz" / "regressions"
