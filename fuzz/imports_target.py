@@ -15,7 +15,7 @@ import os
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import wasmtime
 from hypothesis import strategies as st

@@ -4,7 +4,7 @@ loader parses) and Wasm (section contents, sizes, ids). Each mutation is one dra
 of fixed shape; an input applies one to four of them to one seed file."""
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, Sequence, Tuple
 
 from hypothesis import strategies as st
 

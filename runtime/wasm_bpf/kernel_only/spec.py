@@ -135,12 +135,15 @@ def _object_name(what: str) -> str:
 
 
 def _programs(elf_bytes: bytes, what: str) -> List[ProgramSpec]:
-    buf = ffi.from_buffer(elf_bytes)
-    err = ffi.new("int *")
     from wasm_bpf import _native  # noqa: F401  (libbpf log capture is set up there)
-    obj = lib.wbpf_object_open_mem(buf, len(elf_bytes), b"inspect", err)
-    if obj == ffi.NULL:
-        raise SpecError(f"libbpf cannot open {what} ({os.strerror(-err[0] or 22)}): is it a BPF object built with clang -target bpf?")
+    from wasm_bpf.errors import HostCallError
+    from wasm_bpf.objspec import open_object
+
+    buf = ffi.from_buffer(elf_bytes)
+    try:
+        obj = open_object(buf)  # checked (elfcheck) before libbpf parses it
+    except HostCallError as exc:
+        raise SpecError(f"cannot open {what} ({exc}): is it a BPF object built with clang -target bpf?") from None
     try:
         out = []
         prog = lib.bpf_object__next_program(obj, ffi.NULL)
