@@ -275,3 +275,14 @@ def test_attach_target_per_program(objs):
     assert res.returncode == 1
     assert res.stderr.startswith("wasm-bpf: error: cannot attach on_call (SEC(\"uprobe\")):")
     assert res.stderr.rstrip().endswith("give a target with --attach on_call=TARGET") and res.stderr.count("\n") == 1
+
+
+def test_a_malformed_object_is_a_one_line_error(tmp_path):
+    """An object that crashed libbpf 1.1 (fuzz/regressions/) is refused before libbpf
+    parses it, with the cause named."""
+    bad = tmp_path / "bad.bpf.o"
+    bad.write_bytes((EXAMPLES.parent / "fuzz" / "regressions" / "btf-member-type-id.elf").read_bytes())
+    proc = subprocess.run([*wasm_bpf(), "run", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("wasm-bpf: error: cannot open") and "refers to type" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
