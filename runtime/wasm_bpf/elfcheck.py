@@ -60,8 +60,7 @@ def check(data: bytes) -> None:
 
 # ---- ELF ------------------------------------------------------------------------------------
 class _ElfSection(NamedTuple):
-    """A section header as pyelftools parsed it, its name checked. fuzz/mutate.py
-    unpacks the first four fields."""
+    """A section header as pyelftools parsed it, its name checked."""
     name: str
     type: Union[str, int]  # pyelftools' name of it ("SHT_SYMTAB"...), a number if it has none
     offset: int
