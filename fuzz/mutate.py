@@ -161,31 +161,43 @@ def _elf_structure(data: bytearray, draw: Any, seed: Seed) -> str:
                       f"{kind}[{index}]")
 
 
-def elf_mutation(seeds: Sequence[Seed]) -> Any:
-    """A strategy: (seed name, mutated bytes, description of what was done)."""
+GENERIC_OPS = ("flip", "overwrite", "truncate", "splice", "delete")
+
+
+def _mutation(seeds: Sequence[Seed], max_steps: int, min_size: int, ops: Sequence[str],
+              specific: Callable[[str, bytearray, Any, Seed], str]) -> Any:
+    """A strategy: (seed name, mutated bytes, description of what was done). Each of
+    1..max_steps steps draws an op from `ops` (the format's own, repeated for weight)
+    or GENERIC_OPS; specific(op, data, draw, seed) applies a format's own op."""
     others = [s.data for s in seeds]
+    choices = [*ops, *GENERIC_OPS]
 
     @st.composite
     def mutated(draw: Callable[[Any], Any]) -> Tuple[str, bytes, str]:
         seed = seeds[draw(st.integers(0, len(seeds) - 1))]
         data = bytearray(seed.data)
         steps = []
-        for _ in range(draw(st.integers(1, 4))):
-            if not data:
+        for _ in range(draw(st.integers(1, max_steps))):
+            if len(data) <= min_size:
                 break
-            op = draw(st.sampled_from(["structure"] * 4 + ["btf"] * 2 + ["region"] * 2 +
-                                      ["flip", "overwrite", "truncate", "splice", "delete"]))
-            if op == "structure":
-                steps.append(_elf_structure(data, draw, seed))
-            elif op == "btf":  # libbpf parses .BTF and .BTF.ext itself, before the kernel sees them
-                steps.append(_in_region(data, draw, [r for r in seed.regions if "BTF" in r[0]]))
-            elif op == "region":
-                steps.append(_in_region(data, draw, seed.regions))
-            else:
-                steps.append(_generic(op, data, draw, others))
+            op = draw(st.sampled_from(choices))
+            steps.append(_generic(op, data, draw, others) if op in GENERIC_OPS else specific(op, data, draw, seed))
         return seed.name, bytes(data), "; ".join(steps)
 
     return mutated()
+
+
+def _elf_op(op: str, data: bytearray, draw: Any, seed: Seed) -> str:
+    if op == "structure":
+        return _elf_structure(data, draw, seed)
+    if op == "btf":  # libbpf parses .BTF and .BTF.ext itself, before the kernel sees them
+        return _in_region(data, draw, [r for r in seed.regions if "BTF" in r[0]])
+    return _in_region(data, draw, seed.regions)  # "region"
+
+
+def elf_mutation(seeds: Sequence[Seed]) -> Any:
+    """A strategy: (seed name, mutated bytes, description of what was done)."""
+    return _mutation(seeds, 4, 0, ["structure"] * 4 + ["btf"] * 2 + ["region"] * 2, _elf_op)
 
 
 def _generic(op: str, data: bytearray, draw: Any, others: Sequence[bytes]) -> str:
@@ -235,24 +247,10 @@ def wasm_mutation(seeds: Sequence[Seed]) -> Any:
     """A strategy: (seed name, mutated bytes, description). Data-section mutations
     keep the module valid (they change strings, and the BPF object a guest embeds);
     code and type mutations mostly make it invalid, which is what validation is for."""
-    others = [s.data for s in seeds]
+    return _mutation(seeds, 3, 8, ["data"] * 5 + ["code"] * 2 + ["section"] * 2, _wasm_op)
 
-    @st.composite
-    def mutated(draw: Callable[[Any], Any]) -> Tuple[str, bytes, str]:
-        seed = seeds[draw(st.integers(0, len(seeds) - 1))]
-        data = bytearray(seed.data)
-        steps = []
-        for _ in range(draw(st.integers(1, 3))):
-            if len(data) <= 8:
-                break
-            op = draw(st.sampled_from(["data"] * 5 + ["code"] * 2 + ["section"] * 2 +
-                                      ["flip", "overwrite", "truncate", "splice", "delete"]))
-            if op in ("data", "code"):
-                steps.append(_in_region(data, draw, [r for r in seed.regions if r[0] == op]))
-            elif op == "section":
-                steps.append(_in_region(data, draw, [r for r in seed.regions if not r[0].startswith("id:")]))
-            else:
-                steps.append(_generic(op, data, draw, others))
-        return seed.name, bytes(data), "; ".join(steps)
 
-    return mutated()
+def _wasm_op(op: str, data: bytearray, draw: Any, seed: Seed) -> str:
+    if op in ("data", "code"):
+        return _in_region(data, draw, [r for r in seed.regions if r[0] == op])
+    return _in_region(data, draw, [r for r in seed.regions if not r[0].startswith("id:")])  # "section"

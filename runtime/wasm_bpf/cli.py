@@ -40,8 +40,8 @@ class Limit(click.ParamType):
     """A limit: a size ("512M", "2G") or a number, or "unlimited"."""
 
     def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.name = {"size": "size", "seconds": "seconds", "count": "count"}[kind]
+        assert kind in ("size", "seconds", "count")
+        self.kind = self.name = kind
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
         if value is None or not isinstance(value, str):
@@ -62,12 +62,17 @@ class Limit(click.ParamType):
 
 
 def _limit_defaults() -> dict:
-    from dataclasses import fields
+    """Limits()'s defaults as the flags take them ("1G", "5", "unlimited")."""
+    from dataclasses import asdict
 
-    from .limits import Limits, human_size
-    defaults = {f.name: getattr(Limits(), f.name) for f in fields(Limits)}
-    return {k: ("unlimited" if v is None else human_size(v).replace(" ", "").replace("iB", "")
-                if k in ("max_memory", "max_map_memory") else f"{v:g}") for k, v in defaults.items()}
+    from .limits import GiB, Limits
+
+    def text(value: Optional[float]) -> str:
+        if value is None:
+            return "unlimited"
+        return f"{value // GiB}G" if value >= GiB and value % GiB == 0 else f"{value:g}"
+
+    return {name: text(value) for name, value in asdict(Limits()).items()}
 
 
 class LazyGroup(click.Group):

@@ -312,10 +312,6 @@ def _btf_references(types: List[BtfType], strings: bytes) -> None:
             _chain(types, tid)
 
 
-def _name(strings: bytes, offset: int) -> str:
-    return strings[offset:strings.index(b"\0", offset)].decode(errors="replace")
-
-
 def _map_definitions(types: List[BtfType], strings: bytes) -> None:
     """The maps of SEC(".maps"): a struct_ops map declared there (its `type` field
     says 26) crashes libbpf 1.1 at load, which expects those only from
@@ -325,14 +321,14 @@ def _map_definitions(types: List[BtfType], strings: bytes) -> None:
             continue
         for i in range(vlen):
             var, _, _ = struct.unpack_from("<III", extra, 12 * i)
-            var_name = _name(strings, types[var][4])
+            var_name = _string(strings, types[var][4], f".BTF: the name of variable {var}")
             definition = _skip(types, types[var][2])
             if types[definition][0] != STRUCT:
                 continue
             members = types[definition][3]
             for m in range(types[definition][1]):
                 name_off, member, _ = struct.unpack_from("<III", members, 12 * m)
-                if _name(strings, name_off) != "type":
+                if _string(strings, name_off, f".BTF: member {m} of type {definition}") != "type":
                     continue
                 ptr = _skip(types, member)
                 if types[ptr][0] != PTR or types[types[ptr][2]][0] != ARRAY:

@@ -87,6 +87,11 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
 
 
+def signature_of(ty: FuncType) -> Tuple[List[str], List[str]]:
+    """(params, results) of a function type, as value type names: "i32", "i64"."""
+    return [str(t) for t in ty.params], [str(t) for t in ty.results]
+
+
 def describe_type(ty: Any) -> str:
     """An import's declared type for a message: "(i32) -> i32", or its kind (a global...)."""
     if isinstance(ty, FuncType):
@@ -96,7 +101,7 @@ def describe_type(ty: Any) -> str:
 
 def _takes_i32s(ty: FuncType, count: int) -> bool:
     """Is ty (i32 x count) -> i32: a record callback (3) or a batch callback (4)?"""
-    return [str(t) for t in ty.params] == ["i32"] * count and [str(t) for t in ty.results] == ["i32"]
+    return signature_of(ty) == (["i32"] * count, ["i32"])
 
 
 class WasmBpfHost(ExtImports):
@@ -264,8 +269,7 @@ class WasmBpfHost(ExtImports):
             method, signatures, failure, loud = table[key]
             declared = imp.type
             sig = next((s for s in signatures if isinstance(declared, FuncType)
-                        and [str(t) for t in declared.params] == s.wasm_params()
-                        and [str(t) for t in declared.results] == [s.result]), None)
+                        and signature_of(declared) == (s.wasm_params(), [s.result])), None)
             if sig is None:
                 accepted = " or ".join(str(s) for s in signatures)
                 problems.append(f"{imp.module}.{imp.name} is declared as {describe_type(declared)}, "

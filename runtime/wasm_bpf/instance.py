@@ -21,7 +21,7 @@ from . import _native
 from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
-from .imports import WASI_MODULE, WasmBpfHost, describe_type
+from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
 from .limits import EXIT_LIMIT, CpuWatchdog, Limits, LimitError, human_size
 from .policy import Policy
 from .sandbox import Sandbox
@@ -216,7 +216,7 @@ class Instance:
             declared = imp.type
             expected = provided.type(store) if isinstance(provided, wasmtime.Func) else None
             if not isinstance(declared, wasmtime.FuncType) or expected is None \
-                    or _signature(declared) != _signature(expected):
+                    or signature_of(declared) != signature_of(expected):
                 want = describe_type(expected) if expected is not None else "not a function"
                 problems.append(f"{imp.module}.{imp.name} is declared as {describe_type(declared)}, "
                                 f"WASI's is {want}")
@@ -266,10 +266,11 @@ class Instance:
         """wasmtime refuses a memory.grow past the limit without telling the host (the
         guest's malloc returns NULL): say so when the guest ended up against it."""
         memory = instance.exports(store).get("memory")
-        if isinstance(memory, wasmtime.Memory) and self.config.limits.near_max_memory(memory.data_len(store)):
-            limit = self.config.limits.max_memory or 0
-            self._report(f"resource limit: the guest's memory reached {human_size(memory.data_len(store))} "
-                         f"of its {human_size(limit)} limit; growing it further failed (raise it with --max-memory)")
+        size = memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
+        if self.config.limits.near_max_memory(size):
+            self._report(f"resource limit: the guest's memory reached {human_size(size)} of its "
+                         f"{human_size(self.config.limits.max_memory or 0)} limit; growing it further failed "
+                         "(raise it with --max-memory)")
 
     def _proc_exit(self, code: int) -> None:
         self._exit_status = code & 0xFF
@@ -363,10 +364,6 @@ def run(module: ModuleSource, args: Sequence[str] = (), *, config: Optional[RunC
     with Instance(module, args, config=config, capture_output=capture_output) as inst:
         code = inst.run()
         return RunResult(code, inst.stdout, inst.stderr)
-
-
-def _signature(ty: wasmtime.FuncType) -> Tuple[List[str], List[str]]:
-    return [str(t) for t in ty.params], [str(t) for t in ty.results]
 
 
 def _describe_trap(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ import errno
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Optional
 
 from .errors import HostCallError
@@ -33,7 +33,7 @@ class Limits:
     @classmethod
     def unlimited(cls) -> "Limits":
         """For the host loading its user's own program (kernel-only runs)."""
-        return cls(None, None, None, None, None, None)
+        return cls(**{f.name: None for f in fields(cls)})
 
     def check_initial_memory(self, pages: int) -> None:
         """pages: the minimum size of the module's memory (64 KiB pages)."""
