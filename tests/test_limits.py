@@ -108,3 +108,40 @@ def test_cli_flags_set_the_limits(guest):
 def test_cli_rejects_bad_limit_values(guest, flag, value, error):
     proc = _cli(flag, value, guest, "load")
     assert proc.returncode == 2 and error in proc.stderr and flag in proc.stderr
+
+
+# ---- --max-memory bounds the whole Wasm store (issue 13, finding 3) ----------------------
+def _max_rss_mib(*args):
+    """(exit status, peak RSS in MiB) of `wasm-bpf run ARGS` in a child process."""
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execv(sys.executable, [sys.executable, "-m", "wasm_bpf", "run", *map(str, args)])
+    _, status, usage = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+
+
+def test_growing_a_table_stops_at_the_memory_limit(tmp_path):
+    trivial = tmp_path / "trivial.wat"
+    trivial.write_text('(module (memory (export "memory") 1) (func (export "_start")))')
+    _, baseline = _max_rss_mib("--max-memory", "16M", trivial)
+    # The guest grows a table until refused (exit 3) or it holds 512 MiB (exit 4).
+    code, rss = _max_rss_mib("--max-memory", "16M", guests()["grow_table"])
+    assert code == 3
+    assert rss - baseline < 16, (rss, baseline)
+
+
+@pytest.mark.parametrize("module,error", [
+    ("(memory 1) " * 16, "declares 16 memories; --max-memory budgets one store of 1 memory and up to 4 tables"),
+    ("(memory 1) " + "(table 1 funcref) " * 5, "declares 5 tables; --max-memory"),
+    ("(memory 1) (table 100000000 funcref)", r"table of 100000000 elements \(762.9 MiB\), over the 32768 per table "
+                                             r"its 16 MiB limit allows \(raise it with --max-memory\)"),
+    ("(memory 300)", r"memory starts at 18.8 MiB, over the limit of 16 MiB \(15 MiB for memory"),  # not exported
+])
+def test_module_whose_store_starts_over_the_limit_is_refused(module, error):
+    wat = f'(module {module} (func (export "_start")))'
+    with pytest.raises(wasm_bpf.WasmBpfError, match=error):
+        wasm_bpf.run(wat.encode(), config=wasm_bpf.RunConfig(limits=Limits(max_memory=16 * MiB)))
+

@@ -8,14 +8,20 @@ import re
 import threading
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
-from .errors import HostCallError
+from .errors import HostCallError, WasmBpfError
 
 WASM_PAGE = 1 << 16
 MiB = 1 << 20
 GiB = 1 << 30
 EXIT_LIMIT = 152  # 128 + SIGXCPU: what a shell shows for a process over its CPU limit
+# The Wasm store under --max-memory: one linear memory and at most MAX_TABLES tables,
+# whose elements (TABLE_ELEMENT bytes each in wasmtime) share 1/TABLE_SHARE of the
+# budget, so memory + tables together stay within it.
+MAX_TABLES = 4
+TABLE_ELEMENT = 8
+TABLE_SHARE = 16
 
 
 @dataclass
@@ -35,15 +41,56 @@ class Limits:
         """For the host loading its user's own program (kernel-only runs)."""
         return cls(**{f.name: None for f in fields(cls)})
 
-    def check_initial_memory(self, pages: int) -> None:
-        """pages: the minimum size of the module's memory (64 KiB pages)."""
-        if self.max_memory is not None and pages * WASM_PAGE > self.max_memory:
-            raise LimitError(errno.ENOMEM, f"the module's memory starts at {human_size(pages * WASM_PAGE)}, "
-                             f"over the limit of {human_size(self.max_memory)}", "--max-memory")
+    @property
+    def memory_share(self) -> Optional[int]:
+        """Bytes the linear memory may take: --max-memory less the tables' share."""
+        return None if self.max_memory is None else self.max_memory - self.max_memory // TABLE_SHARE
+
+    @property
+    def table_elements(self) -> Optional[int]:
+        """Elements one table may hold: the tables' share spread over MAX_TABLES."""
+        if self.max_memory is None:
+            return None
+        return self.max_memory // TABLE_SHARE // (MAX_TABLES * TABLE_ELEMENT)
+
+    def apply_to_store(self, store: Any) -> None:
+        """Bounds a wasmtime.Store: wasmtime limits each memory and each table on its
+        own, so the counts are limited too (one instance, one memory, MAX_TABLES
+        tables) and the sizes chosen so their sum cannot pass --max-memory."""
+        if self.max_memory is not None:
+            store.set_limits(memory_size=self.memory_share, table_elements=self.table_elements,
+                             instances=1, tables=MAX_TABLES, memories=1)
+
+    def check_module(self, declared: Optional["DeclaredItems"]) -> None:
+        """Refuses, before instantiation, a module whose declared memories and tables
+        (their minimum sizes) already pass the store limits. declared None: the module
+        could not be read (wasmtime still enforces the limits when instantiating)."""
+        if self.max_memory is None or declared is None:
+            return
+        memories, tables = declared
+        counts = ""
+        if len(memories) > 1:
+            counts = f"{len(memories)} memories"
+        elif len(tables) > MAX_TABLES:
+            counts = f"{len(tables)} tables"
+        if counts:
+            raise WasmBpfError(f"resource limit: the module declares {counts}; --max-memory budgets one store of "
+                               f"1 memory and up to {MAX_TABLES} tables (build the module with fewer)")
+        problem = ""
+        if memories and memories[0] > (self.memory_share or 0):
+            problem = (f"the module's memory starts at {human_size(memories[0])}, over the limit of "
+                       f"{human_size(self.max_memory)} ({human_size(self.memory_share or 0)} for memory, "
+                       "the rest for tables)")
+        elif tables and max(tables) > (self.table_elements or 0):
+            problem = (f"the module declares a table of {max(tables)} elements "
+                       f"({human_size(max(tables) * TABLE_ELEMENT)}), over the {self.table_elements} per table "
+                       f"its {human_size(self.max_memory)} limit allows")
+        if problem:
+            raise WasmBpfError(limit_message(problem, "--max-memory"))
 
     def near_max_memory(self, size: int) -> bool:
         """Did a guest whose memory ended at `size` bytes probably have a growth refused?"""
-        return self.max_memory is not None and size + MiB > self.max_memory
+        return self.memory_share is not None and size + MiB > self.memory_share
 
     def check_objects(self, loaded: int) -> None:
         if self.max_objects is not None and loaded >= self.max_objects:
@@ -132,6 +179,94 @@ class CpuWatchdog:
                 self._on_exceeded(limit_message(f"an event callback used {callback_limit:g} s of CPU time "
                                                 "without returning, its limit", "--callback-limit"))
                 return
+
+
+DeclaredItems = Tuple[List[int], List[int]]  # minimum bytes of each memory, minimum elements of each table
+
+
+def declared_items(wasm: bytes) -> Optional[DeclaredItems]:
+    """The memories and tables a Wasm binary imports or defines, with their minimum
+    sizes, read from its import, table and memory sections (wasmtime's Module shows
+    only exported and imported ones). None for an encoding this reader does not know
+    (a table with an initialiser expression): wasmtime's limits still apply to it."""
+    try:
+        return _Sections(wasm).items()
+    except (IndexError, ValueError):
+        return None
+
+
+class _Sections:
+    """Just enough of the Wasm binary format for declared_items; the module has been
+    validated by wasmtime before, so only unknown encodings are errors here."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 8  # past "\0asm" and the version
+
+    def byte(self) -> int:
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def uleb(self) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return result
+
+    def skip_name(self) -> None:
+        self.pos += self.uleb()
+
+    def limits(self, memory: bool) -> int:
+        """The minimum of a limits field: bytes for a memory, elements for a table."""
+        flags = self.byte()
+        if flags & ~0x0F:
+            raise ValueError(f"limits flags {flags:#x}")
+        minimum = self.uleb()
+        if flags & 1:
+            self.uleb()
+        page = 1 << self.uleb() if flags & 8 else WASM_PAGE  # custom page sizes
+        return minimum * page if memory else minimum
+
+    def value_type(self) -> None:
+        if self.byte() in (0x63, 0x64):  # (ref null? HEAPTYPE): a signed LEB follows
+            self.uleb()
+
+    def items(self) -> DeclaredItems:
+        memories: List[int] = []
+        tables: List[int] = []
+        while self.pos < len(self.data):
+            section, size = self.byte(), self.uleb()
+            end = self.pos + size
+            if section == 2:  # imports
+                for _ in range(self.uleb()):
+                    self.skip_name()
+                    self.skip_name()
+                    kind = self.byte()
+                    if kind == 0:
+                        self.uleb()
+                    elif kind == 1:
+                        self.value_type()
+                        tables.append(self.limits(False))
+                    elif kind == 2:
+                        memories.append(self.limits(True))
+                    elif kind == 3:
+                        self.value_type()
+                        self.byte()
+                    else:
+                        raise ValueError(f"import kind {kind}")
+            elif section == 4:  # tables
+                for _ in range(self.uleb()):
+                    if self.data[self.pos] == 0x40:
+                        raise ValueError("table with an initialiser")
+                    self.value_type()
+                    tables.append(self.limits(False))
+            elif section == 5:  # memories
+                memories += [self.limits(True) for _ in range(self.uleb())]
+            self.pos = end
+        return memories, tables
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
