@@ -145,3 +145,38 @@ def test_module_whose_store_starts_over_the_limit_is_refused(module, error):
     with pytest.raises(wasm_bpf.WasmBpfError, match=error):
         wasm_bpf.run(wat.encode(), config=wasm_bpf.RunConfig(limits=Limits(max_memory=16 * MiB)))
 
+
+
+# ---- --max-map-memory counts what the host creates for a guest (issue 13, finding 7) ----
+def run_objfile(obj, action, *maps, policy=None, **limits):
+    """Runs the objfile guest on BPF object file `obj` (its directory granted)."""
+    messages = []
+    config = wasm_bpf.RunConfig(dirs=[(str(obj.parent), "/obj")], policy=policy, limits=Limits(**limits),
+                                grace_period=0.2)
+    with wasm_bpf.Instance(guests()["objfile"], [f"/obj/{obj.name}", action, *maps], config=config,
+                           capture_output=True, report=messages.append) as inst:
+        code = inst.run()
+        return code, parse(inst.stdout), messages
+
+
+def test_perf_rings_the_host_creates_count_against_the_map_memory_limit():
+    cpus = os.cpu_count()
+    ring = cpus * 65 * 4096  # 64 pages and a header page per CPU: the host's default perf buffer
+    code, out, messages = run_objfile(guests()["mapmem_bpf"], "return", "perf_a", "perf_b", "perf_c",
+                                      max_map_memory=2 * ring + 64 * 1024)
+    assert (out["loaded"], out["fd_perf_a"], out["fd_perf_b"], out["fd_perf_c"]) == (1, 1, 1, -1)  # -E2BIG
+    assert any("perf_c (perf rings)" in m and "--max-map-memory" in m for m in messages), messages
+    out = run_objfile(guests()["mapmem_bpf"], "return", "perf_a", "perf_b", "perf_c")[1]
+    assert out["fd_perf_c"] == 1  # the default limit allows them
+
+
+def test_inner_map_template_is_counted_and_checked_against_the_policy():
+    obj = guests()["mapmem_inner_bpf"]
+    code, out, messages = run_objfile(obj, "return", max_map_memory=16 * MiB)
+    assert out["loaded"] == 0
+    assert any("outer.inner 22.9 MiB" in m and "--max-map-memory" in m for m in messages), messages
+    policy = wasm_bpf.Policy.parse('[maps]\ntypes = ["array_of_maps", "perf_event_array", "array"]', "test")
+    code, out, messages = run_objfile(obj, "return", policy=policy)
+    assert out["loaded"] == 0
+    assert any("map 'outer.inner' type hash is not in [maps] types" in m for m in messages), messages
+    assert run_objfile(obj, "return")[1]["loaded"] == 1

@@ -102,11 +102,13 @@ class Limits:
             raise LimitError(errno.EMFILE, f"the guest has {_count(attached, 'program')} attached, the most allowed",
                              "--max-links")
 
-    def check_map_memory(self, maps: Iterable) -> None:
-        """maps: MapSpec of an object about to be loaded (objspec.maps_of)."""
+    def check_map_memory(self, maps: Iterable, rings: Iterable[Tuple[str, int]] = ()) -> None:
+        """maps: MapSpec of an object about to be loaded (objspec.maps_of); rings:
+        (name, bytes) of the perf buffers the host creates for it, one ring per CPU."""
         if self.max_map_memory is None:
             return
-        sizes = sorted(((m.memory, m.name) for m in maps), reverse=True)
+        sizes = sorted([(m.memory, m.name) for m in maps] + [(size, f"{name} (perf rings)") for name, size in rings],
+                       reverse=True)
         total = sum(size for size, _ in sizes)
         if total > self.max_map_memory:
             largest = ", ".join(f"{name} {human_size(size)}" for size, name in sizes[:3])

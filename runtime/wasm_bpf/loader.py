@@ -15,11 +15,12 @@ from .attach import struct_ops
 from .attach.struct_ops import claims as is_struct_ops
 from .buffers import EventBuffer
 from .errors import HostCallError
-from .objspec import open_object
+from .objspec import maps_of, open_object
 from .sandbox import Sandbox
 from .user_ringbuf import UserRingBuffer
 
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class BpfObject:
@@ -38,6 +39,7 @@ class BpfObject:
         self._struct_ops: Dict[str, Link] = {}  # registered struct_ops, by target
         self._iters: Dict[str, Tuple[Link, Optional[int]]] = {}  # iterator link, open iterator fd
         self.buffers: Dict[int, EventBuffer] = {}
+        self._rings: List[Tuple[str, int]] = []  # (map, bytes) of the perf buffers created
         self.user_rings: Dict[int, UserRingBuffer] = {}
         try:
             for name in no_load:
@@ -162,11 +164,20 @@ class BpfObject:
         return int(fd)
 
     def buffer(self, fd: int, perf_pages: int) -> EventBuffer:
-        """The event buffer of map fd, created on first use."""
+        """The event buffer of map fd, created on first use. A perf event array's
+        buffer is one ring of perf_pages (+1 header page) per CPU that the host
+        creates: it counts against --max-map-memory with the object's maps."""
         buf = self.buffers.get(fd)
         if buf is None:
-            name = next((n for n, m in self.maps() if lib.bpf_map__fd(m) == fd), str(fd))
+            name, m = next(((n, m) for n, m in self.maps() if lib.bpf_map__fd(m) == fd), (str(fd), None))
+            rings = 0
+            if m is not None and lib.bpf_map__type(m) == lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                cpus = int(lib.libbpf_num_possible_cpus())
+                rings = min(cpus, int(lib.bpf_map__max_entries(m)) or cpus) * (perf_pages + 1) * PAGE_SIZE
+                self._sandbox.limits.check_map_memory(maps_of(self._obj), [*self._rings, (name, rings)])
             buf = self.buffers[fd] = EventBuffer(fd, name, perf_pages)
+            if rings:
+                self._rings.append((name, rings))
         return buf
 
     def user_ring(self, fd: int) -> UserRingBuffer:
