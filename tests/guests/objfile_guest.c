@@ -3,7 +3,8 @@
  * prints loaded=0|1, then fd_MAP=1 or the negative errno of wasm_bpf_map_fd_by_name
  * for each MAP, and ends as ACTION says, the object still open:
  *   return  return 0          exit  exit(5)          trap  trap in _start
- *   wait    poll map "rb" until a stop makes the poll fail, then return 0 */
+ *   wait    poll map "rb" until a stop makes the poll fail, then return 0
+ *   spin    poll map "rb" forever, ignoring -EINTR (only an interrupt ends it) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +39,10 @@ int main(int argc, char **argv)
         exit(5);
     if (!strcmp(argv[2], "trap"))
         __builtin_trap();
-    if (!strcmp(argv[2], "wait") && h) {
-        int rb = wasm_bpf_map_fd_by_name(h, "rb");
+    if ((!strcmp(argv[2], "wait") || !strcmp(argv[2], "spin")) && h) {
+        int rb = wasm_bpf_map_fd_by_name(h, "rb"), spin = !strcmp(argv[2], "spin");
         printf("ready=1\n");
-        while (wasm_bpf_buffer_poll(h, rb, (int32_t)on_record, 0, buf, sizeof(buf), 50) >= 0)
+        while (wasm_bpf_buffer_poll(h, rb, (int32_t)on_record, 0, buf, sizeof(buf), 50) >= 0 || spin)
             ;
     }
     return 0;
