@@ -4,7 +4,9 @@ with a grant its pins go directly in that directory, never reuse a pin someone e
 made, and are removed on every exit path. The guest is tests/guests/objfile_guest.c
 loading tests/guests/pin.bpf.c (or a crafted copy of it) from a file."""
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -108,3 +110,21 @@ def test_the_policy_file_takes_a_pin_root_and_refuses_a_relative_one():
     assert wasm_bpf.Policy.parse('[maps]\npin_root = "/sys/fs/bpf/plugin"', "p").pin_root == "/sys/fs/bpf/plugin"
     with pytest.raises(wasm_bpf.WasmBpfError, match=r"\[maps\] pin_root must be an absolute host path"):
         wasm_bpf.Policy.parse('[maps]\npin_root = "plugin"', "p")
+
+
+def test_sigterm_to_the_cli_removes_the_pins(pin_root, tmp_path):
+    obj = guests()["pin_bpf"]
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(f'[maps]\npin_root = "{pin_root}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "wasm_bpf", "run", "--policy", policy_file,
+                             "--dir", f"{obj.parent}::/obj", guests()["objfile"], f"/obj/{obj.name}", "wait", MAP],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "loaded=1"
+        assert (pin_root / MAP).exists()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err  # the guest left its loop at -EINTR and returned
+    assert list(pin_root.iterdir()) == []
