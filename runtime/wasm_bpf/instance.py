@@ -22,9 +22,10 @@ from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
-from .limits import EXIT_LIMIT, CpuWatchdog, Limits, declared_items, human_size
+from .limits import EXIT_LIMIT, CpuWatchdog, Limits, human_size
 from .policy import Policy
 from .sandbox import Sandbox
+from .wasmfile import declared_items
 
 ModuleSource = Union[str, os.PathLike, bytes]
 TIMEOUT = "timeout"

@@ -8,11 +8,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from .errors import HostCallError, WasmBpfError
+from .wasmfile import DeclaredItems
 
-WASM_PAGE = 1 << 16
 MiB = 1 << 20
 GiB = 1 << 30
 EXIT_LIMIT = 152  # 128 + SIGXCPU: what a shell shows for a process over its CPU limit
@@ -61,7 +61,7 @@ class Limits:
             store.set_limits(memory_size=self.memory_share, table_elements=self.table_elements,
                              instances=1, tables=MAX_TABLES, memories=1)
 
-    def check_module(self, declared: Optional["DeclaredItems"]) -> None:
+    def check_module(self, declared: Optional[DeclaredItems]) -> None:
         """Refuses, before instantiation, a module whose declared memories and tables
         (their minimum sizes) already pass the store limits. declared None: the module
         could not be read (wasmtime still enforces the limits when instantiating)."""
@@ -181,94 +181,6 @@ class CpuWatchdog:
                 self._on_exceeded(limit_message(f"an event callback used {callback_limit:g} s of CPU time "
                                                 "without returning, its limit", "--callback-limit"))
                 return
-
-
-DeclaredItems = Tuple[List[int], List[int]]  # minimum bytes of each memory, minimum elements of each table
-
-
-def declared_items(wasm: bytes) -> Optional[DeclaredItems]:
-    """The memories and tables a Wasm binary imports or defines, with their minimum
-    sizes, read from its import, table and memory sections (wasmtime's Module shows
-    only exported and imported ones). None for an encoding this reader does not know
-    (a table with an initialiser expression): wasmtime's limits still apply to it."""
-    try:
-        return _Sections(wasm).items()
-    except (IndexError, ValueError):
-        return None
-
-
-class _Sections:
-    """Just enough of the Wasm binary format for declared_items; the module has been
-    validated by wasmtime before, so only unknown encodings are errors here."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 8  # past "\0asm" and the version
-
-    def byte(self) -> int:
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
-
-    def uleb(self) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return result
-
-    def skip_name(self) -> None:
-        self.pos += self.uleb()
-
-    def limits(self, memory: bool) -> int:
-        """The minimum of a limits field: bytes for a memory, elements for a table."""
-        flags = self.byte()
-        if flags & ~0x0F:
-            raise ValueError(f"limits flags {flags:#x}")
-        minimum = self.uleb()
-        if flags & 1:
-            self.uleb()
-        page = 1 << self.uleb() if flags & 8 else WASM_PAGE  # custom page sizes
-        return minimum * page if memory else minimum
-
-    def value_type(self) -> None:
-        if self.byte() in (0x63, 0x64):  # (ref null? HEAPTYPE): a signed LEB follows
-            self.uleb()
-
-    def items(self) -> DeclaredItems:
-        memories: List[int] = []
-        tables: List[int] = []
-        while self.pos < len(self.data):
-            section, size = self.byte(), self.uleb()
-            end = self.pos + size
-            if section == 2:  # imports
-                for _ in range(self.uleb()):
-                    self.skip_name()
-                    self.skip_name()
-                    kind = self.byte()
-                    if kind == 0:
-                        self.uleb()
-                    elif kind == 1:
-                        self.value_type()
-                        tables.append(self.limits(False))
-                    elif kind == 2:
-                        memories.append(self.limits(True))
-                    elif kind == 3:
-                        self.value_type()
-                        self.byte()
-                    else:
-                        raise ValueError(f"import kind {kind}")
-            elif section == 4:  # tables
-                for _ in range(self.uleb()):
-                    if self.data[self.pos] == 0x40:
-                        raise ValueError("table with an initialiser")
-                    self.value_type()
-                    tables.append(self.limits(False))
-            elif section == 5:  # memories
-                memories += [self.limits(True) for _ in range(self.uleb())]
-            self.pos = end
-        return memories, tables
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
