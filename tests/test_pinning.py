@@ -3,6 +3,7 @@ by name (LIBBPF_PIN_BY_NAME) is refused unless the policy grants a pin directory
 with a grant its pins go directly in that directory, never reuse a pin someone else
 made, and are removed on every exit path. The guest is tests/guests/objfile_guest.c
 loading tests/guests/pin.bpf.c (or a crafted copy of it) from a file."""
+import json
 import os
 import signal
 import subprocess
@@ -106,10 +107,11 @@ def test_crafted_map_names_cannot_leave_the_pin_root(pin_root, tmp_path, name):
     assert not pin_root.exists() or list(pin_root.iterdir()) == []
 
 
-def test_the_policy_file_takes_a_pin_root_and_refuses_a_relative_one():
-    assert wasm_bpf.Policy.parse('[maps]\npin_root = "/sys/fs/bpf/plugin"', "p").pin_root == "/sys/fs/bpf/plugin"
-    with pytest.raises(wasm_bpf.WasmBpfError, match=r"\[maps\] pin_root must be an absolute host path"):
-        wasm_bpf.Policy.parse('[maps]\npin_root = "plugin"', "p")
+@pytest.mark.parametrize("root", ["plugin", "/tmp/pins", "/sys/fs/bpf/../../../tmp", "/sys/fs/bpf", ["/sys/fs/bpf/x"]])
+def test_the_pin_root_must_be_below_the_bpf_filesystem(root):
+    assert wasm_bpf.Policy.parse('[maps]\npin_root = "/sys/fs/bpf/plugin/"', "p").pin_root == "/sys/fs/bpf/plugin"
+    with pytest.raises(wasm_bpf.WasmBpfError, match=r"\[maps\] pin_root must be a directory below /sys/fs/bpf"):
+        wasm_bpf.Policy.parse(f"[maps]\npin_root = {json.dumps(root)}", "p")
 
 
 def test_sigterm_to_the_cli_removes_the_pins(pin_root, tmp_path):

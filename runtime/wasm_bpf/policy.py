@@ -17,6 +17,7 @@ from .attach import KINDS
 from .errors import WasmBpfError
 
 ANY = "*"
+BPFFS = "/sys/fs/bpf"
 _PIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")  # no "/", and not "." or ".."
 READ_ONLY, READ_WRITE = "read-only", "read-write"
 ATTACH_KINDS = ("auto", "iter", *(kind.name for kind in KINDS))
@@ -44,12 +45,12 @@ access = "read-write"
 """
 
 # section -> key -> "names" (a list of strings), "level" (read-only | read-write) or
-# "path" (one absolute host path)
+# "bpffs" (one directory below BPFFS)
 _SCHEMA: Dict[str, Dict[str, str]] = {
     "programs": {"types": "names"},
     "attach": {"kinds": "names", "interfaces": "names", "cgroups": "names", "binaries": "names",
                "processes": "names"},
-    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names", "pin_root": "path"},
+    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names", "pin_root": "bpffs"},
     "files": {"dirs": "names"},
 }
 
@@ -265,10 +266,11 @@ def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
             if shape == "level":
                 if value not in (READ_ONLY, READ_WRITE):
                     raise PolicyError(f"policy {source}: [{section}] {key} must be \"{READ_ONLY}\" or \"{READ_WRITE}\"")
-            elif shape == "path":
-                if not isinstance(value, str) or not os.path.isabs(value):
-                    raise PolicyError(f"policy {source}: [{section}] {key} must be an absolute host path "
-                                      "(a directory on the BPF filesystem: \"/sys/fs/bpf/NAME\")")
+            elif shape == "bpffs":
+                if not isinstance(value, str) or not os.path.normpath(value).startswith(BPFFS + "/"):
+                    raise PolicyError(f"policy {source}: [{section}] {key} must be a directory below {BPFFS} "
+                                      f"(the BPF filesystem): \"{BPFFS}/NAME\"")
+                value = os.path.normpath(value)
             elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PolicyError(f"policy {source}: [{section}] {key} must be a list of strings")
             else:
