@@ -29,12 +29,12 @@ class Limits:
     """None means no limit. The defaults let every example and the benchmarks run
     and stop a guest that runs away."""
 
-    max_memory: Optional[int] = GiB  # bytes of Wasm linear memory
+    max_memory: Optional[int] = GiB  # bytes of the Wasm store: linear memory and tables together
     cpu_limit: Optional[float] = None  # CPU seconds of the thread running the guest
     callback_limit: Optional[float] = 5.0  # CPU seconds one event callback may use
     max_objects: Optional[int] = 64  # BPF objects loaded at once
     max_links: Optional[int] = 1024  # attachments alive at once, all objects together
-    max_map_memory: Optional[int] = GiB  # estimated kernel memory of one object's maps
+    max_map_memory: Optional[int] = GiB  # estimated kernel memory of one object's maps and perf rings
 
     @classmethod
     def unlimited(cls) -> "Limits":
