@@ -114,7 +114,7 @@ def main() -> None:
 @click.option("--callback-module", default="callback-wrapper", show_default=True, help="Import module of the export-callback poll (TinyGo guests).")
 @click.option("--callback-export", default="go-callback", show_default=True, help="Export called by that poll.")
 @click.option("--max-memory", type=Limit("size"), default=_LIMITS["max_memory"], show_default=True,
-              help="Wasm memory the guest may grow to.")
+              help="Wasm memory and tables, together, the guest may grow to.")
 @click.option("--cpu-limit", type=Limit("seconds"), default=_LIMITS["cpu_limit"], show_default=True, metavar="S",
               help="CPU seconds the guest may use in all; then it is stopped (exit status 152).")
 @click.option("--callback-limit", type=Limit("seconds"), default=_LIMITS["callback_limit"], show_default=True,

@@ -16,6 +16,7 @@ from ._native import ffi, lib
 from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
+from .limits import LimitError
 from .loader import BpfObject
 from .ext_imports import ExtImports
 from .maps import MapInfo, map_operate
@@ -293,7 +294,7 @@ class WasmBpfHost(ExtImports):
                 self.refresh_mirrors(mem)  # live .bss/.data mirrors the guest asked for
                 return result
             except HostCallError as exc:
-                if loud or self._verbose:
+                if loud or self._verbose or isinstance(exc, LimitError):  # limits always say their flag
                     self._report(f"{name}: {exc}")
                 return failure if failure is not None else -to_guest_errno(exc.errno)
             except PolicyRefusal as exc:  # always said: the user decides on the policy

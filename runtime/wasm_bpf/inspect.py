@@ -8,7 +8,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 import click
 from elftools.common.exceptions import ELFError
@@ -19,10 +19,10 @@ from .errors import HostCallError, WasmBpfError
 from .limits import human_size
 from .objspec import MapSpec, ProgramSpec, maps_of, open_object, programs_of
 from .policy import READ_ONLY, READ_WRITE
+from .wasmfile import DATA_SECTION, imports, readers
 
 EM_BPF = 247
 WASM_MAGIC, ELF_MAGIC = b"\0asm", b"\x7fELF"
-DATA_SECTION, IMPORT_SECTION = 11, 2
 # Maps a guest cannot meaningfully write: event buffers (kernel to guest) and constants.
 READ_ONLY_MAP_TYPES = ("ringbuf", "perf_event_array")
 INTERFACE_KINDS, BINARY_KINDS = ("xdp", "tc", "socket"), ("uprobe", "uretprobe", "usdt")
@@ -49,53 +49,9 @@ class ModuleReport:
 
 
 # ---- finding the objects ---------------------------------------------------------------
-class _Reader:
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data, self.pos = data, pos
-
-    def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise WasmBpfError("the Wasm module ends in the middle of a section")
-        self.pos += 1
-        return self.data[self.pos - 1]
-
-    def uleb(self) -> int:
-        value = shift = 0
-        while True:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return value
-
-    def name(self) -> str:
-        n = self.uleb()
-        self.pos += n
-        return self.data[self.pos - n:self.pos].decode(errors="replace")
-
-    def skip_const_expr(self) -> None:
-        """An offset expression: i32.const/i64.const/global.get ... end (0x0b)."""
-        while (op := self.byte()) != 0x0B:
-            if op in (0x41, 0x42, 0x23):
-                self.uleb()
-
-
-def _sections(wasm: bytes) -> List[Tuple[int, int, int]]:
-    """(id, start, end) of each section."""
-    r, found = _Reader(wasm, 8), []
-    while r.pos < len(wasm):
-        sid, size = r.byte(), r.uleb()
-        found.append((sid, r.pos, r.pos + size))
-        r.pos += size
-    return found
-
-
 def _data_segments(wasm: bytes) -> List[bytes]:
     segments = []
-    for sid, start, end in _sections(wasm):
-        if sid != DATA_SECTION:
-            continue
-        r = _Reader(wasm[:end], start)
+    for r in readers(wasm, DATA_SECTION):
         for _ in range(r.uleb()):
             flags = r.uleb()
             if flags == 2:
@@ -145,34 +101,7 @@ def bpf_objects_in(data: bytes, path: str) -> List[bytes]:
 
 
 def _imports(wasm: bytes) -> List[str]:
-    names = []
-    for sid, start, end in _sections(wasm):
-        if sid == IMPORT_SECTION:
-            r = _Reader(wasm[:end], start)
-            for _ in range(r.uleb()):
-                module, name = r.name(), r.name()
-                kind = r.byte()
-                if kind == 0:
-                    r.uleb()  # function type index
-                elif kind in (1, 2, 3):  # table, memory, global
-                    _skip_import_desc(r, kind)
-                else:
-                    raise WasmBpfError(f"unknown import kind {kind} in the module")
-                names.append(f"{module}.{name}")
-    return names
-
-
-def _skip_import_desc(r: _Reader, kind: int) -> None:
-    if kind == 1:  # table: reftype, limits
-        r.byte()
-    if kind in (1, 2):  # limits: flags, min[, max]
-        flags = r.byte()
-        r.uleb()
-        if flags & 1:
-            r.uleb()
-    else:  # global: valtype, mutability
-        r.byte()
-        r.byte()
+    return [f"{i.module}.{i.name}" for i in imports(wasm)]
 
 
 def describe_object(elf: bytes) -> ObjectReport:

@@ -22,9 +22,10 @@ from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
-from .limits import EXIT_LIMIT, CpuWatchdog, Limits, LimitError, human_size
+from .limits import EXIT_LIMIT, CpuWatchdog, Limits, human_size
 from .policy import Policy
 from .sandbox import Sandbox
+from .wasmfile import declared_items
 
 ModuleSource = Union[str, os.PathLike, bytes]
 TIMEOUT = "timeout"
@@ -109,6 +110,7 @@ class Instance:
             except (UnicodeDecodeError, wasmtime.WasmtimeError):
                 raise WasmBpfError(f"{path} is not a WebAssembly module (no \\0asm header, "
                                    "and not WAT text)") from None
+        self._declared = declared_items(data)  # for the store limits (_check_initial_memory)
         try:
             return path, wasmtime.Module(self._engine, data)
         except wasmtime.WasmtimeError as exc:
@@ -164,8 +166,7 @@ class Instance:
         restore_signals = None
         try:
             store.set_epoch_deadline(1)
-            if self.config.limits.max_memory is not None:
-                store.set_limits(memory_size=self.config.limits.max_memory)
+            self.config.limits.apply_to_store(store)
             store.set_wasi(self._wasi())
             self._define_imports(linker)
             self._check_wasi_imports(linker, store)
@@ -255,12 +256,7 @@ class Instance:
                 self._check_final_memory(instance, store)
 
     def _check_initial_memory(self) -> None:
-        for export in self._module.exports:
-            if isinstance(export.type, wasmtime.MemoryType):
-                try:
-                    self.config.limits.check_initial_memory(export.type.limits.min)
-                except LimitError as exc:
-                    raise WasmBpfError(str(exc)) from None
+        self.config.limits.check_module(self._declared)
 
     def _check_final_memory(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
         """wasmtime refuses a memory.grow past the limit without telling the host (the

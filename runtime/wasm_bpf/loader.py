@@ -15,11 +15,12 @@ from .attach import struct_ops
 from .attach.struct_ops import claims as is_struct_ops
 from .buffers import EventBuffer
 from .errors import HostCallError
-from .objspec import open_object
+from .objspec import maps_of, open_object
 from .sandbox import Sandbox
 from .user_ringbuf import UserRingBuffer
 
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class BpfObject:
@@ -38,20 +39,52 @@ class BpfObject:
         self._struct_ops: Dict[str, Link] = {}  # registered struct_ops, by target
         self._iters: Dict[str, Tuple[Link, Optional[int]]] = {}  # iterator link, open iterator fd
         self.buffers: Dict[int, EventBuffer] = {}
+        self._rings: List[Tuple[str, int]] = []  # (map, bytes) of the perf buffers created
+        self._pinned: List[Tuple[str, Any]] = []  # (path, struct bpf_map *) of the pins this object made
         self.user_rings: Dict[int, UserRingBuffer] = {}
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
             self._sandbox.check_object(obj)  # before the first bpf() call
+            pins = self._claim_pins()
             struct_ops.prepare(obj)  # registrations as links: they go with the process
             rc = lib.bpf_object__load(obj)
             if rc < 0:
                 raise HostCallError(-rc, _with_log(f"the kernel refused it ({_native.strerror(rc)})"))
+            self._pin(pins)
         except BaseException:
             self.close()
             raise
         self._elf = None
         _native.take_libbpf_log()  # with -v, this load's log is printed now, not at the next one
+
+    # ---- pins ----
+    def _claim_pins(self) -> List[Tuple[str, Any, str]]:
+        """(name, map, path) of the maps the object pins by name, each path in the
+        policy's pin_root. libbpf would reuse a map already pinned at the path (anyone's
+        map, read and written by this guest); so the host clears libbpf's pin paths
+        and pins the maps itself after the load, where an existing path is refused.
+        The host loading for itself (no --dir confinement) keeps libbpf's pinning."""
+        if self._sandbox.paths is None:
+            return []
+        pins = []
+        for name, m in self.maps():
+            if lib.bpf_map__pin_path(m) != ffi.NULL:
+                pins.append((name, m, self._sandbox.policy.pin_path(name)))
+                lib.bpf_map__set_pin_path(m, ffi.NULL)
+        return pins
+
+    def _pin(self, pins: List[Tuple[str, Any, str]]) -> None:
+        for name, m, path in pins:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            rc = lib.bpf_map__pin(m, path.encode())
+            if rc == -errno.EEXIST:
+                raise HostCallError(errno.EEXIST, f"map {name!r}: {path} is already pinned, and a guest never "
+                                    "reuses a pin it did not create (remove it, or grant another [maps] pin_root)")
+            if rc < 0:
+                raise HostCallError(-rc, f"cannot pin map {name!r} at {path}: {_native.strerror(rc)} "
+                                    "([maps] pin_root must be a directory on the BPF filesystem, /sys/fs/bpf)")
+            self._pinned.append((path, m))
 
     # ---- programs ----
     def programs(self) -> Iterator[Tuple[str, Any]]:
@@ -162,11 +195,20 @@ class BpfObject:
         return int(fd)
 
     def buffer(self, fd: int, perf_pages: int) -> EventBuffer:
-        """The event buffer of map fd, created on first use."""
+        """The event buffer of map fd, created on first use. A perf event array's
+        buffer is one ring of perf_pages (+1 header page) per CPU that the host
+        creates: it counts against --max-map-memory with the object's maps."""
         buf = self.buffers.get(fd)
         if buf is None:
-            name = next((n for n, m in self.maps() if lib.bpf_map__fd(m) == fd), str(fd))
+            name, m = next(((n, m) for n, m in self.maps() if lib.bpf_map__fd(m) == fd), (str(fd), None))
+            rings = 0
+            if m is not None and lib.bpf_map__type(m) == lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                cpus = int(lib.libbpf_num_possible_cpus())
+                rings = min(cpus, int(lib.bpf_map__max_entries(m)) or cpus) * (perf_pages + 1) * PAGE_SIZE
+                self._sandbox.limits.check_map_memory(maps_of(self._obj), [*self._rings, (name, rings)])
             buf = self.buffers[fd] = EventBuffer(fd, name, perf_pages)
+            if rings:
+                self._rings.append((name, rings))
         return buf
 
     def user_ring(self, fd: int) -> UserRingBuffer:
@@ -192,6 +234,9 @@ class BpfObject:
             link.destroy()
         self._sandbox.links_alive -= len(self.links)
         self.links.clear()
+        for path, m in self._pinned:
+            lib.bpf_map__unpin(m, path.encode())
+        self._pinned.clear()
         if self._obj is not None:
             lib.bpf_object__close(self._obj)
             self._obj = None

@@ -87,11 +87,21 @@ def programs_of(obj: Any) -> List[ProgramSpec]:
 
 
 def maps_of(obj: Any) -> List[MapSpec]:
+    """The object's maps; a map-in-map is followed by its inner map template
+    ("OUTER.inner"), which the kernel creates at load like any map and whose type is
+    the type of every map the outer one holds."""
     specs = []
     m = lib.bpf_object__next_map(obj, ffi.NULL)
     while m != ffi.NULL:
-        name = policy_map_name(ffi.string(lib.bpf_map__name(m)).decode(), lib.bpf_map__is_internal(m))
-        specs.append(MapSpec(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
-                             int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m))))
+        specs.append(_map_spec(m))
+        inner = lib.bpf_map__inner_map(m)
+        if inner != ffi.NULL:
+            specs.append(_map_spec(inner))
         m = lib.bpf_object__next_map(obj, m)
     return specs
+
+
+def _map_spec(m: Any) -> MapSpec:
+    name = policy_map_name(ffi.string(lib.bpf_map__name(m)).decode(), lib.bpf_map__is_internal(m))
+    return MapSpec(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
+                   int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m)))

@@ -7,6 +7,7 @@ text is the one line printed to the user: the rule that refused and how to allow
 The guest receives -EPERM (a failed load: handle 0)."""
 import fnmatch
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
@@ -16,6 +17,8 @@ from .attach import KINDS
 from .errors import WasmBpfError
 
 ANY = "*"
+BPFFS = "/sys/fs/bpf"
+_PIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")  # no "/", and not "." or ".."
 READ_ONLY, READ_WRITE = "read-only", "read-write"
 ATTACH_KINDS = ("auto", "iter", *(kind.name for kind in KINDS))
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
@@ -41,12 +44,13 @@ processes = ["self"]    # a socket filter's PID:FD target: sockets of this host 
 access = "read-write"
 """
 
-# section -> key -> "names" (a list of strings) or "level" (read-only | read-write)
+# section -> key -> "names" (a list of strings), "level" (read-only | read-write) or
+# "bpffs" (one directory below BPFFS)
 _SCHEMA: Dict[str, Dict[str, str]] = {
     "programs": {"types": "names"},
     "attach": {"kinds": "names", "interfaces": "names", "cgroups": "names", "binaries": "names",
                "processes": "names"},
-    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names"},
+    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names", "pin_root": "bpffs"},
     "files": {"dirs": "names"},
 }
 
@@ -111,6 +115,7 @@ class Policy:
     read_only: FrozenSet[str] = field(default_factory=frozenset)
     read_write: FrozenSet[str] = field(default_factory=frozenset)
     dirs: Optional[Tuple[str, ...]] = None
+    pin_root: Optional[str] = None  # the directory of the maps the module pins; None: no pinning
 
     # ---- reading --------------------------------------------------------------------
     @classmethod
@@ -171,6 +176,7 @@ class Policy:
             map_access=values.get(("maps", "access"), READ_WRITE),
             read_only=frozenset(read_only), read_write=frozenset(read_write),
             dirs=paths("files", "dirs"),
+            pin_root=values.get(("maps", "pin_root")),  # type: ignore[arg-type]
         )
 
     # ---- checks ---------------------------------------------------------------------
@@ -221,6 +227,18 @@ class Policy:
             raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {what} is "
                                 f"refused; add \"{map_name}\" to [maps] read-write to allow it")
 
+    def pin_path(self, map_name: str) -> str:
+        """Where map `map_name`, pinned by name (LIBBPF_PIN_BY_NAME), is pinned: in
+        the granted pin_root, never below it."""
+        if self.pin_root is None:
+            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' is pinned by name (LIBBPF_PIN_BY_NAME) "
+                                "and the policy grants no pin directory; set [maps] pin_root = "
+                                "\"/sys/fs/bpf/NAME\" to allow it")
+        if not _PIN_NAME.fullmatch(map_name):
+            raise PolicyRefusal(f"policy {self.source}: map name {map_name!r} cannot be a pin name: a pin is a file "
+                                "directly in [maps] pin_root, named with letters, digits, '_' and '.'")
+        return os.path.join(self.pin_root, map_name)
+
     def check_dirs(self, hosts: Iterable[str]) -> None:
         """Every --dir must be a policy directory or below one (raised before the run)."""
         if self.dirs is None:
@@ -248,6 +266,11 @@ def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
             if shape == "level":
                 if value not in (READ_ONLY, READ_WRITE):
                     raise PolicyError(f"policy {source}: [{section}] {key} must be \"{READ_ONLY}\" or \"{READ_WRITE}\"")
+            elif shape == "bpffs":
+                if not isinstance(value, str) or not os.path.normpath(value).startswith(BPFFS + "/"):
+                    raise PolicyError(f"policy {source}: [{section}] {key} must be a directory below {BPFFS} "
+                                      f"(the BPF filesystem): \"{BPFFS}/NAME\"")
+                value = os.path.normpath(value)
             elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PolicyError(f"policy {source}: [{section}] {key} must be a list of strings")
             else:

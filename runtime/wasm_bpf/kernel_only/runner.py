@@ -9,7 +9,6 @@ import os
 import platform
 import select
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import IO, Dict, List, Optional, Sequence, Tuple
 
 from . import flags as F
+from .clang import compile_bpf
 from . import package as P
 from .decode import RecordDecoder
 from .mapprint import MapPrinter, hist_member
@@ -40,15 +40,7 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
     arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-ko-") as tmp:
         obj = Path(tmp) / "prog.bpf.o"
-        argv = [cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}", f"-I{vmlinux.parent}",
-                f"-I{src.resolve().parent}", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                "-c", str(src), "-o", str(obj)]
-        if verbose:
-            print("+ " + " ".join(argv), file=sys.stderr)
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            raise RunError(f"cannot compile {src} (fix the errors below, or pass a built .bpf.o):\n"
-                           + proc.stdout.decode(errors="replace").rstrip())
+        compile_bpf(cfg.clang, src, obj, vmlinux.parent, [f"-D__TARGET_ARCH_{arch}"], verbose=verbose)
         return obj.read_bytes()
 
 

@@ -316,9 +316,9 @@ def _header_struct(header: Optional[Path], btf: "B.Btf", dwarf: _Dwarf) -> Optio
 def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
     """The type `name` of header, from the BTF of a one-line object that uses it (for
     objects whose BTF lacks it and whose DWARF is stripped)."""
-    import platform
-    import subprocess
     import tempfile
+
+    from .clang import compile_bpf
 
     try:
         from wasm_bpf_sdk.build import BuildConfig, vmlinux_header
@@ -327,10 +327,10 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
         return None
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-hdr-") as tmp:
         src, obj = Path(tmp) / "types.c", Path(tmp) / "types.o"
-        src.write_text(f'#include "vmlinux.h"\n#include "{header.resolve()}"\n{name} *__wasm_bpf_record_ref;\n')
-        argv = ["clang-19", "-g", "-O2", "-target", "bpf", f"-I{vmlinux.parent}", f"-I{header.resolve().parent}",
-                f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", str(src), "-o", str(obj)]
-        if subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        src.write_text(f'#include "vmlinux.h"\n#include "{header.name}"\n{name} *__wasm_bpf_record_ref;\n')
+        try:
+            compile_bpf("clang-19", src, obj, vmlinux.parent, include_dirs=[header.resolve().parent])
+        except SpecError:
             return None
         try:
             with B.Btf.from_file(str(obj)) as hbtf:
