@@ -64,6 +64,18 @@ def app_name(bpf_source: Path) -> str:
     return bpf_source.stem
 
 
+def is_bpf_source(path: Path) -> bool:
+    """Does this C file hold BPF programs (X.bpf.c, or any file using SEC())? The
+    user-space half X.c does not; compiled for BPF it fails on glibc's headers
+    (gnu/stubs-32.h), an error that does not say what went wrong."""
+    if path.name.endswith(".bpf.c"):
+        return True
+    try:
+        return "SEC(" in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 def cache_dir() -> Path:
     base = os.environ.get("WASM_BPF_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "wasm-bpf")
@@ -150,6 +162,12 @@ def build(cfg: BuildConfig) -> Path:
     for src in [cfg.bpf_source, *cfg.sources]:
         if not src.is_file():
             raise BuildError("check sources", str(src), "no such file")
+    if not is_bpf_source(cfg.bpf_source):
+        bpf = next((s for s in cfg.sources if is_bpf_source(s)), None)
+        order = f"{bpf} {cfg.bpf_source}" if bpf else f"X.bpf.c {cfg.bpf_source}"
+        raise BuildError("check sources", str(cfg.bpf_source),
+                         f"{cfg.bpf_source} has no BPF program (no SEC(...)): the BPF source comes first, "
+                         f"e.g. wasm-bpf build {order}")
     if cfg.build_dir is not None:
         cfg.build_dir.mkdir(parents=True, exist_ok=True)
         return _build_in(cfg, cfg.build_dir)

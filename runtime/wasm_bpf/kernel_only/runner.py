@@ -30,8 +30,11 @@ class RunError(Exception):
 
 def build_object(src: Path, verbose: bool = False) -> bytes:
     """Compiles prog.bpf.c (CO-RE, -g: BTF and DWARF kept, so record types are found)."""
-    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, vmlinux_header
+    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, is_bpf_source, vmlinux_header
 
+    if not is_bpf_source(src):
+        raise RunError(f"{src} has no BPF program (no SEC(...)): if it is the user-space half of a wasm-bpf "
+                       f"program, build it with `wasm-bpf build X.bpf.c {src.name}` and run the .wasm")
     cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
     try:
         vmlinux = vmlinux_header(cfg)
@@ -148,6 +151,8 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
             event_type = a.split("=", 1)[1]
     try:
         spec, pkg = load_input(path, event_type, verbose)
+        if not spec.programs:  # it would attach nothing and print nothing, until Ctrl-C
+            raise SpecError(f"{path} has no BPF programs (functions in a SEC(\"...\") section): nothing to run")
         flags = F.flags_of(spec.globals, pkg.flag_overrides if pkg else None)
         parser = _parser(spec, f"wasm-bpf run {os.path.basename(path)}", flags)
         ns = parser.parse_args(list(args))
@@ -212,9 +217,9 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     status = 0
     try:
         try:
-            obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()))
+            obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()), name=spec.name)
         except HostCallError as e:
-            raise RunError(f"cannot load {spec.name}: {e} (-v shows libbpf's log)") from None
+            raise RunError(f"cannot load {spec.name}: {e}") from None
         for p in spec.programs:
             try:
                 obj.attach(p.name, targets.get(p.name, ""))
