@@ -261,6 +261,8 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
     checks: dict[str, list[str]] = {}
     try:
         shared = _shared_types(cfg, name, compiler, bpf_flags, obj, work)
+        if cfg.verbose:
+            cfg.log(f"+ wasm-bpf gen header {shlex.join([str(shared.obj), *(shared.types or [])])} -o {types_h}")
         types_h.write_text(header.generate(shared.obj, shared.types, name=name, preamble=shared.preamble))
         checks = header.layout_checks(shared.obj, shared.types)
     except (BtfError, ObjectError, BuildError) as e:

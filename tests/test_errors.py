@@ -334,5 +334,5 @@ def test_guest_sdk_readme_has_no_developer_paths():
     from wasm_bpf_sdk import build
     readme = (build.SDK_INCLUDE.parent / "README.md").read_text()
     assert "/work/" not in readme and "/tmp/sdk" not in readme
-    assert "--allow-undefined" not in readme
+    assert "-Wl,--allow-undefined" not in readme
     assert "No `bpf_program__fd`" not in readme  # the API table has it
