@@ -181,6 +181,8 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
                 out: IO[str], err: IO[str]) -> int:
     from wasm_bpf import _native
     from wasm_bpf._native import ffi as dffi, lib as dlib
+    from wasm_bpf.attach import kind_of
+    from wasm_bpf.objspec import ProgramSpec
     from wasm_bpf.errors import HostCallError
     from wasm_bpf.limits import Limits
     from wasm_bpf.loader import BpfObject
@@ -224,7 +226,8 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
             try:
                 obj.attach(p.name, targets.get(p.name, ""))
             except HostCallError as e:
-                hint = "" if p.name in targets else f"; give a target with --attach {p.name}=TARGET"
+                needs = ProgramSpec(p.name, p.section, "", kind_of(p.section), True).target == "required"
+                hint = f"; give a target with --attach {p.name}=TARGET" if needs and p.name not in targets else ""
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
         columns_done = {}
         writers = {}
