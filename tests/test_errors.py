@@ -63,6 +63,31 @@ def test_verifier_rejection_prints_the_reason_and_the_program(tmp_path):
     assert "dereference of modified ctx ptr" in line and "disallowed" in line
 
 
+def test_the_reason_survives_a_verifier_log_longer_than_the_log_buffer(tmp_path):
+    """600 unrolled map lookups make a log of about 400 KiB; the reason is its last line."""
+    src = source(tmp_path, "big.bpf.c", HEAD + textwrap.dedent("""\
+        struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); __type(value, u64); } m SEC(".maps");
+        SEC("tp/syscalls/sys_enter_openat")
+        int big_prog(struct trace_event_raw_sys_enter *ctx)
+        {
+            u32 k = 0;
+            u64 acc = 0;
+        #pragma clang loop unroll(full)
+            for (int i = 0; i < 600; i++) {
+                u64 *v = bpf_map_lookup_elem(&m, &k);
+                if (v)
+                    acc += *v + i;
+            }
+            ctx = (void *)ctx + 8;
+            return ctx->id + acc;
+        }
+        """) + TAIL)
+    line = error_line(cli("run", src, "--timeout", "1"))
+    assert "verifier rejected program 'big_prog': dereference of modified ctx ptr" in line
+    verbose = cli("run", "-v", src, "--timeout", "1").stderr
+    assert "[... libbpf's log shortened ...]" in verbose and "disallowed\nprocessed" in verbose
+
+
 def test_verbose_keeps_the_whole_log_and_names_the_object_after_the_file(tmp_path):
     src = source(tmp_path, "badctx.bpf.c", VERIFIER_REJECTS)
     proc = cli("-v", "run", src, "--timeout", "1")  # -v before the sub-command

@@ -216,7 +216,8 @@ def _libbpf_detail(log: str) -> str:
     return "; ".join(line[len("libbpf: "):] for line in own[-2:])
 
 
-_FAILED_PROGRAM = re.compile(r"libbpf: prog '([^']+)': failed to load")
+# A program libbpf failed to load, and one the kernel refused (its log follows this line).
+_FAILED_PROGRAM = re.compile(r"libbpf: prog '([^']+)': (?:failed to load|BPF program load failed)")
 _KERNEL_REFUSED = re.compile(r"libbpf: prog '([^']+)': BPF program load failed")
 _UNKNOWN_SECTION = re.compile(r"libbpf: prog '([^']+)': missing BPF prog type, check ELF section name '([^']*)'")
 _NO_KERNEL_FUNCTION = re.compile(r"libbpf: prog '([^']+)': failed to find kernel BTF type ID of '([^']+)'")
@@ -224,7 +225,7 @@ _NO_KERNEL_FUNCTION = re.compile(r"libbpf: prog '([^']+)': failed to find kernel
 _GENERIC = re.compile(r"failed to load( object|: -\d+)|PROG LOAD LOG|RLIMIT_MEMLOCK|Couldn't load trivial")
 # Verifier lines that are not the reason: instructions, source lines, state, the summary.
 _VERIFIER_TRACE = re.compile(r"^(\d+: |; |processed \d+ insns|from \d+ to \d+|R\d+=|verification time|"
-                             r"stack depth|mark_precise|\s*$)")
+                             r"stack depth|mark_precise|last_idx |regs=|parent |func#|\[\.\.\. |\s*$)")
 
 
 def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
@@ -232,7 +233,7 @@ def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
     (libbpf, the kernel's verifier, the kernel), which program, and the reason. The
     whole log is printed with -v."""
     from .probe import NETWORK_PROGRAM_TYPES, missing_privileges, unsupported_reason
-    if err == errno.EPERM:
+    if err == errno.EPERM:  # root without capabilities, or a user: every bpf() call is refused
         problem = missing_privileges(networking=any(p.type in NETWORK_PROGRAM_TYPES for p in programs))
         if problem:
             return problem
@@ -248,7 +249,7 @@ def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
     name = failed[-1] if failed else ""
     reason = _verifier_reason(log, name) if name else ""
     if reason:
-        return f"the kernel's verifier rejected program {name!r}: {reason} (-v shows the whole log)"
+        return f"the kernel's verifier rejected program {name!r}: {reason} (-v shows the verifier's log)"
     if name and name in _KERNEL_REFUSED.findall(log):
         spec = next((p for p in programs if p.name == name), None)
         kind = spec.section.split("/")[0].split(".")[0] if spec else ""

@@ -43,8 +43,8 @@ def missing_privileges(networking: bool = False) -> str:
     if networking:
         wanted["CAP_NET_ADMIN"] = CAP_NET_ADMIN
     lacking = [name for name, cap in wanted.items() if not caps >> cap & 1]
-    if caps >> CAP_SYS_ADMIN & 1 and lacking != ["CAP_NET_ADMIN"]:
-        lacking = []  # CAP_SYS_ADMIN stands for CAP_BPF and CAP_PERFMON
+    if caps >> CAP_SYS_ADMIN & 1:  # it stands for CAP_BPF and CAP_PERFMON
+        lacking = [name for name in lacking if name == "CAP_NET_ADMIN"]
     if not lacking:
         return ""
     return ("BPF needs root, or CAP_BPF + CAP_PERFMON (+ CAP_NET_ADMIN for networking programs); "
