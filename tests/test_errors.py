@@ -355,9 +355,13 @@ def test_top_level_help_does_not_cut_summaries():
     assert re.search(r"^\s+run\s+\S", commands, re.M)
 
 
-def test_guest_sdk_readme_has_no_developer_paths():
-    from wasm_bpf_sdk import build
-    readme = (build.SDK_INCLUDE.parent / "README.md").read_text()
-    assert "/work/" not in readme and "/tmp/sdk" not in readme
+def test_docs_have_no_developer_paths_and_agree():
+    readme = (ROOT / "guest_sdk" / "README.md").read_text()
+    kernel_only = (ROOT / "docs" / "kernel-only.md").read_text()
+    for text in (readme, kernel_only):
+        assert "/work/" not in text and "/tmp/sdk" not in text
+    shim = (ROOT / "host_abi" / "shim.h").read_text()
+    for name in re.findall(r"\bwbpf_\w+", kernel_only):  # the C functions it names exist
+        assert name in shim, name
     assert "-Wl,--allow-undefined" not in readme
     assert "No `bpf_program__fd`" not in readme  # the API table has it
