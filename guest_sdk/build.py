@@ -157,15 +157,15 @@ def _shared_types(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: l
     in_bpf_c = hdrscan.defined_types(hdrscan.without_macros(hdrscan.header_text(text, cfg.bpf_source)))
     with Btf.from_file(str(obj)) as btf:
         bpf_only = [t for t in in_bpf_c if not _in_btf(btf, t)]
-    types = hdrscan.defined_types(hdrscan.without_macros(hdrscan.header_text(text, own_h))) \
-        if own_h.is_file() else []
+    own_text = hdrscan.header_text(text, own_h) if own_h.is_file() else ""
+    types = hdrscan.defined_types(hdrscan.without_macros(own_text))
     if not types:
         return SharedTypes(obj, None, [], bpf_only)
     pre.write_text(code + hdrscan.type_refs(types))
     types_obj = work / f"{name}.types.o"
     # Already preprocessed: only the compiler (not the -I/-D) flags apply.
     _run("compile the types of " + own_h.name, [*compiler, "-c", str(pre), "-o", str(types_obj)], cfg)
-    return SharedTypes(types_obj, types, hdrscan.guest_preamble(hdrscan.header_text(text, own_h), own_h), bpf_only)
+    return SharedTypes(types_obj, types, hdrscan.guest_preamble(own_text, own_h), bpf_only)
 
 
 def _in_btf(btf: Btf, spec: str) -> bool:
