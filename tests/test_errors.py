@@ -170,6 +170,9 @@ def test_run_without_privileges_says_what_is_needed(tmp_path):
     line = error_line(cli("run", src, "--timeout", "1", prefix=NO_CAPS))
     assert "needs root, or CAP_BPF + CAP_PERFMON (+ CAP_NET_ADMIN for networking programs)" in line
     assert "lacks CAP_BPF, CAP_PERFMON" in line and "RLIMIT_MEMLOCK" not in line
+    guest = cli("run", ROOT / "wasm_examples" / "sigsnoop" / "sigsnoop.wasm", prefix=NO_CAPS)
+    assert guest.returncode != 0
+    assert "wasm_load_bpf_object: BPF needs root, or CAP_BPF + CAP_PERFMON" in guest.stderr, guest.stderr
 
 
 def test_probe_without_privileges_cannot_probe():

@@ -33,8 +33,10 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
     from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, is_bpf_source, vmlinux_header
 
     if not is_bpf_source(src):
+        sibling = src.with_name(src.name[:-len(src.suffix)] + ".bpf.c")
+        bpf = sibling.name if sibling.is_file() else "X.bpf.c"
         raise RunError(f"{src} has no BPF program (no SEC(...)): if it is the user-space half of a wasm-bpf "
-                       f"program, build it with `wasm-bpf build X.bpf.c {src.name}` and run the .wasm")
+                       f"program, build it with `wasm-bpf build {bpf} {src.name}` and run the .wasm")
     cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
     try:
         vmlinux = vmlinux_header(cfg)
