@@ -110,8 +110,9 @@ class WasmBpfHost(ExtImports):
 
     def __init__(self, report: Callable[[str], None], stop_flag: Any, *, verbose: bool = False,
                  perf_pages: int = 64, callback_export: str = "go-callback",
-                 sandbox: Optional[Sandbox] = None) -> None:
+                 sandbox: Optional[Sandbox] = None, object_name: str = "") -> None:
         self._report = report
+        self._object_name = object_name  # libbpf's name of the guest's objects (the module's)
         self.sandbox = sandbox or Sandbox(dirs=())  # a guest reaches no host path unless granted
         self._stop = stop_flag
         self._verbose = verbose
@@ -138,7 +139,7 @@ class WasmBpfHost(ExtImports):
             names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
         except UnicodeDecodeError:  # found by fuzz/: it escaped as a Python exception
             raise HostCallError(errno.EILSEQ, "a name in the no_load list is not UTF-8") from None
-        obj = BpfObject(elf, no_load=names, sandbox=self.sandbox)
+        obj = BpfObject(elf, no_load=names, sandbox=self.sandbox, name=self._object_name)
         handle = self._next_handle
         self._next_handle += 1
         self.objects[handle] = obj

@@ -179,7 +179,7 @@ def policy_template(report: ModuleReport) -> str:
     return "\n".join(out) + "\n"
 
 
-@click.command("inspect")
+@click.command("inspect", short_help="List the programs and maps of a module or BPF object.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--policy-template", "template", is_flag=True, help="Print a policy (TOML) that allows exactly what the module needs.")
 @click.argument("module", type=click.Path(exists=True, dir_okay=False))

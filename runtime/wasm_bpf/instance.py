@@ -23,6 +23,7 @@ from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
 from .limits import EXIT_LIMIT, CpuWatchdog, Limits, human_size
+from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
 from .wasmfile import declared_items
@@ -92,7 +93,8 @@ class Instance:
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,
-                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits))
+                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits),
+                                 object_name=object_name(self.module_path))
         self._watchdog = CpuWatchdog(self.config.limits, self._host.call_watch, self._exceeded)
 
     def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._native import ffi, lib
-from .errors import HostCallError
+from .errors import HostCallError, to_guest_errno
 from .guest_memory import GuestMemory
 
 LOOKUP, UPDATE, DELETE, GET_NEXT_KEY = (
@@ -72,6 +72,8 @@ def map_operate(mem: GuestMemory, info: MapInfo, cmd: int, key: int, value: int,
         rc = lib.bpf_map_get_next_key(fd, first, mem.pointer(next_key, ksz))
     else:
         raise HostCallError(errno.EINVAL, f"unknown map command {cmd}")
+    if rc == -errno.ENOENT and cmd == GET_NEXT_KEY:
+        return -to_guest_errno(errno.ENOENT)  # the normal end of a key iteration: not an error to log
     if rc < 0:
         raise HostCallError(-rc)
     return 0

@@ -2,6 +2,7 @@
 (bpf_object__open_mem makes no bpf() calls): its programs and maps. The sandbox
 checks these before the load; `wasm-bpf inspect` lists them."""
 import errno
+import os
 from dataclasses import dataclass
 from typing import Any, List
 
@@ -11,14 +12,23 @@ from .elfcheck import ElfCheckError, check as check_elf
 from .errors import HostCallError
 from .policy import map_type_name, policy_map_name, program_type_name
 
-OBJECT_NAME = b"wasm_bpf"
+DEFAULT_OBJECT_NAME = "wasm_bpf"
 # Kinds that can take their target from the SEC() name (kprobe/FUNC, uprobe/BIN:FUNC).
 TARGET_IN_SECTION = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt")
 
 
-def open_object(elf: Any) -> Any:
+def object_name(path: str) -> str:
+    """libbpf's name for the object of a module or file: "bootstrap" for bootstrap.wasm,
+    bootstrap.bpf.o, bootstrap.bpf.c or bootstrap.json."""
+    name = os.path.basename(path)
+    for suffix in (".wasm", ".wat", ".json", ".o", ".c", ".bpf"):
+        name = name[: -len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else name
+    return name or DEFAULT_OBJECT_NAME
+
+
+def open_object(elf: Any, name: str = "") -> Any:
     """A struct bpf_object * for the ELF bytes (a cffi buffer that must outlive the
-    load); raises HostCallError with libbpf's reason.
+    load), named `name` in libbpf's log; raises HostCallError with libbpf's reason.
 
     The bytes are checked first (elfcheck): libbpf 1.1 crashes the process on some
     malformed objects (out-of-range BTF type ids and string offsets), at open or at
@@ -28,7 +38,7 @@ def open_object(elf: Any) -> Any:
     except ElfCheckError as exc:
         raise HostCallError(errno.EINVAL, f"not a valid BPF ELF object: {exc}") from None
     err = ffi.new("int *")
-    obj = lib.wbpf_object_open_mem(elf, len(elf), OBJECT_NAME, err)
+    obj = lib.wbpf_object_open_mem(elf, len(elf), (name or DEFAULT_OBJECT_NAME).encode(), err)
     if obj == ffi.NULL:
         raise HostCallError(-err[0] or errno.EINVAL, "not a valid BPF ELF object")
     return obj

@@ -30,8 +30,13 @@ class RunError(Exception):
 
 def build_object(src: Path, verbose: bool = False) -> bytes:
     """Compiles prog.bpf.c (CO-RE, -g: BTF and DWARF kept, so record types are found)."""
-    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, vmlinux_header
+    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, is_bpf_source, vmlinux_header
 
+    if not is_bpf_source(src):
+        sibling = src.with_name(src.name[:-len(src.suffix)] + ".bpf.c")
+        bpf = sibling.name if sibling.is_file() else "X.bpf.c"
+        raise RunError(f"{src} has no BPF program (no SEC(...)): if it is the user-space half of a wasm-bpf "
+                       f"program, build it with `wasm-bpf build {bpf} {src.name}` and run the .wasm")
     cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
     try:
         vmlinux = vmlinux_header(cfg)
@@ -140,6 +145,8 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
             event_type = a.split("=", 1)[1]
     try:
         spec, pkg = load_input(path, event_type, verbose)
+        if not spec.programs:  # it would attach nothing and print nothing, until Ctrl-C
+            raise SpecError(f"{path} has no BPF programs (functions in a SEC(\"...\") section): nothing to run")
         flags = F.flags_of(spec.globals, pkg.flag_overrides if pkg else None)
         parser = _parser(spec, f"wasm-bpf run {os.path.basename(path)}", flags)
         ns = parser.parse_args(list(args))
@@ -168,6 +175,8 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
                 out: IO[str], err: IO[str]) -> int:
     from wasm_bpf import _native
     from wasm_bpf._native import ffi as dffi, lib as dlib
+    from wasm_bpf.attach import kind_of
+    from wasm_bpf.objspec import ProgramSpec
     from wasm_bpf.errors import HostCallError
     from wasm_bpf.limits import Limits
     from wasm_bpf.loader import BpfObject
@@ -204,14 +213,15 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     status = 0
     try:
         try:
-            obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()))
+            obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()), name=spec.name)
         except HostCallError as e:
-            raise RunError(f"cannot load {spec.name}: {e} (-v shows libbpf's log)") from None
+            raise RunError(f"cannot load {spec.name}: {e}") from None
         for p in spec.programs:
             try:
                 obj.attach(p.name, targets.get(p.name, ""))
             except HostCallError as e:
-                hint = "" if p.name in targets else f"; give a target with --attach {p.name}=TARGET"
+                needs = ProgramSpec(p.name, p.section, "", kind_of(p.section), True).target == "required"
+                hint = f"; give a target with --attach {p.name}=TARGET" if needs and p.name not in targets else ""
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
         columns_done = {}
         writers = {}
