@@ -15,7 +15,7 @@ BATCH_CMDS = {
     lib.BPF_MAP_LOOKUP_BATCH: "lookup", lib.BPF_MAP_LOOKUP_AND_DELETE_BATCH: "lookup_and_delete",
     lib.BPF_MAP_UPDATE_BATCH: "update", lib.BPF_MAP_DELETE_BATCH: "delete",
 }
-_PERCPU_TYPES = frozenset({
+PERCPU_TYPES = frozenset({
     lib.BPF_MAP_TYPE_PERCPU_HASH, lib.BPF_MAP_TYPE_PERCPU_ARRAY,
     lib.BPF_MAP_TYPE_LRU_PERCPU_HASH, lib.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
 })
@@ -44,7 +44,7 @@ class MapInfo:
     def value_bytes(self) -> int:
         """Bytes of one value as user space sees it: per-CPU maps hold one 8-byte
         aligned slot per possible CPU (the layout libbpf uses)."""
-        if self.type in _PERCPU_TYPES:
+        if self.type in PERCPU_TYPES:
             return (self.value_size + 7) // 8 * 8 * lib.libbpf_num_possible_cpus()
         return self.value_size
 

@@ -13,7 +13,7 @@ from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
 from .attach import KINDS
-from .errors import WasmBpfError
+from .errors import HostCallUnwind, WasmBpfError
 
 ANY = "*"
 READ_ONLY, READ_WRITE = "read-only", "read-write"
@@ -55,7 +55,7 @@ class PolicyError(WasmBpfError):
     """The policy file itself is wrong (syntax, unknown key, unknown name)."""
 
 
-class PolicyRefusal(Exception):
+class PolicyRefusal(HostCallUnwind):
     """The policy refused something the guest asked for; str() is the user's line."""
 
 

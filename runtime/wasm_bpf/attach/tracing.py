@@ -88,7 +88,6 @@ PERF_EVENTS = {
     "cache-references": (PERF_TYPE_HARDWARE, 2), "cache-misses": (PERF_TYPE_HARDWARE, 3),
     "branches": (PERF_TYPE_HARDWARE, 4), "branch-misses": (PERF_TYPE_HARDWARE, 5),
 }
-_NR_PERF_EVENT_OPEN = 298  # x86_64
 _PERF_FLAG_FD_CLOEXEC = 8
 _ATTR_SIZE = 128
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -102,7 +101,7 @@ def perf_event_open(event: str, pid: int, cpu: int, freq: int, period: int) -> i
     ctypes.c_uint64.from_buffer(attr, 8).value = config
     ctypes.c_uint64.from_buffer(attr, 16).value = freq or period
     ctypes.c_uint64.from_buffer(attr, 40).value = (1 << 10) if freq else 0  # .freq
-    fd = _libc.syscall(_NR_PERF_EVENT_OPEN, attr, ctypes.c_int(pid), ctypes.c_int(cpu),
+    fd = _libc.syscall(lib.SYS_perf_event_open, attr, ctypes.c_int(pid), ctypes.c_int(cpu),
                        ctypes.c_int(-1), ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
         code = ctypes.get_errno()

@@ -13,20 +13,19 @@ import datetime
 import json
 from typing import IO, Any, List, Optional, Tuple
 
-from wasm_bpf._shim import ffi, lib
+from wasm_bpf._native import ffi, lib
+from wasm_bpf.maps import PERCPU_TYPES
 
 from .decode import RecordDecoder, decode, pick
 from .output import writer
 from .spec import MapSpec
 from .types import Type
 
-_PERCPU = frozenset({5, 6, 10})
-
 
 def entries(fd: int, spec: MapSpec, key_size: int, value_size: int) -> List[Tuple[bytes, List[bytes]]]:
     """(key bytes, [value bytes per CPU]) of every entry."""
-    ncpu = lib.libbpf_num_possible_cpus() if spec.type in _PERCPU else 1
-    stride = (value_size + 7) // 8 * 8 if spec.type in _PERCPU else value_size
+    ncpu = lib.libbpf_num_possible_cpus() if spec.type in PERCPU_TYPES else 1
+    stride = (value_size + 7) // 8 * 8 if spec.type in PERCPU_TYPES else value_size
     key, nxt = ffi.new("char[]", max(key_size, 1)), ffi.new("char[]", max(key_size, 1))
     value = ffi.new("char[]", max(stride * ncpu, 1))
     out, first = [], True

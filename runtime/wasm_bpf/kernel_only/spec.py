@@ -24,22 +24,22 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from wasm_bpf._shim import ffi, lib
+from wasm_bpf._native import ffi, lib
+from wasm_bpf.errors import WasmBpfError
+from wasm_bpf.policy import map_type_name
 from wasm_bpf_sdk import btf as B
 
 from . import types as T
 
 
-class SpecError(Exception):
+class SpecError(WasmBpfError):
     """The input cannot be run; the message names the cause and the fix."""
 
 
-# BPF map type numbers (include/uapi/linux/bpf.h) the runner cares about.
-MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
-             6: "percpu_array", 7: "stack_trace", 9: "lru_hash", 10: "lru_percpu_hash",
-             12: "array_of_maps", 13: "hash_of_maps", 27: "ringbuf"}
-RINGBUF, PERF_EVENT_ARRAY = 27, 4
-TABLE_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10})
+# Maps printed as tables or histograms.
+TABLE_MAP_TYPES = frozenset({lib.BPF_MAP_TYPE_HASH, lib.BPF_MAP_TYPE_ARRAY, lib.BPF_MAP_TYPE_PERCPU_HASH,
+                             lib.BPF_MAP_TYPE_PERCPU_ARRAY, lib.BPF_MAP_TYPE_LRU_HASH,
+                             lib.BPF_MAP_TYPE_LRU_PERCPU_HASH})
 
 
 @dataclass
@@ -53,11 +53,11 @@ class MapSpec:
 
     @property
     def type_name(self) -> str:
-        return MAP_TYPES.get(self.type, str(self.type))
+        return map_type_name(self.type)
 
     @property
     def is_buffer(self) -> bool:
-        return self.type in (RINGBUF, PERF_EVENT_ARRAY)
+        return self.type in (lib.BPF_MAP_TYPE_RINGBUF, lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY)
 
 
 @dataclass
@@ -178,7 +178,7 @@ def _maps(btf: "B.Btf") -> List[MapSpec]:
             elif mem.name in ("key", "value") and target:
                 try:
                     setattr(m, mem.name, T.from_btf(btf, target))
-                except T.TypeError_:
+                except T.BtfTypeError:
                     pass
         out.append(m)
     return out
@@ -336,7 +336,7 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
             with B.Btf.from_file(str(obj)) as hbtf:
                 tid = T.find_btf_type(hbtf, name)
                 return T.from_btf(hbtf, tid) if tid is not None else None
-        except (B.BtfError, T.TypeError_):
+        except (B.BtfError, T.BtfTypeError):
             return None
 
 

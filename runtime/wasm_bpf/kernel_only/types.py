@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from wasm_bpf.errors import WasmBpfError
 from wasm_bpf_sdk import btf as B
 
 Type = Dict[str, Any]
 
 
-class TypeError_(Exception):
+class BtfTypeError(WasmBpfError):
     """A type the decoder cannot describe."""
 
 
@@ -29,7 +30,7 @@ class TypeError_(Exception):
 def from_btf(btf: "B.Btf", tid: int, _depth: int = 0) -> Type:
     """The description of BTF type `tid` (typedefs and modifiers resolved)."""
     if _depth > 64:
-        raise TypeError_(f"{btf.what}: type {tid} nests too deeply")
+        raise BtfTypeError(f"{btf.what}: type {tid} nests too deeply")
     declared = _btf_spelling(btf, tid)
     rid = btf.resolve(tid)
     kind = btf.kind(rid)
@@ -57,7 +58,7 @@ def from_btf(btf: "B.Btf", tid: int, _depth: int = 0) -> Type:
     elif kind == B.VOID:
         t = {"kind": "void", "size": 0}
     else:
-        raise TypeError_(f"{btf.what}: cannot decode {btf.describe(rid)}")
+        raise BtfTypeError(f"{btf.what}: cannot decode {btf.describe(rid)}")
     t["name"] = declared
     return t
 
@@ -101,7 +102,7 @@ def find_btf_type(btf: "B.Btf", name: str) -> Optional[int]:
 def from_dwarf(die: Any, _depth: int = 0) -> Type:
     """The description of a DWARF type DIE (pyelftools)."""
     if _depth > 64:
-        raise TypeError_("DWARF type nests too deeply")
+        raise BtfTypeError("DWARF type nests too deeply")
     declared = _dwarf_spelling(die)
     die = _dwarf_resolve(die)
     tag = die.tag if die is not None else None
@@ -156,7 +157,7 @@ def from_dwarf(die: Any, _depth: int = 0) -> Type:
     elif tag == "DW_TAG_pointer_type":
         t = {"kind": "ptr", "size": size or 8}
     else:
-        raise TypeError_(f"cannot decode DWARF type {tag}")
+        raise BtfTypeError(f"cannot decode DWARF type {tag}")
     if tag != "DW_TAG_array_type":
         t["name"] = declared
     return t
