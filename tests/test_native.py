@@ -3,6 +3,8 @@ import pytest
 
 from wasm_bpf import WasmBpfError, _native
 
+pytestmark = pytest.mark.unit  # kernel-free (make test-unit)
+
 
 def test_running_libbpf_is_new_enough():
     assert _native.libbpf_version() >= _native.MIN_LIBBPF

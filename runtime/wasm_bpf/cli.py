@@ -139,7 +139,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     returned after the grace period is interrupted (exit status 130).
     Example: wasm-bpf run bootstrap.wasm -- -d 100
     """
-    from .errors import WasmBpfError
+    from .errors import HostCallUnwind, WasmBpfError
     from .instance import Instance, RunConfig
     from .limits import Limits
 
@@ -162,6 +162,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
             code = inst.run()
             for line in inst.buffer_stats if stats else ():
                 click.echo(f"wasm-bpf: stats: {line}", err=True)
+    except HostCallUnwind:  # one out of a host call is a bug: its traceback
+        raise
     except WasmBpfError as exc:
         if verbose:
             raise

@@ -9,7 +9,7 @@ import fnmatch
 import os
 import tomllib
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
 from .attach import KINDS
@@ -233,9 +233,9 @@ class Policy:
                                   f"add \"{real}\" to allow it")
 
 
-def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
+def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], Any]:
     """(section, key) -> value, after checking every key, type and placeholder."""
-    values: Dict[Tuple[str, str], object] = {}
+    values: Dict[Tuple[str, str], Any] = {}  # a str or a list of str, as _SCHEMA says
     for section, table in doc.items():
         keys = _SCHEMA.get(section)
         if keys is None or not isinstance(table, dict):

@@ -7,9 +7,12 @@ import errno
 import functools
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from ._native import ffi, lib
+
+if TYPE_CHECKING:
+    import click
 
 _RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
@@ -170,7 +173,7 @@ def report() -> str:
     return "\n".join(lines)
 
 
-def _command():  # type: ignore[no-untyped-def]
+def _command() -> "click.Command":
     import click
 
     @click.command("probe")

@@ -359,11 +359,11 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
         return
     by_map: Dict[str, Tuple[str, str]] = {}
     for line in btf_ext_lines(elf, btf):
-        for m in _RESERVE.finditer(line):
-            by_map.setdefault(m.group(1), ("", m.group(2)))
+        for call in _RESERVE.finditer(line):
+            by_map.setdefault(call.group(1), ("", call.group(2)))
         for rx in (_RB_OUTPUT, _PERF_OUTPUT):
-            for m in rx.finditer(line):
-                by_map.setdefault(m.group(1), (m.group(2), m.group(3)))
+            for call in rx.finditer(line):
+                by_map.setdefault(call.group(1), (call.group(2), call.group(3)))
     fallback = _header_struct(header, btf, dwarf)
     for m in buffers:
         if m.name in by_map:
