@@ -14,12 +14,12 @@ import wasmtime
 from wasmtime import FuncType, ValType
 
 from ._native import ffi, lib
+from .attach import Link
 from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
-from .attach import Link
 from .loader import BpfObject
-from .maps import GuestMaps
+from .maps import GuestMaps, MapInfo
 from .policy import PolicyRefusal
 from .sandbox import Sandbox
 
@@ -172,12 +172,14 @@ class WasmBpfHost:
     def map_fd_by_name(self, mem: GuestMemory, handle: int, name: int) -> int:
         obj = self._object(handle)
         fd = obj.map_fd(mem.string(name))
-        info, new = self.maps.hand_out(handle, obj, fd)
-        if new and info.type in (lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY, lib.BPF_MAP_TYPE_RINGBUF):
-            # Set the consumer up now, where a libbpf program calls perf_buffer__new
-            # or ring_buffer__new: perf records output before it would be dropped,
-            # and the first poll should not pay for mapping a large ring.
-            obj.buffer(fd, self._perf_pages)
+        if fd not in self.maps:
+            info = MapInfo.of_fd(fd)
+            if info.type in (lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY, lib.BPF_MAP_TYPE_RINGBUF):
+                # Set the consumer up now, where a libbpf program calls perf_buffer__new
+                # or ring_buffer__new: perf records output before it would be dropped,
+                # and the first poll should not pay for mapping a large ring.
+                obj.buffer(fd, self._perf_pages)
+            self.maps.hand_out(handle, obj, info)
         return fd
 
     def prog_fd_by_name(self, mem: GuestMemory, handle: int, name: int) -> int:

@@ -146,14 +146,12 @@ class GuestMaps:
         self._prog_fds: Dict[int, int] = {}  # program fd -> object handle
         self._mirrors: Dict[int, Tuple[int, int, int]] = {}  # map fd -> (ptr, size, object handle)
 
-    def hand_out(self, handle: int, obj: "BpfObject", fd: int) -> Tuple[MapInfo, bool]:
-        """Records map fd of object `handle` as the guest's; (its info, whether it is new)."""
-        entry = self._maps.get(fd)
-        if entry is not None:
-            return entry.info, False
-        info = MapInfo.of_fd(fd)
-        self._maps[fd] = HandedMap(handle, obj, info)
-        return info, True
+    def __contains__(self, fd: int) -> bool:
+        return fd in self._maps
+
+    def hand_out(self, handle: int, obj: "BpfObject", info: MapInfo) -> None:
+        """Map info.fd of object `handle` is the guest's from now on."""
+        self._maps[info.fd] = HandedMap(handle, obj, info)
 
     def hand_out_program(self, handle: int, fd: int) -> None:
         """A program fd the guest may store in a map (prog array, devmap/cpumap value)."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from elftools.dwarf.enums import ENUM_DW_ATE as ATE
+
 from wasm_bpf.errors import WasmBpfError
 from wasm_bpf_sdk import btf as B
 
@@ -112,11 +114,11 @@ def from_dwarf(die: Any, _depth: int = 0) -> Type:
         t: Type = {"kind": "void", "size": 0}
     elif tag == "DW_TAG_base_type":
         enc = attrs["DW_AT_encoding"].value
-        # DW_ATE_boolean 2, float 4, signed 5, signed_char 6, unsigned 7, unsigned_char 8
-        if enc == 4:
+        if enc == ATE["DW_ATE_float"]:
             t = {"kind": "float", "size": size}
         else:
-            t = {"kind": "int", "size": size, "signed": enc in (5, 6), "bool": enc == 2,
+            t = {"kind": "int", "size": size, "signed": enc in (ATE["DW_ATE_signed"], ATE["DW_ATE_signed_char"]),
+                 "bool": enc == ATE["DW_ATE_boolean"],
                  "char": _name(die) == "char"}
     elif tag == "DW_TAG_enumeration_type":
         values = [[_name(c), c.attributes["DW_AT_const_value"].value]
