@@ -14,7 +14,9 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/btf.h>
 #include <linux/if_link.h>
+#include <linux/openat2.h>
 #include <sys/syscall.h>
 
 /* Kernel ABI values newer than the kernel headers wasm-bpf builds against (Debian

@@ -29,7 +29,6 @@ from .errors import WasmBpfError
 
 SHN_LORESERVE = 0xFF00
 SHDR_SIZE, SYM_SIZE, REL_SIZE = 64, 24, 16  # ELF64
-BTF_MAGIC = 0xEB9F
 MAX_TYPE_CHAIN = 32  # the kernel's MAX_RESOLVE_DEPTH: longer modifier chains are refused there too
 
 # BTF kinds
@@ -224,7 +223,7 @@ def _btf_header(blob: bytes, what: str) -> Tuple[int, int]:
     if len(blob) < 8:
         raise ElfCheckError(f"{what} is too short for its header")
     magic, version, flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
-    if magic != BTF_MAGIC or version != 1 or flags != 0:
+    if magic != lib.BTF_MAGIC or version != 1 or flags != 0:
         raise ElfCheckError(f"{what}: bad magic {magic:#x}, version {version} or flags {flags}")
     if hdr_len < 8 or hdr_len > len(blob) or hdr_len % 4:
         raise ElfCheckError(f"{what}: header length {hdr_len} is wrong")

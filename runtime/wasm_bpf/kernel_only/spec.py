@@ -227,7 +227,7 @@ def btf_ext_lines(elf: ELFFile, btf: "B.Btf") -> List[str]:
     if len(data) < 32:
         return []
     magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
-    if magic != 0xEB9F:
+    if magic != lib.BTF_MAGIC:
         return []
     _fi_off, _fi_len, li_off, li_len = struct.unpack_from("<IIII", data, 8)
     pos, end = hdr_len + li_off, hdr_len + li_off + li_len
