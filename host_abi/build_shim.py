@@ -199,7 +199,7 @@ const char *libbpf_bpf_prog_type_str(int t);
 const char *libbpf_bpf_map_type_str(int t);
 
 /* ---- kernel constants (<linux/bpf.h>, <linux/btf.h>, <linux/if_link.h>, <linux/openat2.h>,
- * <sys/syscall.h>), used by name in Python.
+ * <linux/perf_event.h>, <linux/if_ether.h>, <sys/socket.h>, <sys/syscall.h>), used by name in Python.
  * WBPF_*: constants newer than the build's kernel headers, defined in shim.h. ---- */
 static const int BPF_MAP_TYPE_HASH;
 static const int BPF_MAP_TYPE_ARRAY;
@@ -271,6 +271,25 @@ static const int BPF_MAP_DELETE_BATCH;
 #define RESOLVE_NO_MAGICLINKS ...
 #define RESOLVE_BENEATH ...
 #define SYS_openat2 ...
+static const int PERF_TYPE_HARDWARE;
+static const int PERF_TYPE_SOFTWARE;
+static const int PERF_COUNT_HW_CPU_CYCLES;
+static const int PERF_COUNT_HW_INSTRUCTIONS;
+static const int PERF_COUNT_HW_CACHE_REFERENCES;
+static const int PERF_COUNT_HW_CACHE_MISSES;
+static const int PERF_COUNT_HW_BRANCH_INSTRUCTIONS;
+static const int PERF_COUNT_HW_BRANCH_MISSES;
+static const int PERF_COUNT_SW_CPU_CLOCK;
+static const int PERF_COUNT_SW_TASK_CLOCK;
+static const int PERF_COUNT_SW_PAGE_FAULTS;
+static const int PERF_COUNT_SW_CONTEXT_SWITCHES;
+static const int PERF_COUNT_SW_CPU_MIGRATIONS;
+static const int PERF_COUNT_SW_PAGE_FAULTS_MIN;
+static const int PERF_COUNT_SW_PAGE_FAULTS_MAJ;
+#define PERF_FLAG_FD_CLOEXEC ...
+#define SO_ATTACH_BPF ...
+#define SO_DETACH_BPF ...
+#define ETH_P_ALL ...
 #define SYS_pidfd_getfd ...
 #define SYS_perf_event_open ...
 """

@@ -15,8 +15,11 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/btf.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/openat2.h>
+#include <linux/perf_event.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 /* Kernel ABI values newer than the kernel headers wasm-bpf builds against (Debian

@@ -15,8 +15,6 @@ from .links import CallbackLink, FdLink, Link
 
 XDP_MODES = {"generic": lib.XDP_FLAGS_SKB_MODE, "skb": lib.XDP_FLAGS_SKB_MODE,
              "native": lib.XDP_FLAGS_DRV_MODE, "drv": lib.XDP_FLAGS_DRV_MODE}
-SO_ATTACH_BPF, SO_DETACH_BPF = 50, 27
-ETH_P_ALL = 0x0003
 
 
 # ---- XDP ------------------------------------------------------------------------------
@@ -160,21 +158,21 @@ def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
         sock = _foreign_socket(int(pid_s), int(fd_s))
     else:
         ifindex(target)  # -ENODEV for an interface that does not exist
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(lib.ETH_P_ALL))
         try:
             sock.bind((target, 0))
         except OSError as exc:
             sock.close()
             raise HostCallError(exc.errno or errno.EINVAL, f"cannot bind a raw socket to {target}") from None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd(prog))
+        sock.setsockopt(socket.SOL_SOCKET, lib.SO_ATTACH_BPF, prog_fd(prog))
     except OSError as exc:
         sock.close()
         raise HostCallError(exc.errno or errno.EINVAL, f"SO_ATTACH_BPF on {target}: {exc.strerror}") from None
 
     def detach() -> None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
+            sock.setsockopt(socket.SOL_SOCKET, lib.SO_DETACH_BPF, 0)
         except OSError:
             pass  # the socket was closed meanwhile
         sock.close()
