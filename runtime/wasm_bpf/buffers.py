@@ -65,9 +65,9 @@ class EventBuffer:
             self._buf = None
             raise HostCallError(-err[0] or errno.EINVAL, f"cannot open an event buffer on map {map_name!r}")
         self.map_fd = map_fd
-        self._chunk: Optional[Any] = None  # take_records' copy buffer, made on first use
         self.map_name = map_name
         self.is_ring = lib.wbpf_buffer_map_type(self._buf) == lib.BPF_MAP_TYPE_RINGBUF
+        self._chunk: Optional[Any] = None  # take_records' copy buffer, made on first use
 
     def stats(self, object_handle: int) -> BufferStats:
         return BufferStats(object_handle, self.map_name, "ring buffer" if self.is_ring else "perf buffer",
