@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from wasm_bpf.errors import WasmBpfError
+
 from . import hdrscan, header, skeleton
 from .btf import Btf, BtfError
 from .elfobj import ObjectError
@@ -31,7 +33,7 @@ _TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "armv7l": "arm", "ppc64le":
                 "s390x": "s390", "riscv64": "riscv", "loongarch64": "loongarch"}
 
 
-class BuildError(Exception):
+class BuildError(WasmBpfError):
     def __init__(self, step: str, command: str, output: str = "") -> None:
         self.step, self.command, self.output = step, command, output.rstrip()
         super().__init__(f"{step} failed: {command}")

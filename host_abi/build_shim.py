@@ -90,16 +90,6 @@ int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id);
 int bpf_link_get_next_id(uint32_t start_id, uint32_t *next_id);
 int bpf_map_get_next_id(uint32_t start_id, uint32_t *next_id);
 
-static const int BPF_MAP_TYPE_RINGBUF;
-static const int BPF_MAP_TYPE_PERF_EVENT_ARRAY;
-static const int BPF_MAP_TYPE_PERCPU_HASH;
-static const int BPF_MAP_TYPE_PERCPU_ARRAY;
-static const int BPF_MAP_TYPE_LRU_PERCPU_HASH;
-static const int BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
-static const int BPF_MAP_LOOKUP_ELEM;
-static const int BPF_MAP_UPDATE_ELEM;
-static const int BPF_MAP_DELETE_ELEM;
-static const int BPF_MAP_GET_NEXT_KEY;
 
 /* ---- libbpf: BTF (used by the skeleton and header generators) ---- */
 struct btf;
@@ -207,23 +197,106 @@ struct user_ring_buffer *user_ring_buffer__new(int map_fd, const void *opts);
 void *user_ring_buffer__reserve(struct user_ring_buffer *rb, uint32_t size);
 void user_ring_buffer__submit(struct user_ring_buffer *rb, void *sample);
 void user_ring_buffer__free(struct user_ring_buffer *rb);
-static const int BPF_MAP_TYPE_USER_RINGBUF;
-static const int BPF_MAP_TYPE_PROG_ARRAY;
-static const int BPF_MAP_LOOKUP_AND_DELETE_ELEM;
-static const int BPF_MAP_LOOKUP_BATCH;
-static const int BPF_MAP_LOOKUP_AND_DELETE_BATCH;
-static const int BPF_MAP_UPDATE_BATCH;
-static const int BPF_MAP_DELETE_BATCH;
-static const int BPF_MAP_TYPE_ARRAY_OF_MAPS;
-static const int BPF_MAP_TYPE_HASH_OF_MAPS;
-static const int BPF_MAP_TYPE_QUEUE;
-static const int BPF_MAP_TYPE_STACK;
-static const int BPF_MAP_TYPE_BLOOM_FILTER;
 struct bpf_prog_load_opts { size_t sz; uint32_t expected_attach_type; uint32_t attach_btf_id; ...; };
 int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns,
                   size_t insn_cnt, struct bpf_prog_load_opts *opts);
 const char *libbpf_bpf_prog_type_str(int t);
 const char *libbpf_bpf_map_type_str(int t);
+
+/* ---- kernel constants (<linux/bpf.h>, <linux/btf.h>, <linux/if_link.h>, <linux/openat2.h>,
+ * <linux/perf_event.h>, <linux/if_ether.h>, <sys/socket.h>, <sys/syscall.h>), used by name in Python.
+ * WBPF_*: constants newer than the build's kernel headers, defined in shim.h. ---- */
+static const int BPF_MAP_TYPE_HASH;
+static const int BPF_MAP_TYPE_ARRAY;
+static const int BPF_MAP_TYPE_PROG_ARRAY;
+static const int BPF_MAP_TYPE_PERF_EVENT_ARRAY;
+static const int BPF_MAP_TYPE_PERCPU_HASH;
+static const int BPF_MAP_TYPE_PERCPU_ARRAY;
+static const int BPF_MAP_TYPE_LRU_HASH;
+static const int BPF_MAP_TYPE_LRU_PERCPU_HASH;
+static const int BPF_MAP_TYPE_CGROUP_ARRAY;
+static const int BPF_MAP_TYPE_ARRAY_OF_MAPS;
+static const int BPF_MAP_TYPE_HASH_OF_MAPS;
+static const int BPF_MAP_TYPE_DEVMAP;
+static const int BPF_MAP_TYPE_SOCKMAP;
+static const int BPF_MAP_TYPE_CPUMAP;
+static const int BPF_MAP_TYPE_XSKMAP;
+static const int BPF_MAP_TYPE_SOCKHASH;
+static const int BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+static const int BPF_MAP_TYPE_REUSEPORT_SOCKARRAY;
+static const int BPF_MAP_TYPE_QUEUE;
+static const int BPF_MAP_TYPE_STACK;
+static const int BPF_MAP_TYPE_SK_STORAGE;
+static const int BPF_MAP_TYPE_DEVMAP_HASH;
+static const int BPF_MAP_TYPE_STRUCT_OPS;
+static const int BPF_MAP_TYPE_RINGBUF;
+static const int BPF_MAP_TYPE_INODE_STORAGE;
+static const int BPF_MAP_TYPE_TASK_STORAGE;
+static const int BPF_MAP_TYPE_BLOOM_FILTER;
+static const int BPF_MAP_TYPE_USER_RINGBUF;
+#define WBPF_MAP_TYPE_CGRP_STORAGE ...
+static const int BPF_PROG_TYPE_SOCKET_FILTER;
+static const int BPF_PROG_TYPE_KPROBE;
+static const int BPF_PROG_TYPE_SCHED_CLS;
+static const int BPF_PROG_TYPE_XDP;
+static const int BPF_PROG_TYPE_PERF_EVENT;
+static const int BPF_PROG_TYPE_SK_SKB;
+static const int BPF_PROG_TYPE_SK_MSG;
+static const int BPF_PROG_TYPE_RAW_TRACEPOINT;
+static const int BPF_PROG_TYPE_TRACING;
+static const int BPF_PROG_TYPE_STRUCT_OPS;
+static const int BPF_PROG_TYPE_LSM;
+static const int BPF_SK_SKB_STREAM_PARSER;
+static const int BPF_SK_SKB_STREAM_VERDICT;
+static const int BPF_SK_MSG_VERDICT;
+static const int BPF_TRACE_FENTRY;
+static const int BPF_TRACE_FEXIT;
+static const int BPF_MODIFY_RETURN;
+static const int BPF_LSM_MAC;
+static const int BPF_TRACE_ITER;
+static const int BPF_XDP;
+static const int BPF_SK_SKB_VERDICT;
+#define WBPF_STRUCT_OPS ...
+#define WBPF_TCX_INGRESS ...
+#define WBPF_TCX_EGRESS ...
+static const int BPF_MAP_LOOKUP_ELEM;
+static const int BPF_MAP_UPDATE_ELEM;
+static const int BPF_MAP_DELETE_ELEM;
+static const int BPF_MAP_GET_NEXT_KEY;
+static const int BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+static const int BPF_MAP_LOOKUP_BATCH;
+static const int BPF_MAP_LOOKUP_AND_DELETE_BATCH;
+static const int BPF_MAP_UPDATE_BATCH;
+static const int BPF_MAP_DELETE_BATCH;
+#define BPF_ANY ...
+#define WBPF_F_LINK ...
+#define XDP_FLAGS_SKB_MODE ...
+#define XDP_FLAGS_DRV_MODE ...
+#define BTF_MAGIC ...
+#define RESOLVE_NO_MAGICLINKS ...
+#define RESOLVE_BENEATH ...
+#define SYS_openat2 ...
+static const int PERF_TYPE_HARDWARE;
+static const int PERF_TYPE_SOFTWARE;
+static const int PERF_COUNT_HW_CPU_CYCLES;
+static const int PERF_COUNT_HW_INSTRUCTIONS;
+static const int PERF_COUNT_HW_CACHE_REFERENCES;
+static const int PERF_COUNT_HW_CACHE_MISSES;
+static const int PERF_COUNT_HW_BRANCH_INSTRUCTIONS;
+static const int PERF_COUNT_HW_BRANCH_MISSES;
+static const int PERF_COUNT_SW_CPU_CLOCK;
+static const int PERF_COUNT_SW_TASK_CLOCK;
+static const int PERF_COUNT_SW_PAGE_FAULTS;
+static const int PERF_COUNT_SW_CONTEXT_SWITCHES;
+static const int PERF_COUNT_SW_CPU_MIGRATIONS;
+static const int PERF_COUNT_SW_PAGE_FAULTS_MIN;
+static const int PERF_COUNT_SW_PAGE_FAULTS_MAJ;
+#define PERF_FLAG_FD_CLOEXEC ...
+#define SO_ATTACH_BPF ...
+#define SO_DETACH_BPF ...
+#define ETH_P_ALL ...
+#define SYS_pidfd_getfd ...
+#define SYS_perf_event_open ...
 """
 
 ffibuilder = FFI()

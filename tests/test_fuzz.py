@@ -50,6 +50,7 @@ CAUSES = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(CAUSES))
 def test_crashing_elf_is_refused(name: str) -> None:
     worker = Worker("elf")  # a regression would crash the worker, not pytest

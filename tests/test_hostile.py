@@ -365,6 +365,7 @@ def _table_rows() -> list:
     return [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| import")]
 
 
+@pytest.mark.unit
 def test_the_bad_input_table_cites_tests_that_exist_and_every_test_here():
     rows = _table_rows()
     assert len(rows) > 100

@@ -194,6 +194,7 @@ def test_a_bad_policy_file_is_a_clear_error(tmp_path, text, error):
     assert proc.returncode == 2 and error in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.unit
 def test_the_documented_example_policy_is_valid():
     doc = (EXAMPLES_DIR.parent / "docs" / "policy.md").read_text()
     example = doc.split("```toml\n", 1)[1].split("```", 1)[0]

@@ -104,6 +104,7 @@ _LIMITS = _limit_defaults()
 def main(ctx: click.Context, verbose: bool) -> None:
     """Run eBPF programs whose user-space half is a WebAssembly module."""
     if verbose:  # the default of every sub-command's own --verbose
+        assert isinstance(ctx.command, click.Group)
         ctx.default_map = {name: {"verbose": True} for name in ctx.command.list_commands(ctx)}
 
 
@@ -162,7 +163,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     `wasm-bpf run X.bpf.o --help` lists them. Example:
       wasm-bpf run --json opensnoop.bpf.o --min-pid 100
     """
-    from .errors import WasmBpfError
+    from .errors import HostCallUnwind, WasmBpfError
     from .instance import Instance, RunConfig
     from .limits import Limits
 
@@ -193,6 +194,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
             code = inst.run()
             for line in inst.buffer_stats if stats else ():
                 click.echo(f"wasm-bpf: stats: {line}", err=True)
+    except HostCallUnwind:  # one out of a host call is a bug: its traceback
+        raise
     except WasmBpfError as exc:
         if verbose:
             raise

@@ -14,11 +14,10 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+from ._native import lib
 from .attach.cgroup import cgroup2_mount, resolve_cgroup
 from .errors import HostCallError
 
-_NR_OPENAT2 = 437  # x86_64
-RESOLVE_NO_MAGICLINKS, RESOLVE_BENEATH = 0x02, 0x08
 # Where a library name is usually found on the host: only used to suggest a --dir.
 LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
                 "/lib", "/usr/lib", "/usr/local/lib")
@@ -37,8 +36,8 @@ def open_beneath(dir_path: str, rel: str, flags: int) -> int:
     leave dir through `..`, an absolute path or a symlink)."""
     dir_fd = os.open(dir_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-        fd = _libc.syscall(_NR_OPENAT2, dir_fd, (rel or ".").encode(), ctypes.byref(how), ctypes.sizeof(how))
+        how = _OpenHow(flags | os.O_CLOEXEC, 0, lib.RESOLVE_BENEATH | lib.RESOLVE_NO_MAGICLINKS)
+        fd = _libc.syscall(lib.SYS_openat2, dir_fd, (rel or ".").encode(), ctypes.byref(how), ctypes.sizeof(how))
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))

@@ -108,7 +108,7 @@ class Instance:
                 raise WasmBpfError(f"cannot read module {path}: {exc.strerror}") from None
         if not data.startswith(b"\0asm"):
             try:  # WAT text is accepted too: handy for small test guests
-                data = wasmtime.wat2wasm(data.decode())
+                data = bytes(wasmtime.wat2wasm(data.decode()))
             except (UnicodeDecodeError, wasmtime.WasmtimeError):
                 raise WasmBpfError(f"{path} is not a WebAssembly module (no \\0asm header, "
                                    "and not WAT text)") from None

@@ -298,7 +298,8 @@ def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
     if name and name in _KERNEL_REFUSED.findall(log):
         spec = next((p for p in programs if p.name == name), None)
         kind = spec.section.split("/")[0].split(".")[0] if spec else ""
-        if err == errno.EPERM and kind in ("fentry", "fexit", "fmod_ret", "lsm") and unsupported_reason(kind):
+        if spec and err == errno.EPERM and kind in ("fentry", "fexit", "fmod_ret", "lsm") \
+                and unsupported_reason(kind):
             what = "LSM" if kind == "lsm" else kind
             return (f"the kernel refused program {name!r} (SEC(\"{spec.section}\")): this kernel does not "
                     f"allow {what} programs; see `wasm-bpf probe`")

@@ -10,11 +10,11 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
 from .attach import KINDS
-from .errors import WasmBpfError
+from .errors import HostCallUnwind, WasmBpfError
 
 ANY = "*"
 BPFFS = "/sys/fs/bpf"
@@ -59,7 +59,7 @@ class PolicyError(WasmBpfError):
     """The policy file itself is wrong (syntax, unknown key, unknown name)."""
 
 
-class PolicyRefusal(Exception):
+class PolicyRefusal(HostCallUnwind):
     """The policy refused something the guest asked for; str() is the user's line."""
 
 
@@ -176,7 +176,7 @@ class Policy:
             map_access=values.get(("maps", "access"), READ_WRITE),
             read_only=frozenset(read_only), read_write=frozenset(read_write),
             dirs=paths("files", "dirs"),
-            pin_root=values.get(("maps", "pin_root")),  # type: ignore[arg-type]
+            pin_root=values.get(("maps", "pin_root")),
         )
 
     # ---- checks ---------------------------------------------------------------------
@@ -251,9 +251,9 @@ class Policy:
                                   f"add \"{real}\" to allow it")
 
 
-def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
+def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], Any]:
     """(section, key) -> value, after checking every key, type and placeholder."""
-    values: Dict[Tuple[str, str], object] = {}
+    values: Dict[Tuple[str, str], Any] = {}  # a str or a list of str, as _SCHEMA says
     for section, table in doc.items():
         keys = _SCHEMA.get(section)
         if keys is None or not isinstance(table, dict):

@@ -7,15 +7,15 @@ import errno
 import functools
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from ._native import ffi, lib
 
+if TYPE_CHECKING:
+    import click
+
 _RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
-PROG_TRACING, PROG_LSM, PROG_KPROBE, PROG_SCHED_CLS = 26, 29, 2, 3
-BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_MODIFY_RETURN, BPF_LSM_MAC, BPF_TCX_INGRESS = 24, 25, 26, 27, 46
-BTF_KIND_FUNC = 12
 
 
 # Capability numbers (linux/capability.h).
@@ -67,7 +67,7 @@ def _load(prog_type: int, attach_type: int = 0, btf_func: str = "") -> int:
         btf = lib.btf__load_vmlinux_btf()
         if btf == ffi.NULL:
             return -errno.ENOENT
-        btf_id = lib.btf__find_by_name_kind(btf, btf_func.encode(), BTF_KIND_FUNC)
+        btf_id = lib.btf__find_by_name_kind(btf, btf_func.encode(), lib.BTF_KIND_FUNC)
         lib.btf__free(btf)
         if btf_id < 0:
             return btf_id
@@ -112,12 +112,12 @@ def _hardware_perf() -> str:
 
 
 def _tcx() -> str:
-    fd = _load(PROG_SCHED_CLS)
+    fd = _load(lib.BPF_PROG_TYPE_SCHED_CLS)
     if fd < 0:
         return f"cannot load a sched_cls program: {os.strerror(-fd)}"
     try:
         import socket
-        link = lib.bpf_link_create(fd, socket.if_nametoindex("lo"), BPF_TCX_INGRESS, ffi.NULL)
+        link = lib.bpf_link_create(fd, socket.if_nametoindex("lo"), lib.WBPF_TCX_INGRESS, ffi.NULL)
         if link < 0:
             return f"the kernel refuses tcx links (BPF_LINK_CREATE: {os.strerror(-link)})"
         os.close(link)
@@ -141,26 +141,26 @@ def _prog_type(type_id: int) -> Callable[[], str]:
 
 ATTACH_CHECKS: Dict[str, Callable[[], str]] = {
     "tracepoint": _tracepoints,
-    "raw_tp": _prog_type(17),
+    "raw_tp": _prog_type(lib.BPF_PROG_TYPE_RAW_TRACEPOINT),
     "tp_btf": lambda: "" if os.path.exists("/sys/kernel/btf/vmlinux") else "the kernel has no BTF",
     "uprobe": lambda: _pmu("uprobe"),
     "usdt": lambda: _pmu("uprobe"),
     "kprobe": lambda: _pmu("kprobe"),
-    "fentry": lambda: _load_check("fentry", PROG_TRACING, BPF_TRACE_FENTRY, "do_unlinkat"),
-    "fexit": lambda: _load_check("fexit", PROG_TRACING, BPF_TRACE_FEXIT, "do_unlinkat"),
-    "fmod_ret": lambda: _load_check("fmod_ret", PROG_TRACING, BPF_MODIFY_RETURN, "security_file_open"),
-    "lsm": lambda: _load_check("lsm", PROG_LSM, BPF_LSM_MAC, "bpf_lsm_file_open"),
-    "xdp": _prog_type(6),
-    "tc": _prog_type(3),
+    "fentry": lambda: _load_check("fentry", lib.BPF_PROG_TYPE_TRACING, lib.BPF_TRACE_FENTRY, "do_unlinkat"),
+    "fexit": lambda: _load_check("fexit", lib.BPF_PROG_TYPE_TRACING, lib.BPF_TRACE_FEXIT, "do_unlinkat"),
+    "fmod_ret": lambda: _load_check("fmod_ret", lib.BPF_PROG_TYPE_TRACING, lib.BPF_MODIFY_RETURN, "security_file_open"),
+    "lsm": lambda: _load_check("lsm", lib.BPF_PROG_TYPE_LSM, lib.BPF_LSM_MAC, "bpf_lsm_file_open"),
+    "xdp": _prog_type(lib.BPF_PROG_TYPE_XDP),
+    "tc": _prog_type(lib.BPF_PROG_TYPE_SCHED_CLS),
     "tcx": _tcx,
     "cgroup": _cgroup2,
-    "sk_msg": _prog_type(16),
-    "sk_skb": _prog_type(14),
-    "socket": _prog_type(1),
-    "perf_event": _prog_type(7),
+    "sk_msg": _prog_type(lib.BPF_PROG_TYPE_SK_MSG),
+    "sk_skb": _prog_type(lib.BPF_PROG_TYPE_SK_SKB),
+    "socket": _prog_type(lib.BPF_PROG_TYPE_SOCKET_FILTER),
+    "perf_event": _prog_type(lib.BPF_PROG_TYPE_PERF_EVENT),
     "perf_event_hardware": _hardware_perf,
-    "iter": lambda: _load_check("iter", PROG_TRACING, 28, "bpf_iter_task"),
-    "struct_ops": _prog_type(27),
+    "iter": lambda: _load_check("iter", lib.BPF_PROG_TYPE_TRACING, lib.BPF_TRACE_ITER, "bpf_iter_task"),
+    "struct_ops": _prog_type(lib.BPF_PROG_TYPE_STRUCT_OPS),
 }
 
 
@@ -209,7 +209,7 @@ def report_text(results: Dict[str, List[Result]]) -> str:
     return "\n".join(lines)
 
 
-def _command():  # type: ignore[no-untyped-def]
+def _command() -> "click.Command":
     import json
 
     import click

@@ -13,12 +13,8 @@ from ..errors import HostCallError
 from .common import check_rc, ifindex, prog_fd, shim_link, split_options
 from .links import CallbackLink, FdLink, Link
 
-BPF_XDP = 37
-BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
-BPF_SK_SKB_STREAM_PARSER, BPF_SK_SKB_STREAM_VERDICT, BPF_SK_MSG_VERDICT, BPF_SK_SKB_VERDICT = 4, 5, 7, 38
-XDP_MODES = {"generic": 1 << 1, "skb": 1 << 1, "native": 1 << 2, "drv": 1 << 2}
-SO_ATTACH_BPF, SO_DETACH_BPF = 50, 27
-ETH_P_ALL = 0x0003
+XDP_MODES = {"generic": lib.XDP_FLAGS_SKB_MODE, "skb": lib.XDP_FLAGS_SKB_MODE,
+             "native": lib.XDP_FLAGS_DRV_MODE, "drv": lib.XDP_FLAGS_DRV_MODE}
 
 
 # ---- XDP ------------------------------------------------------------------------------
@@ -37,7 +33,7 @@ def attach_xdp(prog: Any, target: str, obj: Any = None) -> Link:
     link_opts = ffi.new("struct bpf_link_create_opts *")
     link_opts.sz = ffi.sizeof("struct bpf_link_create_opts")
     link_opts.flags = XDP_MODES[opts["mode"]]
-    fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, BPF_XDP, link_opts),
+    fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, lib.BPF_XDP, link_opts),
                   f"XDP ({opts['mode']}) attach to {ifname}")
     return FdLink(fd)
 
@@ -67,7 +63,7 @@ def attach_tc(prog: Any, target: str, obj: Any = None) -> Link:
     ifname, direction = parts
     index = ifindex(ifname)
     if tcx:
-        attach_type = BPF_TCX_INGRESS if direction == "ingress" else BPF_TCX_EGRESS
+        attach_type = lib.WBPF_TCX_INGRESS if direction == "ingress" else lib.WBPF_TCX_EGRESS
         fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, attach_type, ffi.NULL), f"tcx attach to {target}")
         return FdLink(fd)
     return _tc_filter(prog, index, ifname, direction)
@@ -125,7 +121,6 @@ def _release_clsact(index: int) -> None:
 
 
 # ---- socket filters -------------------------------------------------------------------
-_NR_PIDFD_GETFD = 438
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -140,7 +135,7 @@ def _foreign_socket(pid: int, fd: int) -> socket.socket:
     except OSError as exc:
         raise HostCallError(exc.errno or errno.ESRCH, f"no process {pid}: {exc.strerror}") from None
     try:
-        dup = _libc.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
+        dup = _libc.syscall(lib.SYS_pidfd_getfd, pidfd, fd, 0)
         if dup < 0:
             code = ctypes.get_errno()
             raise HostCallError(code, f"cannot get fd {fd} of process {pid}: {os.strerror(code)}")
@@ -163,21 +158,21 @@ def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
         sock = _foreign_socket(int(pid_s), int(fd_s))
     else:
         ifindex(target)  # -ENODEV for an interface that does not exist
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(lib.ETH_P_ALL))
         try:
             sock.bind((target, 0))
         except OSError as exc:
             sock.close()
             raise HostCallError(exc.errno or errno.EINVAL, f"cannot bind a raw socket to {target}") from None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd(prog))
+        sock.setsockopt(socket.SOL_SOCKET, lib.SO_ATTACH_BPF, prog_fd(prog))
     except OSError as exc:
         sock.close()
         raise HostCallError(exc.errno or errno.EINVAL, f"SO_ATTACH_BPF on {target}: {exc.strerror}") from None
 
     def detach() -> None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
+            sock.setsockopt(socket.SOL_SOCKET, lib.SO_DETACH_BPF, 0)
         except OSError:
             pass  # the socket was closed meanwhile
         sock.close()
@@ -199,9 +194,9 @@ def attach_sockmap(prog: Any, target: str, obj: Any = None) -> Link:
         raise HostCallError(errno.ENOENT, f"no map named {target!r} in the object")
     map_fd = int(lib.bpf_map__fd(bpf_map))
     attach_type = int(lib.bpf_program__expected_attach_type(prog))
-    if attach_type not in (BPF_SK_SKB_STREAM_PARSER, BPF_SK_SKB_STREAM_VERDICT, BPF_SK_MSG_VERDICT,
-                           BPF_SK_SKB_VERDICT):
-        attach_type = BPF_SK_SKB_STREAM_VERDICT  # plain SEC("sk_skb")
+    if attach_type not in (lib.BPF_SK_SKB_STREAM_PARSER, lib.BPF_SK_SKB_STREAM_VERDICT, lib.BPF_SK_MSG_VERDICT,
+                           lib.BPF_SK_SKB_VERDICT):
+        attach_type = lib.BPF_SK_SKB_STREAM_VERDICT  # plain SEC("sk_skb")
     fd = prog_fd(prog)
     # A sockmap link (kernel >= 6.10) is an fd: it goes with the process however that
     # ends. Older kernels refuse it with EINVAL: there the program is attached to the map.

@@ -78,18 +78,17 @@ def attach_kprobe(prog: Any, target: str, retprobe: bool) -> Link:
 
 
 # ---- perf_event ----------------------------------------------------------------------
-PERF_TYPE_HARDWARE, PERF_TYPE_SOFTWARE = 0, 1
+_SW, _HW = lib.PERF_TYPE_SOFTWARE, lib.PERF_TYPE_HARDWARE
 PERF_EVENTS = {
-    "cpu-clock": (PERF_TYPE_SOFTWARE, 0), "task-clock": (PERF_TYPE_SOFTWARE, 1),
-    "page-faults": (PERF_TYPE_SOFTWARE, 2), "context-switches": (PERF_TYPE_SOFTWARE, 3),
-    "cpu-migrations": (PERF_TYPE_SOFTWARE, 4), "minor-faults": (PERF_TYPE_SOFTWARE, 5),
-    "major-faults": (PERF_TYPE_SOFTWARE, 6),
-    "cycles": (PERF_TYPE_HARDWARE, 0), "instructions": (PERF_TYPE_HARDWARE, 1),
-    "cache-references": (PERF_TYPE_HARDWARE, 2), "cache-misses": (PERF_TYPE_HARDWARE, 3),
-    "branches": (PERF_TYPE_HARDWARE, 4), "branch-misses": (PERF_TYPE_HARDWARE, 5),
+    "cpu-clock": (_SW, lib.PERF_COUNT_SW_CPU_CLOCK), "task-clock": (_SW, lib.PERF_COUNT_SW_TASK_CLOCK),
+    "page-faults": (_SW, lib.PERF_COUNT_SW_PAGE_FAULTS), "context-switches": (_SW, lib.PERF_COUNT_SW_CONTEXT_SWITCHES),
+    "cpu-migrations": (_SW, lib.PERF_COUNT_SW_CPU_MIGRATIONS), "minor-faults": (_SW, lib.PERF_COUNT_SW_PAGE_FAULTS_MIN),
+    "major-faults": (_SW, lib.PERF_COUNT_SW_PAGE_FAULTS_MAJ),
+    "cycles": (_HW, lib.PERF_COUNT_HW_CPU_CYCLES), "instructions": (_HW, lib.PERF_COUNT_HW_INSTRUCTIONS),
+    "cache-references": (_HW, lib.PERF_COUNT_HW_CACHE_REFERENCES),
+    "cache-misses": (_HW, lib.PERF_COUNT_HW_CACHE_MISSES),
+    "branches": (_HW, lib.PERF_COUNT_HW_BRANCH_INSTRUCTIONS), "branch-misses": (_HW, lib.PERF_COUNT_HW_BRANCH_MISSES),
 }
-_NR_PERF_EVENT_OPEN = 298  # x86_64
-_PERF_FLAG_FD_CLOEXEC = 8
 _ATTR_SIZE = 128
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -102,8 +101,8 @@ def perf_event_open(event: str, pid: int, cpu: int, freq: int, period: int) -> i
     ctypes.c_uint64.from_buffer(attr, 8).value = config
     ctypes.c_uint64.from_buffer(attr, 16).value = freq or period
     ctypes.c_uint64.from_buffer(attr, 40).value = (1 << 10) if freq else 0  # .freq
-    fd = _libc.syscall(_NR_PERF_EVENT_OPEN, attr, ctypes.c_int(pid), ctypes.c_int(cpu),
-                       ctypes.c_int(-1), ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC))
+    fd = _libc.syscall(lib.SYS_perf_event_open, attr, ctypes.c_int(pid), ctypes.c_int(cpu),
+                       ctypes.c_int(-1), ctypes.c_ulong(lib.PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
         code = ctypes.get_errno()
         raise HostCallError(code, f"perf_event_open({event}, pid={pid}, cpu={cpu}): {os.strerror(code)}")
