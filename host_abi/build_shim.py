@@ -67,6 +67,9 @@ bool bpf_program__autoload(const struct bpf_program *prog);
 int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
 int bpf_program__fd(const struct bpf_program *prog);
 int bpf_program__type(const struct bpf_program *prog);
+const void *bpf_program__insns(const struct bpf_program *prog);
+size_t bpf_program__insn_cnt(const struct bpf_program *prog);  /* 8-byte struct bpf_insn each */
+int libbpf_prog_type_by_name(const char *name, int *prog_type, int *expected_attach_type);
 int bpf_link__destroy(struct bpf_link *link);
 const char *bpf_map__name(const struct bpf_map *map);
 int bpf_map__fd(const struct bpf_map *map);

@@ -12,7 +12,7 @@ from ._native import ffi, lib
 from .attach import Link, attach_program, section_of
 from .attach.links import SharedLink
 from .attach import struct_ops
-from .attach.struct_ops import claims as is_struct_ops
+from .attach.targets import StructOps
 from .buffers import EventBuffer
 from .errors import HostCallError
 from .objspec import open_object
@@ -42,7 +42,7 @@ class BpfObject:
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
-            self._sandbox.check_object(obj)  # before the first bpf() call
+            self._sandbox.check_object(obj, elf)  # before the first bpf() call
             struct_ops.prepare(obj)  # registrations as links: they go with the process
             rc = lib.bpf_object__load(obj)
             if rc < 0:
@@ -80,21 +80,20 @@ class BpfObject:
         prog = self._program(name)
         if not lib.bpf_program__autoload(prog):
             raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
-        section = section_of(prog)
         self._sandbox.limits.check_links(self._sandbox.links_alive)
-        with self._sandbox.attach_target(name, section, target) as target:
-            if is_struct_ops(section):
+        with self._sandbox.attach_target(name, prog, target) as parsed:
+            if isinstance(parsed, StructOps):
                 # One registration of a struct_ops map serves all its programs: the
                 # skeleton attaches each of them.
-                first = self._struct_ops.get(target)
+                first = self._struct_ops.get(parsed.map_name)
                 if first is not None and first.alive:
                     link: Link = SharedLink()
                     self._add_link(link)
                     return link
-                link = attach_program(prog, target, self._obj)
-                self._struct_ops[target] = link
+                link = attach_program(prog, parsed, self._obj)
+                self._struct_ops[parsed.map_name] = link
             else:
-                link = attach_program(prog, target, self._obj)
+                link = attach_program(prog, parsed, self._obj)
         self._add_link(link)
         return link
 

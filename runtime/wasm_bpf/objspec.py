@@ -79,9 +79,9 @@ def programs_of(obj: Any) -> List[ProgramSpec]:
     prog = lib.bpf_object__next_program(obj, ffi.NULL)
     while prog != ffi.NULL:
         section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section,
-                                 program_type_name(lib.bpf_program__type(prog)), kind_of(section),
-                                 bool(lib.bpf_program__autoload(prog))))
+        prog_type = program_type_name(lib.bpf_program__type(prog))
+        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section, prog_type,
+                                 kind_of(prog_type, section), bool(lib.bpf_program__autoload(prog))))
         prog = lib.bpf_object__next_program(obj, prog)
     return specs
 
