@@ -107,26 +107,30 @@ class Sandbox:
             opened.callback(binary.close)
             return dataclasses.replace(target, binary=binary.proc_path), [binary.path, binary.real]
         if isinstance(target, ProcessSocket):
-            sock = take_socket(target.pid, target.fd)
+            sock = take_socket(target.pid, target.fd, lambda dup: self._check_own_socket(target, dup))
             opened.callback(sock.close)
-            return dataclasses.replace(target, sock=sock), self._socket_names(target, sock)
+            return dataclasses.replace(target, sock=sock), _process_names(target)
         return target, []
 
-    def _socket_names(self, target: ProcessSocket, sock: socket.socket) -> List[str]:
-        """The names a policy may give the process of a PID:FD target (its pid and
-        command), after checking the host's own sockets against the grants: checked
-        on the duplicate that will be attached, so a reused fd number is no way in."""
-        if target.pid == os.getpid():
-            if self.sockets is not None and _identity(sock.fileno()) not in self.sockets:
-                raise HostCallError(errno.EACCES, f"socket {target.pid}:{target.fd} is the host's own and was not "
-                                    "handed to the module: an embedding application grants a socket with "
-                                    "RunConfig(sockets=[sock])")
-            return []  # granted (or the host attaching for itself): no process rule applies
-        try:
-            with open(f"/proc/{target.pid}/comm") as f:
-                return [str(target.pid), f.read().strip()]
-        except OSError:
-            return [str(target.pid), "?"]  # ended meanwhile: the attach says so
+    def _check_own_socket(self, target: ProcessSocket, dup: int) -> None:
+        """A socket of the host itself must be one handed to the guest: checked on
+        the duplicate that will be attached, so a reused fd number is no way in."""
+        if target.pid == os.getpid() and self.sockets is not None and _identity(dup) not in self.sockets:
+            raise HostCallError(errno.EACCES, f"socket {target.pid}:{target.fd} is the host's own and was not "
+                                "handed to the module: an embedding application grants a socket with "
+                                "RunConfig(sockets=[sock])")
+
+
+def _process_names(target: ProcessSocket) -> List[str]:
+    """The names a policy may give another process whose socket a PID:FD target
+    names: its pid and command. None for the host's own (granted) sockets."""
+    if target.pid == os.getpid():
+        return []
+    try:
+        with open(f"/proc/{target.pid}/comm") as f:
+            return [str(target.pid), f.read().strip()]
+    except OSError:
+        return [str(target.pid), "?"]  # ended meanwhile: the attach says so
 
 
 def _identity(fd: int) -> Tuple[int, int]:

@@ -6,7 +6,7 @@ import errno
 import os
 import socket
 import threading
-from typing import Any, Dict, Union
+from typing import Any, Callable, Dict, Union
 
 from .._native import ffi, lib
 from ..errors import HostCallError
@@ -111,8 +111,9 @@ _NR_PIDFD_GETFD = 438
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def take_socket(pid: int, fd: int) -> socket.socket:
-    """A duplicate of fd `fd` of process `pid` (pidfd_getfd), as a socket object."""
+def take_socket(pid: int, fd: int, check: Callable[[int], None]) -> socket.socket:
+    """A duplicate of fd `fd` of process `pid` (pidfd_getfd), as a socket object;
+    check(duplicate) first, which may refuse it (and nothing is said of the fd)."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as exc:
@@ -125,10 +126,14 @@ def take_socket(pid: int, fd: int) -> socket.socket:
     finally:
         os.close(pidfd)
     try:
+        check(dup)
         return socket.socket(fileno=dup)
     except OSError as exc:
         os.close(dup)
         raise HostCallError(errno.ENOTSOCK, f"fd {fd} of process {pid} is not a socket") from exc
+    except BaseException:
+        os.close(dup)
+        raise
 
 
 def attach_socket(prog: Any, target: Union[ProcessSocket, PacketSocket], obj: Any = None) -> Link:
