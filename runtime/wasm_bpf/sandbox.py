@@ -8,7 +8,7 @@ import errno
 import os
 import socket
 import stat
-from typing import Any, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, ContextManager, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._native import lib
 from .attach import kind_of_program, section_of
@@ -66,13 +66,16 @@ class Sandbox:
                 self.policy.check_map_write(policy_map_name(name, lib.bpf_map__is_internal(m)), what)
                 return
 
+    def attach_target(self, name: str, prog: Any, text: str) -> ContextManager[Target]:
+        """check_target() for program `name` (a struct bpf_program *)."""
+        return self.check_target(name, kind_of_program(prog), section_of(prog), text)
+
     @contextlib.contextmanager
-    def attach_target(self, name: str, prog: Any, text: str) -> Iterator[Target]:
-        """Parses the target of program `name` (a struct bpf_program *), checks it
-        against the grants and the policy, and yields the value to attach with: host
-        files replaced by what was opened here, which stays open until the attach is
-        done (the link then holds its own reference)."""
-        kind, section = kind_of_program(prog), section_of(prog)
+    def check_target(self, name: str, kind: str, section: str, text: str) -> Iterator[Target]:
+        """Parses the target of a program of attach kind `kind`, checks it against the
+        grants and the policy, and yields the value to attach with: host files
+        replaced by what was opened here, which stays open until the attach is done
+        (the link then holds its own reference)."""
         if kind in BINARY_KINDS and not text and "/" in section and self.paths is not None:
             # SEC("uprobe//usr/bin/app:main") names a host path too: attach it explicitly.
             text = section.split("/", 1)[1]
