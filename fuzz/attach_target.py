@@ -18,7 +18,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from hypothesis import strategies as st
 
@@ -96,8 +96,8 @@ def fuzz(seconds: float, crash_dir: Path) -> Stats:
 
     with tempfile.TemporaryDirectory() as tmp:
         grant, _ = build_tree(Path(tmp))
+        granted = os.path.realpath(grant)
         sandbox = Sandbox(dirs=[(str(grant), str(grant))])
-        granted = sandbox.paths.grants[0].real
 
         def one_target(value: Tuple[str, str]) -> None:
             kind, text = value
@@ -106,7 +106,7 @@ def fuzz(seconds: float, crash_dir: Path) -> Stats:
             try:
                 with sandbox.check_target("p", kind, kind, text) as target:
                     expected = parse(kind, text)
-                    if isinstance(target, (Uprobe, Usdt)):
+                    if isinstance(target, (Uprobe, Usdt)) and isinstance(expected, (Uprobe, Usdt)):
                         real = os.readlink(target.binary)
                         if dataclasses.replace(target, binary=expected.binary) != expected:
                             finding("mismatch", f"{kind} {text!r}: attach sees {target}, parsed {expected}")
@@ -152,17 +152,17 @@ def fuzz(seconds: float, crash_dir: Path) -> Stats:
             except Exception as exc:  # noqa: BLE001
                 finding("python exception", f"policy {text!r}: {type(exc).__name__}: {exc}")
 
-        body: Callable[[Tuple[str, Any]], None] = lambda pair: {  # noqa: E731
-            "target": one_target, "section": one_section, "policy": one_policy}[pair[0]](pair[1])
+        bodies: Dict[str, Callable[[Any], None]] = {"target": one_target, "section": one_section,
+                                                     "policy": one_policy}
         strategy = (st.tuples(st.just("target"), st.tuples(st.sampled_from(KINDS), targets(grant)))
                     | st.tuples(st.just("section"), st.tuples(st.sampled_from(SEC_PREFIXES),
                                                               st.sampled_from(["", "/", "/x", "/a/b", "+"]))
                                 .map("".join))
                     | st.tuples(st.just("policy"), st.lists(st.sampled_from(POLICY_LINES), max_size=8)
                                 .map("\n".join)))
-        hostpaths.open_beneath, Policy.check_attach = recording_open, recording_check  # type: ignore[method-assign]
+        hostpaths.open_beneath, Policy.check_attach = recording_open, recording_check  # type: ignore
         try:
-            run_for(seconds, strategy, body, stats)
+            run_for(seconds, strategy, lambda pair: bodies[pair[0]](pair[1]), stats)
         finally:
-            hostpaths.open_beneath, Policy.check_attach = open_beneath, check_attach  # type: ignore[method-assign]
+            hostpaths.open_beneath, Policy.check_attach = open_beneath, check_attach  # type: ignore
     return stats

@@ -16,7 +16,7 @@ import pytest
 import wasm_bpf
 from fuzz.common import CLANG
 from guests.helpers import EACCES, EINVAL
-from test_attach_matrix import USDT_PROGRAM, Guest, link_wasm  # noqa: F401 (a fixture)
+from test_attach_matrix import Guest, link_wasm, probed_exe  # noqa: F401 (fixtures)
 from wasm_bpf.errors import HostCallError
 from wasm_bpf.loader import BpfObject
 from wasm_bpf.objspec import open_object
@@ -25,24 +25,14 @@ from wasm_bpf.sandbox import Sandbox
 from wasm_bpf._native import ffi, lib
 
 
-@pytest.fixture(scope="module")
-def exe(tmp_path_factory):
-    if not any(os.path.exists(f"{d}/sys/sdt.h") for d in ("/usr/include", "/usr/include/x86_64-linux-gnu")):
-        pytest.skip("<sys/sdt.h> is missing (apt-get install systemtap-sdt-dev)")
-    d = tmp_path_factory.mktemp("probed")
-    (d / "probed.c").write_text(USDT_PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", d / "probed", d / "probed.c"], check=True)
-    return d / "probed"
-
-
 @pytest.fixture
-def tree(tmp_path, exe):
+def tree(tmp_path, probed_exe):
     """tmp/grant (granted; holds `a,b:c/probed` and `probed`) and tmp/outside/probed."""
     grant, outside = tmp_path / "grant", tmp_path / "outside"
     (grant / "a,b:c").mkdir(parents=True)
     outside.mkdir()
     for where in (grant / "a,b:c", grant, outside):
-        shutil.copy(exe, where / "probed")
+        shutil.copy(probed_exe, where / "probed")
     return grant, outside
 
 

@@ -98,6 +98,11 @@ class Opened:
             self.fd = -1
 
 
+def _close_all(fds: List[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 def _parts(path: str) -> List[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
@@ -107,8 +112,7 @@ class HostPaths:
 
     def __init__(self, dirs: Sequence[Tuple[str, str]]) -> None:
         self.grants = [Grant.open(host, guest) for host, guest in dirs]
-        fds = [g.fd for g in self.grants if g.fd >= 0]
-        weakref.finalize(self, lambda: [os.close(fd) for fd in fds])  # a guest's grants live as long as it
+        weakref.finalize(self, _close_all, [g.fd for g in self.grants if g.fd >= 0])  # they live as long as the guest
 
     def _grant_of(self, path: str) -> Optional[Tuple[Grant, List[str]]]:
         """The grant with the longest GUEST prefix of path, and the rest of path."""

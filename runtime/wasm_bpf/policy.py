@@ -10,7 +10,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 from ._native import ffi, lib
 from .attach import KINDS
@@ -171,7 +171,7 @@ class Policy:
         if processes is not None and "self" in processes:
             raise PolicyError(f"policy {source}: [attach] processes no longer takes \"self\": the host's own "
                               "sockets are the ones an embedding application hands over (RunConfig.sockets)")
-        helpers = values.get(("helpers", "allowed"))
+        helpers = cast(Optional[List[str]], values.get(("helpers", "allowed")))
         known_helpers = sorted(helper_names().values())
         for name in helpers or ():
             if name != ANY and known_helpers and name not in known_helpers:

@@ -7,12 +7,10 @@ uprobe. A target string is parsed once (targets.py) into the value the sandbox c
 and the kind's attach function takes (host_abi/ABI.md has the table). Every kind
 returns a Link (links.py) whose destroy() undoes it. New kinds are added by writing
 one function and listing it in KINDS."""
-import errno
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .._native import ffi, lib
-from ..errors import HostCallError
 from . import cgroup, net, struct_ops, tracing
 from .cgroup import cgroup2_mount, resolve_cgroup
 from .links import Link
@@ -84,10 +82,6 @@ def attach_program(prog: Any, target: Target, obj: Any = None) -> Link:
     """Attaches prog to the parsed target (obj: its struct bpf_object *, needed by kinds
     that name a map of the object); returns a Link. Raises HostCallError."""
     kind = kind_of_program(prog)
-    if kind == "struct_ops":
-        if obj is None:
-            raise HostCallError(errno.EINVAL, "struct_ops registration needs the program's object")
-        return struct_ops.register(prog, target, obj)
     if isinstance(target, NoTarget):
         return tracing.attach_iter(prog) if kind == "iter" else tracing.attach_auto(prog)
     return next(k for k in KINDS if k.name == kind).attach(prog, target, obj)

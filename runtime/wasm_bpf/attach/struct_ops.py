@@ -47,6 +47,8 @@ def struct_ops_maps(obj: Any) -> Dict[str, Any]:
 
 def register(prog: Any, struct_ops: StructOps, obj: Any) -> Link:
     """Registers the struct_ops map named by the target (or the object's only one)."""
+    if obj is None:
+        raise HostCallError(errno.EINVAL, "struct_ops registration needs the program's object")
     target = struct_ops.map_name
     maps = struct_ops_maps(obj)
     if target:
