@@ -203,9 +203,11 @@ def bpf_object(tmp_path_factory):
     return (d / "p.bpf.o").read_bytes()
 
 
-def load(elf, policy, only):
+def load(elf, policy, only, dirs=()):
+    """Loads program `only` of the object for a guest (dirs: its grants) or, with dirs
+    None, for the host itself (a kernel-only run)."""
     others = ["on_ksyscall", "signals", "signals_in_a_subprogram", "harmless", "sock"]
-    return BpfObject(elf, no_load=[p for p in others if p != only], sandbox=Sandbox(policy, dirs=()))
+    return BpfObject(elf, no_load=[p for p in others if p != only], sandbox=Sandbox(policy, dirs=dirs))
 
 
 @pytest.mark.parametrize("prog", ["signals", "signals_in_a_subprogram"])
@@ -217,6 +219,7 @@ def test_a_helper_acting_outside_tracing_needs_its_name_in_the_policy(bpf_object
                                   "[helpers] allowed to allow it")
     allowed = Policy.parse('[helpers]\nallowed = ["*", "bpf_send_signal"]\n', "p.toml")
     load(bpf_object, allowed, prog).close()
+    load(bpf_object, None, prog, dirs=None).close()  # the host's own object calls any helper
     only_listed = Policy.parse('[helpers]\nallowed = ["bpf_send_signal"]\n', "p.toml")
     with pytest.raises(PolicyRefusal, match="program 'harmless' helper bpf_get_prandom_u32 is not in "
                                             r"\[helpers\] allowed"):
