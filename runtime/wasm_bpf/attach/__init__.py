@@ -5,8 +5,9 @@ libbpf derives from the SEC() name), so every section libbpf knows is governed b
 rule of its real type: SEC("ksyscall/...") is a kprobe, SEC("uprobe.multi/...") a
 uprobe. A target string is parsed once (targets.py) into the value the sandbox checks
 and the kind's attach function takes (host_abi/ABI.md has the table). Every kind
-returns a Link (links.py) whose destroy() undoes it. New kinds are added by writing
-one function and listing it in KINDS."""
+returns a Link (links.py) whose destroy() undoes it. A new kind is a value and its
+parse in targets.py, an attach function listed in KINDS, and its program type in
+_BY_TYPE."""
 from dataclasses import dataclass
 from typing import Any, Callable
 
