@@ -111,9 +111,14 @@ class Sandbox:
             opened.callback(binary.close)
             return dataclasses.replace(target, binary=binary.proc_path), [binary.path, binary.real]
         if isinstance(target, ProcessSocket):
-            sock = take_socket(target.pid, target.fd, lambda dup: self._check_own_socket(target, dup))
+            names: List[str] = []
+
+            def check(dup: int) -> None:
+                self._check_own_socket(target, dup)
+                names.extend(_process_names(target))
+            sock = take_socket(target.pid, target.fd, check)
             opened.callback(sock.close)
-            return dataclasses.replace(target, sock=sock), _process_names(target)
+            return dataclasses.replace(target, sock=sock), names
         return target, []
 
     def _check_own_socket(self, target: ProcessSocket, dup: int) -> None:

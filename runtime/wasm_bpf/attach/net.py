@@ -4,6 +4,7 @@ the kernel has sockmap links)."""
 import ctypes
 import errno
 import os
+import signal
 import socket
 import threading
 from typing import Any, Callable, Dict, Union
@@ -112,28 +113,36 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def take_socket(pid: int, fd: int, check: Callable[[int], None]) -> socket.socket:
-    """A duplicate of fd `fd` of process `pid` (pidfd_getfd), as a socket object;
-    check(duplicate) first, which may refuse it (and nothing is said of the fd)."""
+    """A duplicate of fd `fd` of process `pid` (pidfd_getfd), as a socket object.
+    check(duplicate) runs first and may refuse it (then nothing is said of the fd);
+    the process is still alive after it, so what check read of /proc/PID was that
+    process's and not of another one that reused the pid."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as exc:
         raise HostCallError(exc.errno or errno.ESRCH, f"no process {pid}: {exc.strerror}") from None
+    dup = -1
     try:
         dup = _libc.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
         if dup < 0:
             code = ctypes.get_errno()
             raise HostCallError(code, f"cannot get fd {fd} of process {pid}: {os.strerror(code)}")
+        check(dup)
+        signal.pidfd_send_signal(pidfd, 0)  # ESRCH: it ended meanwhile
+        sock = socket.socket(fileno=dup)
+    except OSError as exc:
+        if dup >= 0:
+            os.close(dup)
+        if exc.errno == errno.ESRCH:
+            raise HostCallError(errno.ESRCH, f"process {pid} ended while its fd {fd} was taken") from None
+        raise HostCallError(errno.ENOTSOCK, f"fd {fd} of process {pid} is not a socket") from None
+    except BaseException:
+        if dup >= 0:
+            os.close(dup)
+        raise
     finally:
         os.close(pidfd)
-    try:
-        check(dup)
-        return socket.socket(fileno=dup)
-    except OSError as exc:
-        os.close(dup)
-        raise HostCallError(errno.ENOTSOCK, f"fd {fd} of process {pid} is not a socket") from exc
-    except BaseException:
-        os.close(dup)
-        raise
+    return sock
 
 
 def attach_socket(prog: Any, target: Union[ProcessSocket, PacketSocket], obj: Any = None) -> Link:
