@@ -182,7 +182,9 @@ def test_a_dir_outside_the_policy_stops_the_run_before_it_starts(tmp_path):
     ("[maps]\naccess = \"write\"\n", "[maps] access must be \"read-only\" or \"read-write\""),
     ("[maps]\nread-only = [\"a\"]\nread-write = [\"a\"]\n", "map 'a' is both in [maps] read-only and read-write"),
     ("[programs\n", "is not valid TOML"),
-], ids=["section", "key", "type", "kind", "placeholder", "relative", "level", "both", "toml"])
+    ("[attach]\nprocesses = [\"self\"]\n", "[attach] processes no longer takes \"self\""),
+    ("[helpers]\nallowed = [\"bpf_send_sigal\"]\n", "[helpers] allowed has unknown helper 'bpf_send_sigal'"),
+], ids=["section", "key", "type", "kind", "placeholder", "relative", "level", "both", "toml", "self", "helper"])
 def test_a_bad_policy_file_is_a_clear_error(tmp_path, text, error):
     path = tmp_path / "bad.toml"
     path.write_text(text)

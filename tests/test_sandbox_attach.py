@@ -5,6 +5,7 @@ it; programs are governed by their real program type and the helpers they call.
 Each attack asserts what got attached (events counted from the binary outside the
 grant, or none) and the error the guest saw."""
 import errno
+import json
 import os
 import shutil
 import socket
@@ -262,5 +263,9 @@ def test_policy_template_lists_the_helpers(bpf_object, tmp_path):
     shown = subprocess.run(["wasm-bpf", "inspect", str(path)], capture_output=True, text=True, check=True).stdout
     assert "on_ksyscall              ksyscall/getppid                 kprobe           kprobe" in shown, shown
     assert "helpers: bpf_send_signal" in shown, shown
+    report = json.loads(subprocess.run(["wasm-bpf", "inspect", "--json", str(path)], capture_output=True, text=True,
+                                       check=True).stdout)
+    helpers = {p["name"]: p["helpers"] for p in report["objects"][0]["programs"]}
+    assert helpers["signals_in_a_subprogram"] == ["bpf_send_signal"] and helpers["on_ksyscall"] == [], helpers
     Path(tmp_path / "policy.toml").write_text(out.replace("<INTERFACE>", "lo"))
     Policy.load(tmp_path / "policy.toml")  # the template is a valid policy once filled in
