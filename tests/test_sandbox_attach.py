@@ -10,6 +10,8 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -269,3 +271,28 @@ def test_policy_template_lists_the_helpers(bpf_object, tmp_path):
     assert helpers["signals_in_a_subprogram"] == ["bpf_send_signal"] and helpers["on_ksyscall"] == [], helpers
     Path(tmp_path / "policy.toml").write_text(out.replace("<INTERFACE>", "lo"))
     Policy.load(tmp_path / "policy.toml")  # the template is a valid policy once filled in
+
+
+def test_no_process_rule_reaches_the_hosts_own_sockets(bpf_object):
+    """[attach] processes = ["*"] allows other processes' sockets, never the host's:
+    not by its pid, nor by the id of one of its threads."""
+    policy = Policy.parse('[attach]\nprocesses = ["*"]\n', "p.toml")
+    mine = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    obj = open_object(ffi.from_buffer(bpf_object))
+    done, thread_ids = threading.Event(), []
+    thread = threading.Thread(target=lambda: (thread_ids.append(threading.get_native_id()), done.wait(10)))
+    thread.start()
+    try:
+        while not thread_ids:
+            time.sleep(0.01)
+        prog = lib.bpf_object__find_program_by_name(obj, b"sock")
+        for pid in (os.getpid(), thread_ids[0]):
+            with pytest.raises(HostCallError) as refused:
+                with Sandbox(policy, dirs=()).attach_target("sock", prog, f"{pid}:{mine.fileno()}"):
+                    pass
+            assert refused.value.errno in (errno.EACCES, errno.ENOENT), refused.value  # ENOENT: no pidfd of a thread
+    finally:
+        done.set()
+        thread.join()
+        lib.bpf_object__close(obj)
+        mine.close()

@@ -114,8 +114,10 @@ class Sandbox:
             names: List[str] = []
 
             def check(dup: int) -> None:
-                self._check_own_socket(target, dup)
-                names.extend(_process_names(target))
+                if _is_host(target.pid):
+                    self._check_own_socket(target, dup)
+                else:
+                    names.extend(_process_names(target.pid))
             sock = take_socket(target.pid, target.fd, check)
             opened.callback(sock.close)
             return dataclasses.replace(target, sock=sock), names
@@ -124,22 +126,31 @@ class Sandbox:
     def _check_own_socket(self, target: ProcessSocket, dup: int) -> None:
         """A socket of the host itself must be one handed to the guest: checked on
         the duplicate that will be attached, so a reused fd number is no way in."""
-        if target.pid == os.getpid() and self.sockets is not None and _identity(dup) not in self.sockets:
+        if self.sockets is not None and _identity(dup) not in self.sockets:
             raise HostCallError(errno.EACCES, f"socket {target.pid}:{target.fd} is the host's own and was not "
                                 "handed to the module: an embedding application grants a socket with "
                                 "RunConfig(sockets=[sock])")
 
 
-def _process_names(target: ProcessSocket) -> List[str]:
-    """The names a policy may give another process whose socket a PID:FD target
-    names: its pid and command. None for the host's own (granted) sockets."""
-    if target.pid == os.getpid():
-        return []
+def _is_host(pid: int) -> bool:
+    """Is pid this process, or one of its threads (a thread id names it too)?"""
+    if pid == os.getpid():
+        return True
     try:
-        with open(f"/proc/{target.pid}/comm") as f:
-            return [str(target.pid), f.read().strip()]
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split() == ["Tgid:", str(os.getpid())] for line in f)
     except OSError:
-        return [str(target.pid), "?"]  # ended meanwhile: the attach says so
+        return False  # ended meanwhile: take_socket says so
+
+
+def _process_names(pid: int) -> List[str]:
+    """The names a policy may give another process whose socket a PID:FD target
+    names: its pid and command."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return [str(pid), f.read().strip()]
+    except OSError:
+        return [str(pid), "?"]  # ended meanwhile: take_socket says so
 
 
 def _identity(fd: int) -> Tuple[int, int]:
