@@ -4,7 +4,6 @@ nothing it declares makes the host allocate or work without bound. The fuzz test
 replaces parts of a valid package with random JSON."""
 import base64
 import copy
-import io
 import json
 import subprocess
 import sys

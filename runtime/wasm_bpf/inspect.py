@@ -16,16 +16,14 @@ from elftools.elf.elffile import ELFFile
 
 from ._native import ffi, lib
 from .errors import HostCallError, HostCallUnwind, WasmBpfError
+from .helpers import helpers_of
 from .limits import human_size
 from .objspec import MapSpec, ProgramSpec, maps_of, open_object, programs_of
-from .policy import READ_ONLY, READ_WRITE
+from .policy import policy_template
 from .wasmfile import DATA_SECTION, imports, readers
 
 EM_BPF = 247
 WASM_MAGIC, ELF_MAGIC = b"\0asm", b"\x7fELF"
-# Maps a guest cannot meaningfully write: event buffers (kernel to guest) and constants.
-READ_ONLY_MAP_TYPES = ("ringbuf", "perf_event_array")
-INTERFACE_KINDS, BINARY_KINDS = ("xdp", "tc", "socket"), ("uprobe", "uretprobe", "usdt")
 
 
 @dataclass
@@ -33,6 +31,7 @@ class ObjectReport:
     size: int
     programs: List[ProgramSpec]
     maps: List[MapSpec]
+    helpers: Dict[str, List[str]]  # program name -> the helpers it calls
 
 
 @dataclass
@@ -44,7 +43,7 @@ class ModuleReport:
     def to_json(self) -> Dict[str, Any]:
         return {"module": self.path, "imports": self.imports, "objects": [
             {"size": o.size,
-             "programs": [{**asdict(p), "target": p.target} for p in o.programs],
+             "programs": [{**asdict(p), "target": p.target, "helpers": o.helpers[p.name]} for p in o.programs],
              "maps": [{**asdict(m), "memory": m.memory} for m in o.maps]} for o in self.objects]}
 
 
@@ -108,7 +107,7 @@ def describe_object(elf: bytes) -> ObjectReport:
     buf = ffi.from_buffer(elf)
     obj = open_object(buf)
     try:
-        return ObjectReport(len(elf), programs_of(obj), maps_of(obj))
+        return ObjectReport(len(elf), programs_of(obj), maps_of(obj), helpers_of(obj, elf))
     finally:
         lib.bpf_object__close(obj)
 
@@ -136,6 +135,7 @@ def human(report: ModuleReport) -> str:
         for p in obj.programs:
             load = "" if p.autoload else "  (not loaded)"
             lines.append(f"    {p.name:<24} {p.section:<32} {p.type:<16} {p.kind:<12} {p.target}{load}")
+            lines.append(f"      helpers: {', '.join(obj.helpers[p.name]) or 'none'}")
         lines.append("  maps:")
         lines.append(f"    {'NAME':<24} {'TYPE':<20} {'KEY':>5} {'VALUE':>6} {'ENTRIES':>8} {'MEMORY':>10}")
         for m in obj.maps:
@@ -146,37 +146,6 @@ def human(report: ModuleReport) -> str:
     lines.append("\nimports:")
     lines.extend(f"  {name}" for name in report.imports)
     return "\n".join(lines)
-
-
-def policy_template(report: ModuleReport) -> str:
-    """A policy allowing exactly what the module's objects declare; targets are
-    placeholders the user replaces (a policy with one left is refused)."""
-    programs = [p for o in report.objects for p in o.programs if p.autoload]
-    maps = [m for o in report.objects for m in o.maps]
-    kinds = sorted({p.kind for p in programs})
-    read_only = sorted({m.name for m in maps if m.type in READ_ONLY_MAP_TYPES or m.name.startswith(".rodata")})
-    read_write = sorted({m.name for m in maps} - set(read_only))
-    q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731
-    out = [f"# Policy for {Path(report.path).name}, from `wasm-bpf inspect --policy-template`.",
-           "# Replace each <...> placeholder with what the module may use.", "",
-           "[programs]", f"types = {q(sorted({p.type for p in programs}))}", "",
-           "[attach]", f"kinds = {q(kinds)}"]
-    if any(k in INTERFACE_KINDS for k in kinds):
-        out.append('interfaces = ["<INTERFACE>"]      # e.g. "eth0", "veth*"')
-    if "socket" in kinds:
-        out.append('processes = ["self"]              # whose sockets PID:FD may name: "self", a pid, a command')
-    if "cgroup" in kinds:
-        out.append('cgroups = ["<CGROUP_DIR>"]        # host path; the cgroups below it too')
-    if any(k in BINARY_KINDS for k in kinds):
-        out.append('binaries = ["<BINARY_PATH>"]      # host paths of probed programs and libraries')
-    out += ["", "[maps]", f'access = "{READ_ONLY}"',
-            f"{READ_WRITE} = {q(read_write)}   # remove the maps the module only reads", "",
-            "[files]"]
-    if "cgroup" in kinds or any(k in BINARY_KINDS for k in kinds):
-        out.append('dirs = ["<DIR>"]                  # what --dir may grant: the cgroups, the binaries')
-    else:
-        out.append("dirs = []                         # what --dir may grant (e.g. \"/proc\"); none")
-    return "\n".join(out) + "\n"
 
 
 @click.command("inspect", short_help="List the programs and maps of a module or BPF object.")
@@ -194,7 +163,9 @@ def inspect_command(as_json: bool, template: bool, module: str) -> None:
         click.echo(f"wasm-bpf: error: {exc}", err=True)
         sys.exit(1)
     if template:
-        click.echo(policy_template(report), nl=False)
+        helpers = [h for o in report.objects for p in o.programs if p.autoload for h in o.helpers[p.name]]
+        click.echo(policy_template(Path(report.path).name, [p for o in report.objects for p in o.programs],
+                                   [m for o in report.objects for m in o.maps], helpers), nl=False)
     elif as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

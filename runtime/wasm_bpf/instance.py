@@ -13,7 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import wasmtime
 
@@ -49,6 +49,7 @@ class RunConfig:
     handle_signals: bool = False  # SIGINT/SIGTERM request a stop (the CLI sets this)
     policy: Optional[Policy] = None  # what the module may do (docs/policy.md); None: the default
     limits: Limits = field(default_factory=Limits)  # memory, CPU, objects, links (docs/sandbox.md)
+    sockets: Sequence[Any] = ()  # sockets (or their fds) a guest may filter by PID:FD (docs/policy.md)
 
 
 @dataclass
@@ -93,7 +94,8 @@ class Instance:
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,
-                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits),
+                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits,
+                                                 self.config.sockets),
                                  object_name=object_name(self.module_path))
         self._watchdog = CpuWatchdog(self.config.limits, self._host.call_watch, self._exceeded)
 

@@ -13,7 +13,7 @@ from ._native import ffi, lib
 from .attach import Link, attach_program, section_of
 from .attach.links import SharedLink
 from .attach import struct_ops
-from .attach.struct_ops import claims as is_struct_ops
+from .attach.targets import Kprobe, StructOps, Uprobe
 from .buffers import EventBuffer
 from .errors import HostCallError
 from .objspec import ProgramSpec, maps_of, open_object, programs_of
@@ -49,7 +49,7 @@ class BpfObject:
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
-            self._sandbox.check_object(obj)  # before the first bpf() call
+            self._sandbox.check_object(obj, elf)  # before the first bpf() call
             pins = self._claim_pins()
             struct_ops.prepare(obj)  # registrations as links: they go with the process
             rc = lib.bpf_object__load(obj)
@@ -117,24 +117,23 @@ class BpfObject:
         prog = self._program(name)
         if not lib.bpf_program__autoload(prog):
             raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
-        section = section_of(prog)
         self._sandbox.limits.check_links(self._sandbox.links_alive)
-        with self._sandbox.attach_target(name, section, target) as target:
-            if is_struct_ops(section):
+        with self._sandbox.attach_target(name, prog, target) as parsed:
+            if isinstance(parsed, StructOps):
                 # One registration of a struct_ops map serves all its programs: the
                 # skeleton attaches each of them.
-                first = self._struct_ops.get(target)
+                first = self._struct_ops.get(parsed.map_name)
                 if first is not None and first.alive:
                     link: Link = SharedLink()
                     self._add_link(link)
                     return link
-                link = attach_program(prog, target, self._obj)
-                self._struct_ops[target] = link
+                link = attach_program(prog, parsed, self._obj)
+                self._struct_ops[parsed.map_name] = link
             else:
                 try:
-                    link = attach_program(prog, target, self._obj)
+                    link = attach_program(prog, parsed, self._obj)
                 except HostCallError as exc:
-                    raise HostCallError(exc.errno, attach_failure(section, target, exc)) from None
+                    raise HostCallError(exc.errno, attach_failure(section_of(prog), parsed, target, exc)) from None
         self._add_link(link)
         return link
 
@@ -330,27 +329,24 @@ def _verifier_reason(log: str, program: str) -> str:
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
-def attach_failure(section: str, target: str, exc: HostCallError) -> str:
+def attach_failure(section: str, parsed: object, shown: str, exc: HostCallError) -> str:
     """exc's message, naming the tracepoint, kernel function or uprobe symbol the
-    attach asked for when it does not exist (the kernel only says ENOENT)."""
+    attach asked for when it does not exist (the kernel only says ENOENT). parsed is
+    the target the attach took; shown, the guest's text, only for the message."""
     if exc.errno != errno.ENOENT:
         return str(exc)
-    kind, _, rest = section.partition("/")
-    where = target or rest
-    if kind in ("tp", "tracepoint") and where.count("/") == 1:
-        if not any(os.path.isdir(f"{d}/events/{where}") for d in _TRACEFS):
-            return f"tracepoint {where!r} does not exist (see /sys/kernel/tracing/events/)"
-    elif kind in ("kprobe", "kretprobe") and where:
-        function = where.split("+")[0]
+    if isinstance(parsed, Kprobe):
         known = next((f"{d}/available_filter_functions" for d in _TRACEFS
                       if os.path.exists(f"{d}/available_filter_functions")), None)
         if known:
             with open(known) as f:
-                if not any(line.split()[0] == function for line in f if line.strip()):
-                    return f"kernel function {function!r} does not exist or cannot be probed (see {known})"
-    elif kind in ("uprobe", "uretprobe") and ":" in where:
-        binary, function = where.split(",")[0].rsplit(":", 1)
-        if not os.path.exists(binary):
-            return f"uprobe binary {binary!r} does not exist"
-        return f"no function {function.split('+')[0]!r} in {binary} ({exc})"
+                if not any(line.split()[0] == parsed.function for line in f if line.strip()):
+                    return f"kernel function {parsed.function!r} does not exist or cannot be probed (see {known})"
+    elif isinstance(parsed, Uprobe) and parsed.function:
+        return f"no function {parsed.function!r} in {shown or section} ({exc})"
+    else:
+        kind, _, where = section.partition("/")
+        if kind in ("tp", "tracepoint") and where.count("/") == 1 \
+                and not any(os.path.isdir(f"{d}/events/{where}") for d in _TRACEFS):
+            return f"tracepoint {where!r} does not exist (see /sys/kernel/tracing/events/)"
     return str(exc)

@@ -55,11 +55,17 @@ class ProgramSpec:
     @property
     def target(self) -> str:
         """Does an attach need a target: "none", "required" or "optional"."""
-        if self.kind in ("auto", "iter"):
-            return "none"
-        if self.kind == "struct_ops" or (self.kind in TARGET_IN_SECTION and "/" in self.section):
-            return "optional"
-        return "required"
+        return target_need(self.kind, self.section)
+
+
+def target_need(kind: str, section: str) -> str:
+    """Whether a program of attach kind `kind` in SEC(section) needs an attach target:
+    "none", "required" or "optional" (the section names it)."""
+    if kind in ("auto", "iter"):
+        return "none"
+    if kind == "struct_ops" or (kind in TARGET_IN_SECTION and "/" in section):
+        return "optional"
+    return "required"
 
 
 @dataclass(frozen=True)
@@ -89,9 +95,9 @@ def programs_of(obj: Any) -> List[ProgramSpec]:
     prog = lib.bpf_object__next_program(obj, ffi.NULL)
     while prog != ffi.NULL:
         section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section,
-                                 program_type_name(lib.bpf_program__type(prog)), kind_of(section),
-                                 bool(lib.bpf_program__autoload(prog))))
+        prog_type = program_type_name(lib.bpf_program__type(prog))
+        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section, prog_type,
+                                 kind_of(prog_type, section), bool(lib.bpf_program__autoload(prog))))
         prog = lib.bpf_object__next_program(obj, prog)
     return specs
 

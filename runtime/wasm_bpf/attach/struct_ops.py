@@ -12,6 +12,7 @@ from .._native import ffi, lib
 from ..errors import HostCallError
 from .common import check_rc, libbpf_link
 from .links import FdLink, Link, MultiLink
+from .targets import StructOps
 
 
 def _kernel_has_links() -> bool:
@@ -30,10 +31,6 @@ def prepare(obj: Any) -> None:
         lib.bpf_map__set_map_flags(bpf_map, lib.bpf_map__map_flags(bpf_map) | lib.WBPF_F_LINK)
 
 
-def claims(section: str) -> bool:
-    return section.startswith("struct_ops")
-
-
 def struct_ops_maps(obj: Any) -> Dict[str, Any]:
     found = {}
     m = lib.bpf_object__next_map(obj, ffi.NULL)
@@ -44,8 +41,11 @@ def struct_ops_maps(obj: Any) -> Dict[str, Any]:
     return found
 
 
-def register(obj: Any, target: str) -> Link:
-    """Registers struct_ops map `target` (or the object's only one when target is empty)."""
+def register(prog: Any, struct_ops: StructOps, obj: Any) -> Link:
+    """Registers the struct_ops map named by the target (or the object's only one)."""
+    if obj is None:
+        raise HostCallError(errno.EINVAL, "struct_ops registration needs the program's object")
+    target = struct_ops.map_name
     maps = struct_ops_maps(obj)
     if target:
         if target not in maps:

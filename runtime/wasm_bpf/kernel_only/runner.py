@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from wasm_bpf._native import capture_libbpf_log
-from wasm_bpf.attach import kind_of
+from wasm_bpf.attach import kind_of_program
 from wasm_bpf.buffers import EventBuffer
 from wasm_bpf.errors import HostCallError, WasmBpfError
 from wasm_bpf.limits import Limits
 from wasm_bpf.loader import BpfObject
 from wasm_bpf.maps import MapInfo
-from wasm_bpf.objspec import ProgramSpec
+from wasm_bpf.objspec import target_need
 from wasm_bpf.sandbox import Sandbox
 
 from . import flags as F
@@ -221,11 +221,12 @@ def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str]) -> B
     except HostCallError as e:
         raise RunError(f"cannot load {spec.name}: {e}") from None
     try:
+        opened = dict(obj.programs())
         for p in spec.programs:
             try:
                 obj.attach(p.name, targets.get(p.name, ""))
             except HostCallError as e:
-                needs = ProgramSpec(p.name, p.section, "", kind_of(p.section), True).target == "required"
+                needs = target_need(kind_of_program(opened[p.name]), p.section) == "required"
                 hint = f"; give a target with --attach {p.name}=TARGET" if needs and p.name not in targets else ""
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
     except BaseException:
