@@ -3,6 +3,7 @@
 Lifecycle: open (libbpf parses the ELF) -> configure (autoload) -> load (the kernel
 verifies and creates maps) -> attach (links) -> poll (event buffers) -> close (links
 detached, buffers freed, object closed)."""
+import contextlib
 import errno
 import os
 import re
@@ -10,10 +11,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import ffi, lib
-from .attach import Link, attach_program, section_of
+from .attach import Link, attach_program, kind_of_program, section_of
 from .attach.links import SharedLink
 from .attach import struct_ops
-from .attach.targets import Kprobe, StructOps, Uprobe
+from .attach.targets import Kprobe, NoTarget, StructOps, Uprobe, parse
 from .buffers import EventBuffer
 from .errors import HostCallError
 from .objspec import ProgramSpec, maps_of, open_object, programs_of
@@ -133,7 +134,7 @@ class BpfObject:
                 try:
                     link = attach_program(prog, parsed, self._obj)
                 except HostCallError as exc:
-                    raise HostCallError(exc.errno, attach_failure(section_of(prog), parsed, target, exc)) from None
+                    raise HostCallError(exc.errno, attach_failure(kind_of_program(prog), section_of(prog), parsed, target, exc)) from None
         self._add_link(link)
         return link
 
@@ -329,12 +330,16 @@ def _verifier_reason(log: str, program: str) -> str:
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
-def attach_failure(section: str, parsed: object, shown: str, exc: HostCallError) -> str:
+def attach_failure(kind: str, section: str, parsed: object, shown: str, exc: HostCallError) -> str:
     """exc's message, naming the tracepoint, kernel function or uprobe symbol the
     attach asked for when it does not exist (the kernel only says ENOENT). parsed is
     the target the attach took; shown, the guest's text, only for the message."""
     if exc.errno != errno.ENOENT:
         return str(exc)
+    if isinstance(parsed, NoTarget) and kind in ("uprobe", "uretprobe", "kprobe", "kretprobe") and "/" in section:
+        shown = section.split("/", 1)[1]  # libbpf attached by the SEC() name: read it the same way
+        with contextlib.suppress(HostCallError):
+            parsed = parse(kind, shown)
     if isinstance(parsed, Kprobe):
         known = next((f"{d}/available_filter_functions" for d in _TRACEFS
                       if os.path.exists(f"{d}/available_filter_functions")), None)
