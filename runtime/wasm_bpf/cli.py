@@ -83,6 +83,7 @@ class LazyGroup(click.Group):
                      "probe": "wasm_bpf.probe:probe_command", "inspect": "wasm_bpf.inspect:inspect_command"}
 
     lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
+    lazy_commands["serve"] = "wasm_bpf.service.cli:serve"  # the daemon (docs/service.md)
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])

@@ -11,10 +11,11 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from wasm_bpf._native import capture_libbpf_log
 from wasm_bpf.attach import kind_of_program
@@ -137,16 +138,24 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
 
 
 class _Stop:
-    def __init__(self) -> None:
-        self.flag = False
+    """SIGINT/SIGTERM in the main thread, or the event a caller (wasm-bpf serve) sets."""
+
+    def __init__(self, event: Optional[threading.Event] = None) -> None:
+        self.event = event or threading.Event()
+
+    @property
+    def flag(self) -> bool:
+        return self.event.is_set()
 
     def __call__(self, *_a) -> None:
-        self.flag = True
+        self.event.set()
 
 
 def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Optional[IO[str]] = None,
-        timeout: Optional[float] = None, verbose: bool = False) -> int:
-    """The command: returns the exit status."""
+        timeout: Optional[float] = None, verbose: bool = False, stop: Optional[threading.Event] = None,
+        attached: Optional[Callable[[BpfObject, ObjectSpec], None]] = None) -> int:
+    """The command: returns the exit status. `stop` ends a run in another thread;
+    `attached` is called with the object and its spec once every program is attached."""
     out = out or sys.stdout
     err = err or sys.stderr
     args = [a for a in args if a != "--"]
@@ -167,7 +176,7 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
             ns.timeout = timeout
         ns.verbose = ns.verbose or verbose
         elf = F.patch_rodata(spec.elf, spec.globals, F.values_from_args(flags, ns))
-        return _run_loaded(spec, pkg, elf, ns, out, err)
+        return _run_loaded(spec, pkg, elf, ns, out, err, _Stop(stop), attached)
     except (SpecError, RunError) as e:
         print(f"wasm-bpf: error: {e}", file=err)
         return 1
@@ -322,7 +331,8 @@ def _poll_loop(drains: List[_Drain], printers: List[MapPrinter], ns: argparse.Na
 
 
 def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argparse.Namespace,
-                out: IO[str], err: IO[str]) -> int:
+                out: IO[str], err: IO[str], stop: _Stop,
+                attached: Optional[Callable[[BpfObject, ObjectSpec], None]]) -> int:
     fmt = ns.fmt or "table"
     if ns.verbose:
         capture_libbpf_log(1, err.write)
@@ -331,12 +341,14 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     outputs = _choose_outputs(spec, samples, ns, err)
 
     obj = None
-    stop = _Stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    in_main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     status = 0
     try:
         obj = _load_and_attach(spec, elf, targets)
         drains, printers = _open_outputs(obj, outputs, samples, ns, fmt, out)
+        if attached is not None:
+            attached(obj, spec)
         if ns.verbose:
             err.write(f"wasm-bpf: attached {len(spec.programs)} program(s); printing "
                       f"{', '.join(m.name for m in outputs.buffers) or 'no buffer'}"

@@ -1,0 +1,423 @@
+"""The instances of a `wasm-bpf serve` daemon. Each runs in its own thread with its
+own policy and limits; an instance keeps its id and log across restarts and updates
+(a new generation, started and attached before the old one stops: no gap in events).
+
+Everything a client sends is checked here, before anything is loaded: sources come
+from an upload or from a path inside the configured directories, read once through
+one opened fd; limits may only lower the daemon's defaults."""
+import os
+import signal
+import stat
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import WasmBpfError
+from ..limits import MiB, Limits
+from .logs import LogBuffer
+
+WASM, KERNEL_ONLY = "wasm", "kernel-only"
+STARTING, RUNNING, EXITED, FAILED = "starting", "running", "exited", "failed"
+ATTACH_POLL = 0.0005  # s between looks at a starting Wasm guest
+SETTLE = 0.05  # s without a new link after which a guest that does not poll is taken as attached
+
+
+class ServiceError(WasmBpfError):
+    """A request the daemon refuses; `status` is its HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ServiceConfig:
+    allowed_dirs: Sequence[str] = ()  # where `path` sources and --dir grants may be; none: uploads only
+    max_instances: int = 32  # instances kept (running or not): delete stopped ones to make room
+    max_upload: int = 16 * MiB  # bytes of one module, uploaded or read from a path
+    log_lines: int = 10000  # lines kept per instance
+    allow_kernel_only: bool = False  # kernel-only programs run with no policy: off unless the operator allows it
+    grace_period: float = 2.0
+    state_dir: str = ""  # kernel-only sources are copied here (a private temporary directory when empty)
+
+
+@dataclass
+class Source:
+    """A module as read once at request time: what runs is what was checked."""
+
+    name: str
+    data: bytes
+    kind: str
+
+
+@dataclass
+class Spec:
+    source: Source
+    args: List[str] = field(default_factory=list)
+    env: Dict[str, str] = field(default_factory=dict)
+    dirs: List[Tuple[str, str]] = field(default_factory=list)
+    policy: Optional[str] = None  # TOML text (docs/policy.md); None: the built-in default
+    limits: Dict[str, Any] = field(default_factory=dict)
+
+
+def kind_of(name: str, data: bytes) -> str:
+    if data.startswith(b"\0asm") or data.lstrip().startswith(b"(module"):
+        return WASM
+    if data.startswith(b"\x7fELF") or data.lstrip().startswith(b"{"):
+        return KERNEL_ONLY
+    raise ServiceError(400, f"{name} is neither a WebAssembly module (\\0asm or WAT) nor a kernel-only program "
+                            "(a BPF ELF object or a JSON package from `wasm-bpf package`)")
+
+
+def warm_up() -> None:
+    """Imports the runtime (wasmtime, the libbpf shim, the kernel-only runner) at
+    daemon start: the first start request would pay ~0.25 s for it otherwise."""
+    from .. import instance, policy  # noqa: F401
+    from ..kernel_only import runner  # noqa: F401
+
+
+class Run:
+    """One generation of an instance: one module running in one thread."""
+
+    def __init__(self, spec: Spec, log: LogBuffer, config: ServiceConfig, workdir: str) -> None:
+        self.spec, self.log, self._config, self._workdir = spec, log, config, workdir
+        self.attached = threading.Event()  # its programs are attached (or it ended)
+        self.done = threading.Event()
+        self.exit_code: Optional[int] = None
+        self.started = time.time()
+        self.ended: Optional[float] = None
+        self.attach_seconds: Optional[float] = None  # from start() to attached
+        self._cpu_at_end: Optional[float] = None
+        self._stop = threading.Event()  # kernel-only runs
+        self._kernel_object: Any = None  # their BpfObject, once attached (metrics exporter)
+        self.kernel_spec: Any = None  # and its kernel_only.spec.ObjectSpec
+        self._instance: Any = None  # a Wasm run's wasm_bpf.Instance
+        self._thread: Optional[threading.Thread] = None
+        self._t0 = 0.0  # time.monotonic() of start()
+
+    # ---- starting -------------------------------------------------------------------
+    def start(self) -> None:
+        """Prepares the run in the caller's thread (errors are the request's), then runs it."""
+        self._t0 = time.monotonic()
+        target = self._prepare_wasm() if self.spec.source.kind == WASM else self._prepare_kernel_only()
+        self._thread = threading.Thread(target=self._main, args=(target,), daemon=True,
+                                        name=f"wasm-bpf-{self.spec.source.name}")
+        self._thread.start()
+        if self.spec.source.kind == WASM:
+            self._watch_attach()
+
+    def _mark_attached(self) -> None:
+        self.attach_seconds = time.monotonic() - self._t0
+        self.attached.set()
+
+    def _prepare_wasm(self) -> Callable[[], int]:
+        from ..instance import Instance, RunConfig
+        from ..policy import Policy, PolicyError
+
+        try:
+            policy = None if self.spec.policy is None else Policy.parse(self.spec.policy, "(request)")
+            config = RunConfig(env=dict(self.spec.env), dirs=list(self.spec.dirs), policy=policy,
+                               limits=Limits(**self.spec.limits), grace_period=self._config.grace_period)
+            inst = Instance(self.spec.source.data, self.spec.args, config=config, capture_output=True,
+                            report=lambda message: self.log.add("host", message))
+        except (PolicyError, WasmBpfError) as exc:
+            raise ServiceError(400, str(exc)) from None
+        # The guest's stdout and stderr go to the instance log as they are written.
+        # (Instance keeps captured output in these attributes; a bounded capture with
+        # its own sink is being added to RunConfig: this is the one place to adapt.)
+        inst._stdout = self.log.writer("stdout")  # type: ignore[assignment]  # it takes .extend only
+        inst._stderr = self.log.writer("stderr")  # type: ignore[assignment]
+        self._instance = inst
+        return inst.run
+
+    def _prepare_kernel_only(self) -> Callable[[], int]:
+        from ..kernel_only.runner import run
+
+        if not self._config.allow_kernel_only:
+            raise ServiceError(403, "kernel-only programs run with no policy or limits, so this daemon refuses "
+                                    "them; start it with --allow-kernel-only to allow them")
+        suffix = ".json" if self.spec.source.data.lstrip().startswith(b"{") else ".bpf.o"
+        fd, path = tempfile.mkstemp(suffix=suffix, dir=self._workdir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.spec.source.data)
+
+        def on_attached(obj: Any, spec: Any) -> None:
+            self._kernel_object, self.kernel_spec = obj, spec
+            self._mark_attached()
+
+        def main() -> int:
+            try:
+                return run(path, ["--json", *self.spec.args], out=self.log.writer("stdout"),  # type: ignore[arg-type]
+                           err=self.log.writer("stderr"), stop=self._stop, attached=on_attached)  # type: ignore[arg-type]
+            finally:
+                self._kernel_object = None
+                os.unlink(path)
+        return main
+
+    def _main(self, target: Callable[[], int]) -> None:
+        code = 1
+        try:
+            code = target()
+        except WasmBpfError as exc:
+            self.log.add("host", str(exc))
+        except Exception as exc:  # a crashing instance never takes the daemon down
+            self.log.add("host", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if self._instance is not None:
+                self._instance.close()
+            self._cpu_at_end = time.thread_time()
+            self.log.flush()
+            self.exit_code, self.ended = code, time.time()
+            self.attached.set()
+            self.done.set()
+
+    def _watch_attach(self) -> None:
+        """A Wasm guest attaches when it chooses. It is taken as attached at its first
+        buffer poll (guests poll once set up), or, for one that never polls, once it has
+        links and adds none for SETTLE seconds."""
+        def watch() -> None:
+            links, since = 0, time.monotonic()
+            while not self.done.is_set():
+                now_links = self.links()
+                if now_links != links:
+                    links, since = now_links, time.monotonic()
+                if self._instance._host._polling or (links and time.monotonic() - since >= SETTLE):
+                    self._mark_attached()
+                    return
+                time.sleep(ATTACH_POLL)
+        threading.Thread(target=watch, daemon=True, name="wasm-bpf-attach-watch").start()
+
+    # ---- state ----------------------------------------------------------------------
+    def _objects(self) -> List[Any]:
+        if self._instance is not None:
+            return list(self._instance._host.objects.values())  # the guest's loaded BpfObjects
+        obj = self._kernel_object
+        return [obj] if obj is not None else []
+
+    def links(self) -> int:
+        try:
+            return sum(len(obj.links) for obj in self._objects())
+        except RuntimeError:  # the guest changed its objects while we counted
+            return 0
+
+    def buffer_stats(self) -> List[Tuple[str, int, Optional[int]]]:
+        """(map name, records delivered, lost) of each event buffer, open or closed."""
+        stats = []
+        if self._instance is not None:
+            stats += [(s.map_name, s.delivered, s.lost) for s in self._instance._host.buffer_stats]
+        for handle, obj in enumerate(self._objects()):
+            stats += [(s.map_name, s.delivered, s.lost) for s in (b.stats(handle) for b in list(obj.buffers.values()))]
+        return stats
+
+    @property
+    def kernel_object(self) -> Any:
+        return self._kernel_object
+
+    def cpu_seconds(self) -> float:
+        if self._cpu_at_end is not None:
+            return self._cpu_at_end
+        thread = self._thread
+        try:
+            assert thread is not None and thread.ident is not None
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (AssertionError, OSError):
+            return self._cpu_at_end or 0.0
+
+    @property
+    def state(self) -> str:
+        if self.done.is_set():
+            return EXITED if self.exit_code in (0, 128 + signal.SIGTERM) else FAILED
+        return RUNNING if self.attached.is_set() else STARTING
+
+    # ---- stopping -------------------------------------------------------------------
+    def stop(self) -> None:
+        """Asks the run to end (a Wasm guest's polls return -EINTR first)."""
+        if self._instance is not None:
+            self._instance.stop(signal.SIGTERM)
+        self._stop.set()
+
+    def join(self) -> bool:
+        return self.done.wait(self._config.grace_period + 5)
+
+
+class ManagedInstance:
+    def __init__(self, name: str, spec: Spec, config: ServiceConfig) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.name = name
+        self.spec = spec
+        self.log = LogBuffer(config.log_lines)
+        self.generation = 0
+        self.restarts = 0
+        self.run: Optional[Run] = None
+
+    def describe(self) -> Dict[str, Any]:
+        run = self.run
+        assert run is not None
+        return {
+            "id": self.id, "name": self.name, "kind": self.spec.source.kind, "source": self.spec.source.name,
+            "args": self.spec.args, "state": run.state, "exit_code": run.exit_code,
+            "generation": self.generation, "restarts": self.restarts, "started": run.started, "ended": run.ended,
+            "attach_ms": None if run.attach_seconds is None else round(run.attach_seconds * 1000, 2),
+            "links": run.links(),
+        }
+
+    def stats(self) -> Dict[str, Any]:
+        run = self.run
+        assert run is not None
+        return {
+            "id": self.id, "state": run.state, "links": run.links(), "cpu_seconds": run.cpu_seconds(),
+            "uptime_seconds": (run.ended or time.time()) - run.started,
+            "buffers": [{"map": m, "delivered": d, "lost": lost} for m, d, lost in run.buffer_stats()],
+            "log_lines_dropped": self.log.dropped,
+        }
+
+
+class InstanceManager:
+    """The daemon's instances, safe to use from the HTTP server's threads."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self._instances: Dict[str, ManagedInstance] = {}
+        self._lock = threading.Lock()
+        self._tmp = None if config.state_dir else tempfile.TemporaryDirectory(prefix="wasm-bpf-serve-")
+        self._workdir = config.state_dir or (self._tmp.name if self._tmp else "")
+        self._allowed = [os.path.realpath(d) for d in config.allowed_dirs]
+
+    # ---- checking a request ------------------------------------------------------------
+    def _inside_allowed(self, real: str) -> bool:
+        return any(real == d or real.startswith(d.rstrip("/") + "/") for d in self._allowed)
+
+    def read_path(self, path: str) -> Source:
+        """A module named by a host path: opened once, then checked by what the fd is
+        (a symlink or a renamed directory cannot lead outside the allowed ones)."""
+        if not self._allowed:
+            raise ServiceError(403, "this daemon loads no host paths (start it with --allow-dir DIR); upload "
+                                    "the module instead")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:
+            raise ServiceError(400, f"cannot open {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+            if not self._inside_allowed(real):
+                raise ServiceError(403, f"{path} is outside the directories this daemon loads from "
+                                        f"({', '.join(self._allowed)}); upload it or start the daemon with "
+                                        "--allow-dir for its directory")
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ServiceError(400, f"{path} is not a regular file")
+            if st.st_size > self.config.max_upload:
+                raise ServiceError(413, f"{path} is {st.st_size} bytes, over this daemon's "
+                                        f"{self.config.max_upload} (--max-upload)")
+            data = f.read(self.config.max_upload + 1)
+        return self.check_source(os.path.basename(real), data)
+
+    def check_source(self, name: str, data: bytes) -> Source:
+        if len(data) > self.config.max_upload:
+            raise ServiceError(413, f"{name} is over this daemon's {self.config.max_upload} bytes (--max-upload)")
+        return Source(name, data, kind_of(name, data))
+
+    def check_spec(self, spec: Spec) -> Spec:
+        for host, _guest in spec.dirs:
+            if not self._inside_allowed(os.path.realpath(host)):
+                raise ServiceError(403, f"dir {host} is outside the directories this daemon may grant "
+                                        f"({', '.join(self._allowed) or 'none'}; --allow-dir)")
+        defaults = {f.name: getattr(Limits(), f.name) for f in fields(Limits)}
+        for key, value in spec.limits.items():
+            if key not in defaults:
+                raise ServiceError(400, f"unknown limit {key!r}; limits: {', '.join(defaults)}")
+            ceiling = defaults[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ServiceError(400, f"limit {key} must be a number above 0")
+            if ceiling is not None and value > ceiling:
+                raise ServiceError(400, f"limit {key} = {value} is over this daemon's {ceiling}: "
+                                        "a request may only lower a limit")
+        if spec.source.kind == KERNEL_ONLY and (spec.policy is not None or spec.dirs or spec.env):
+            raise ServiceError(400, "policy, dirs and env apply to Wasm modules; a kernel-only program takes "
+                                    "args only (its flags, --map NAME, --attach PROG=TARGET)")
+        return spec
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def get(self, instance_id: str) -> ManagedInstance:
+        with self._lock:
+            found = self._instances.get(instance_id)
+        if found is None:
+            raise ServiceError(404, f"no instance {instance_id!r} (GET /instances lists them)")
+        return found
+
+    def list(self) -> List[ManagedInstance]:
+        with self._lock:
+            return list(self._instances.values())
+
+    def start(self, name: str, spec: Spec, wait: float) -> ManagedInstance:
+        self.check_spec(spec)
+        managed = ManagedInstance(name or spec.source.name, spec, self.config)
+        with self._lock:
+            if len(self._instances) >= self.config.max_instances:
+                raise ServiceError(429, f"this daemon keeps at most {self.config.max_instances} instances "
+                                        "(--max-instances); DELETE stopped ones first")
+            self._instances[managed.id] = managed
+        try:
+            managed.run = self._launch(managed, spec, wait)
+        except BaseException:
+            with self._lock:
+                del self._instances[managed.id]
+            raise
+        return managed
+
+    def _launch(self, managed: ManagedInstance, spec: Spec, wait: float) -> Run:
+        run = Run(spec, managed.log, self.config, self._workdir)
+        run.start()
+        run.attached.wait(wait)
+        return run
+
+    def stop(self, managed: ManagedInstance) -> None:
+        run = managed.run
+        if run is not None and not run.done.is_set():
+            run.stop()
+            if not run.join():
+                managed.log.add("host", "the instance did not end within the grace period and 5 s more")
+
+    def restart(self, managed: ManagedInstance, wait: float) -> None:
+        self.stop(managed)
+        managed.run = self._launch(managed, managed.spec, wait)
+        managed.restarts += 1
+
+    def update(self, managed: ManagedInstance, spec: Spec, wait: float) -> None:
+        """The new generation is started and attached before the old one is stopped; one
+        that does not attach is stopped and the old one kept."""
+        self.check_spec(spec)
+        new = self._launch(managed, spec, wait)
+        if new.done.is_set() or not new.attached.is_set():
+            new.stop()
+            new.join()
+            raise ServiceError(422, f"the new version did not attach within {wait} s "
+                                    f"({'it exited with status ' + str(new.exit_code) if new.done.is_set() else 'still starting'}); "
+                                    "the running version is kept (see its logs)")
+        old = managed.run
+        managed.run, managed.spec = new, spec
+        managed.generation += 1
+        managed.log.add("host", f"updated to generation {managed.generation} ({spec.source.name})")
+        if old is not None:
+            old.stop()
+            old.join()
+
+    def delete(self, managed: ManagedInstance) -> None:
+        self.stop(managed)
+        with self._lock:
+            self._instances.pop(managed.id, None)
+
+    def shutdown(self) -> int:
+        """Stops every instance (all asked first, then waited for) and releases them;
+        returns how many were running."""
+        runs = [m.run for m in self.list() if m.run is not None and not m.run.done.is_set()]
+        for run in runs:
+            run.stop()
+        for run in runs:
+            run.join()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return len(runs)

@@ -1,0 +1,146 @@
+"""/metrics in the Prometheus text format (prometheus_client), read at scrape time:
+
+  - per instance: state, links, CPU seconds of its thread, records delivered/lost per
+    event buffer, log lines dropped, restarts and updates; the daemon's own process;
+  - the exporter: what a kernel-only program measures, from its maps as they are now.
+    A log2 histogram map (a value struct with `slots`, docs/kernel-only.md) becomes a
+    Prometheus histogram per key; other hash/array maps of integers become gauges
+    `wasm_bpf_map_value{map, key, field}` (e.g. syscalls counted by id)."""
+import json
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from .manager import STARTING, RUNNING, EXITED, FAILED, InstanceManager, ManagedInstance, Run
+
+STATES = (STARTING, RUNNING, EXITED, FAILED)
+MAX_SERIES_PER_MAP = 1000  # entries of one map exported at once: a label per key must stay bounded
+LABELS = ["instance", "name"]
+
+
+class InstanceCollector(Collector):
+    def __init__(self, manager: InstanceManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily("wasm_bpf_instance_state", "1 for the instance's current state",
+                                  labels=[*LABELS, "kind", "state"])
+        links = GaugeMetricFamily("wasm_bpf_instance_links", "Programs attached", labels=LABELS)
+        cpu = CounterMetricFamily("wasm_bpf_instance_cpu_seconds", "CPU time of the instance's thread",
+                                  labels=LABELS)
+        delivered = CounterMetricFamily("wasm_bpf_instance_events_delivered", "Records delivered by an event buffer",
+                                        labels=[*LABELS, "map"])
+        lost = CounterMetricFamily("wasm_bpf_instance_events_lost", "Records the kernel dropped (perf buffers)",
+                                   labels=[*LABELS, "map"])
+        dropped = CounterMetricFamily("wasm_bpf_instance_log_lines_dropped", "Log lines past the buffer",
+                                      labels=LABELS)
+        generation = GaugeMetricFamily("wasm_bpf_instance_generation", "Updates in place so far", labels=LABELS)
+        restarts = CounterMetricFamily("wasm_bpf_instance_restarts", "Restarts", labels=LABELS)
+        instances = self._manager.list()
+        for m in instances:
+            run = m.run
+            if run is None:
+                continue
+            ids = [m.id, m.name]
+            for s in STATES:
+                state.add_metric([*ids, m.spec.source.kind, s], 1.0 if run.state == s else 0.0)
+            links.add_metric(ids, run.links())
+            cpu.add_metric(ids, run.cpu_seconds())
+            for map_name, count, kernel_lost in _summed(run):
+                delivered.add_metric([*ids, map_name], count)
+                if kernel_lost is not None:
+                    lost.add_metric([*ids, map_name], kernel_lost)
+            dropped.add_metric(ids, m.log.dropped)
+            generation.add_metric(ids, m.generation)
+            restarts.add_metric(ids, m.restarts)
+        yield GaugeMetricFamily("wasm_bpf_instances", "Instances the daemon keeps", value=len(instances))
+        yield from (state, links, cpu, delivered, lost, dropped, generation, restarts)
+        yield from _exported(instances)
+
+
+def _summed(run: Run) -> List[Tuple[str, int, Optional[int]]]:
+    """Per map name: a Wasm guest may close and reopen a buffer; its counts add up."""
+    totals: Dict[str, Tuple[int, Optional[int]]] = {}
+    for name, count, lost in run.buffer_stats():
+        before, before_lost = totals.get(name, (0, None))
+        totals[name] = (before + count, None if lost is None else (before_lost or 0) + lost)
+    return [(name, count, lost) for name, (count, lost) in totals.items()]
+
+
+def _exported(instances: List[ManagedInstance]) -> Iterator[Metric]:
+    """The kernel-only programs' maps (see the module's docstring)."""
+    from ..kernel_only.mapprint import entries, hist_member, merged_value
+    from ..kernel_only.decode import decode
+    from ..kernel_only.spec import TABLE_MAP_TYPES
+    from ..maps import MapInfo
+
+    hists = HistogramMetricFamily("wasm_bpf_map_histogram", "A log2 histogram map of a kernel-only program",
+                                  labels=[*LABELS, "map", "key"])
+    values = GaugeMetricFamily("wasm_bpf_map_value", "An integer in a map of a kernel-only program",
+                               labels=[*LABELS, "map", "key", "field"])
+    for m in instances:
+        run = m.run
+        obj, spec = (run.kernel_object, run.kernel_spec) if run is not None else (None, None)
+        if obj is None or spec is None:
+            continue
+        for map_spec in spec.maps:
+            if map_spec.type not in TABLE_MAP_TYPES or map_spec.value is None:
+                continue
+            try:
+                info = MapInfo.of_fd(obj.map_fd(map_spec.name))
+                rows = entries(info.fd, map_spec, info.key_size, info.value_size)[:MAX_SERIES_PER_MAP]
+            except Exception:  # the run ended and closed the map under us: no series this scrape
+                continue
+            member, mode = hist_member(map_spec.value)
+            for raw_key, raw_values in rows:
+                key = _label(decode(map_spec.key, raw_key) if map_spec.key else raw_key.hex())
+                value = merged_value(map_spec.value, raw_values)
+                labels = [m.id, m.name, map_spec.name, key]
+                if member and mode == "log2" and isinstance(value, dict):
+                    hists.add_metric(labels, _log2_buckets(value.get(member, [])), None)
+                else:
+                    for field, number in _integers(value):
+                        values.add_metric([*labels, field], number)
+    yield hists
+    yield values
+
+
+def _label(key: Any) -> str:
+    return key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
+
+
+def _log2_buckets(slots: List[int]) -> List[Tuple[str, float]]:
+    """Slot i counts values in [2^i, 2^(i+1)) (slot 0: 0 and 1): cumulative buckets
+    whose bounds are each slot's highest value."""
+    buckets, total = [], 0
+    for i, count in enumerate(slots):
+        total += count
+        buckets.append((str(float((1 << (i + 1)) - 1)), float(total)))
+    buckets.append(("+Inf", float(total)))
+    return buckets
+
+
+def _integers(value: Any, prefix: str = "") -> Iterator[Tuple[str, float]]:
+    """(field path, number) of every integer in a decoded value ("" for a bare integer)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield prefix, float(value)
+    elif isinstance(value, dict):
+        for name, inner in value.items():
+            yield from _integers(inner, f"{prefix}.{name}" if prefix else name)
+
+
+def metrics_registry(manager: InstanceManager) -> CollectorRegistry:
+    """The daemon's own registry (not prometheus_client's global one)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ProcessCollector(registry=None))
+    registry.register(InstanceCollector(manager))
+    return registry
+
+
+def metrics_text(registry: CollectorRegistry) -> Tuple[bytes, str]:
+    return generate_latest(registry), CONTENT_TYPE_LATEST

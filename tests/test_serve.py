@@ -1,0 +1,243 @@
+"""`wasm-bpf serve`: the daemon as a user runs it (a subprocess on 127.0.0.1, a real
+HTTP client), real example modules on the real kernel."""
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import httpx
+import pytest
+
+from conftest import bpf_link_ids, held_bpf_ids
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "wasm_examples"
+SIGSNOOP = EXAMPLES / "sigsnoop" / "sigsnoop.wasm"
+BOOTSTRAP = EXAMPLES / "bootstrap" / "bootstrap.wasm"
+RUNQLAT_OBJ = EXAMPLES / "runqlat" / ".output" / "runqlat.bpf.o"
+FAKE_PID = 3_000_000  # kill(FAKE_PID + i, 0) fails with ESRCH, and sigsnoop reports it: a numbered event
+
+
+class Daemon:
+    def __init__(self, tmp: Path, *extra: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.token_file = tmp / "token"
+        self.proc = subprocess.Popen(
+            ["wasm-bpf", "serve", "--port", str(self.port), "--token-file", str(self.token_file),
+             "--allow-dir", str(EXAMPLES), "--allow-dir", str(tmp), "--max-upload", "2M", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, self.proc.communicate()
+            assert time.monotonic() < deadline, "the daemon did not answer in 20 s"
+            time.sleep(0.1)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
+                                   headers={"Authorization": f"Bearer {self.token_file.read_text().strip()}"})
+
+    def start(self, **body) -> dict:
+        r = self.client.post("/instances", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def logs(self, instance: str) -> List[str]:
+        return [line["text"] for line in self.client.get(f"/instances/{instance}/logs").json()["lines"]]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        self.client.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> Iterator[Daemon]:
+    if not SIGSNOOP.exists():
+        pytest.skip("build the examples first (make examples)")
+    d = Daemon(tmp_path_factory.mktemp("serve"), "--allow-kernel-only", "--max-instances", "6")
+    yield d
+    d.close()
+
+
+def _wait_for(predicate, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def _fake_kills(stop: threading.Event, sent: List[int]) -> None:
+    i = 0
+    while not stop.is_set():
+        try:
+            os.kill(FAKE_PID + i, 0)
+        except ProcessLookupError:
+            pass
+        sent.append(i)
+        i += 1
+        time.sleep(0.002)
+
+
+def _seen_fake_pids(lines: List[str]) -> set:
+    seen = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[4].isdigit() and int(fields[4]) >= FAKE_PID:
+            seen.add(int(fields[4]) - FAKE_PID)
+    return seen
+
+
+def test_start_by_path_shows_events_then_stop_releases_everything(daemon):
+    inst = daemon.start(path=str(SIGSNOOP))
+    assert inst["state"] == "running" and inst["links"] > 0
+    assert inst["attach_ms"] < 100, f"hot plug took {inst['attach_ms']} ms"
+    progs, links = held_bpf_ids(str(daemon.proc.pid))
+    assert links, "the daemon holds no link of the running instance"
+    try:
+        os.kill(FAKE_PID + 7, 0)
+    except ProcessLookupError:
+        pass
+    assert _wait_for(lambda: 7 in _seen_fake_pids(daemon.logs(inst["id"]))), daemon.logs(inst["id"])
+    stats = daemon.client.get(f"/instances/{inst['id']}/stats").json()
+    assert stats["buffers"][0]["map"] == "events" and stats["buffers"][0]["delivered"] >= 1
+    metrics = daemon.client.get("/metrics").text
+    assert f'wasm_bpf_instance_state{{instance="{inst["id"]}",kind="wasm",name="sigsnoop.wasm",state="running"}} 1.0' \
+        in metrics
+
+    stopped = daemon.client.post(f"/instances/{inst['id']}/stop").json()
+    assert stopped["state"] == "exited" and stopped["links"] == 0
+    assert held_bpf_ids(str(daemon.proc.pid)) == (set(), set())
+    assert not (links & bpf_link_ids()), "links of the stopped instance are still in the kernel"
+    assert daemon.client.delete(f"/instances/{inst['id']}").json() == {"deleted": inst["id"]}
+
+
+def test_update_in_place_loses_no_event(daemon):
+    inst = daemon.start(path=str(SIGSNOOP), name="snoop")
+    _, old_links = held_bpf_ids(str(daemon.proc.pid))
+    stop, sent = threading.Event(), []
+    sender = threading.Thread(target=_fake_kills, args=(stop, sent))
+    sender.start()
+    try:
+        time.sleep(0.3)
+        r = daemon.client.put(f"/instances/{inst['id']}", json={"path": str(SIGSNOOP)})
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        sender.join()
+    assert r.status_code == 200, r.text
+    assert r.json()["generation"] == 1 and r.json()["id"] == inst["id"]
+    lines = _wait_for(lambda: (lambda ls: ls if set(sent) <= _seen_fake_pids(ls) else None)(daemon.logs(inst["id"])))
+    missing = set(sent) - _seen_fake_pids(daemon.logs(inst["id"]))
+    assert not missing, f"{len(missing)} of {len(sent)} events missed around the update: {sorted(missing)[:10]}"
+    assert lines and any("updated to generation 1" in line for line in lines)
+    _, new_links = held_bpf_ids(str(daemon.proc.pid))
+    assert len(new_links) == len(old_links) and not (new_links & old_links), "the old version is still attached"
+    daemon.client.delete(f"/instances/{inst['id']}")
+
+
+def test_upload_and_live_log_stream(daemon):
+    upload = base64.b64encode(BOOTSTRAP.read_bytes()).decode()
+    inst = daemon.start(module_base64=upload, filename="bootstrap.wasm")
+    assert inst["kind"] == "wasm" and inst["state"] == "running"
+    got = []
+    with daemon.client.stream("GET", f"/instances/{inst['id']}/logs/stream") as stream:
+        subprocess.run(["/bin/true"], check=True)
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                got.append(json.loads(line[6:]))
+                if any("true" in entry["text"].split() for entry in got):
+                    break
+    assert any(entry["stream"] == "stdout" and "true" in entry["text"].split() for entry in got), got
+    assert [entry["seq"] for entry in got] == list(range(len(got)))
+    daemon.client.delete(f"/instances/{inst['id']}")
+
+
+def test_kernel_only_program_exports_its_histogram(daemon):
+    if not RUNQLAT_OBJ.exists():
+        pytest.skip("runqlat's object is built with the examples")
+    inst = daemon.start(path=str(RUNQLAT_OBJ))
+    assert inst["kind"] == "kernel-only" and inst["state"] == "running", inst
+    subprocess.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.01; done"], check=True)
+    series = f'wasm_bpf_map_histogram_bucket{{instance="{inst["id"]}"'
+    metrics = _wait_for(lambda: (lambda t: t if series in t else None)(daemon.client.get("/metrics").text))
+    assert metrics, "no histogram series of runqlat's hists map"
+    inf = [line for line in metrics.splitlines() if line.startswith(series) and 'le="+Inf"' in line]
+    assert inf and float(inf[0].rsplit(" ", 1)[1]) > 0, inf
+    daemon.client.delete(f"/instances/{inst['id']}")
+
+
+@pytest.mark.parametrize("request_body, status, words", [
+    ({"path": "/etc/passwd"}, 403, "outside the directories"),
+    ({"path": str(SIGSNOOP), "dirs": ["/etc"]}, 403, "dir /etc is outside"),
+    ({"path": str(SIGSNOOP), "policy": "[programs]\ntypes = [\"nope\"]\n"}, 400, "unknown name 'nope'"),
+    ({"path": str(SIGSNOOP), "policy": "[programs\n"}, 400, "not valid TOML"),
+    ({"path": str(SIGSNOOP), "limits": {"max_memory": 1 << 40}}, 400, "may only lower a limit"),
+    ({"path": str(SIGSNOOP), "limits": {"max_cpu": 1}}, 400, "unknown limit 'max_cpu'"),
+    ({"module_base64": base64.b64encode(b"hello").decode()}, 400, "neither a WebAssembly module"),
+    ({"module_base64": "%%%"}, 400, "not base64"),
+    ({}, 400, "exactly one of path"),
+    ({"path": str(SIGSNOOP), "color": "red"}, 422, "color"),
+])
+def test_bad_requests_get_one_line_json_errors(daemon, request_body, status, words):
+    r = daemon.client.post("/instances", json=request_body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and "\n" not in r.json()["error"]
+    assert daemon.client.get("/instances").json() == []
+
+
+def test_refusals_outside_the_body(daemon, tmp_path):
+    r = daemon.client.get("/instances/nosuch")
+    assert r.status_code == 404 and "no instance 'nosuch'" in r.json()["error"]
+    r = httpx.get(f"http://127.0.0.1:{daemon.port}/instances")
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]
+    r = daemon.client.post("/instances", json={"module_base64": "A" * (3 << 20)})
+    assert r.status_code == 413 and "--max-upload" in r.json()["error"]
+    link = Path(daemon.token_file).parent / "passwd.wasm"  # an allowed directory, a link leading out of it
+    link.symlink_to("/etc/passwd")
+    r = daemon.client.post("/instances", json={"path": str(link)})
+    assert r.status_code == 403 and "outside the directories" in r.json()["error"]
+    assert "/instances" in daemon.client.get("/openapi.json").json()["paths"]
+
+
+def test_sigterm_stops_every_instance_even_with_a_log_followed(tmp_path):
+    if not SIGSNOOP.exists():
+        pytest.skip("build the examples first (make examples)")
+    d = Daemon(tmp_path)
+    try:
+        ids = [d.start(path=str(SIGSNOOP))["id"], d.start(path=str(BOOTSTRAP))["id"]]
+        _, links = held_bpf_ids(str(d.proc.pid))
+        assert len(links) > 2
+        def follow() -> None:
+            try:
+                with d.client.stream("GET", f"/instances/{ids[0]}/logs/stream") as stream:
+                    for _line in stream.iter_lines():
+                        pass
+            except httpx.HTTPError:  # the daemon closed it at shutdown
+                pass
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        _out, err = d.proc.communicate(timeout=20)
+        assert d.proc.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal once done
+        assert time.monotonic() - t0 < 10
+        assert "stopped 2 instance(s)" in err and "Traceback" not in err, err
+        assert not (links & bpf_link_ids()), "links of the daemon's instances outlived it"
+    finally:
+        d.close()
