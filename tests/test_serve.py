@@ -2,6 +2,7 @@
 HTTP client), real example modules on the real kernel."""
 import base64
 import json
+import shutil
 import os
 import signal
 import socket
@@ -116,7 +117,7 @@ def test_start_by_path_shows_events_then_stop_releases_everything(daemon):
     stats = daemon.client.get(f"/instances/{inst['id']}/stats").json()
     assert stats["buffers"][0]["map"] == "events" and stats["buffers"][0]["delivered"] >= 1
     metrics = daemon.client.get("/metrics").text
-    assert f'wasm_bpf_instance_state{{instance="{inst["id"]}",kind="wasm",name="sigsnoop.wasm",state="running"}} 1.0' \
+    assert f'wasm_bpf_instance_state{{instance_id="{inst["id"]}",kind="wasm",name="sigsnoop.wasm",state="running"}} 1.0' \
         in metrics
 
     stopped = daemon.client.post(f"/instances/{inst['id']}/stop").json()
@@ -173,7 +174,7 @@ def test_kernel_only_program_exports_its_histogram(daemon):
     inst = daemon.start(path=str(RUNQLAT_OBJ))
     assert inst["kind"] == "kernel-only" and inst["state"] == "running", inst
     subprocess.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.01; done"], check=True)
-    series = f'wasm_bpf_map_histogram_bucket{{instance="{inst["id"]}"'
+    series = f'wasm_bpf_map_histogram_bucket{{instance_id="{inst["id"]}"'
     metrics = _wait_for(lambda: (lambda t: t if series in t else None)(daemon.client.get("/metrics").text))
     assert metrics, "no histogram series of runqlat's hists map"
     inf = [line for line in metrics.splitlines() if line.startswith(series) and 'le="+Inf"' in line]
@@ -241,3 +242,47 @@ def test_sigterm_stops_every_instance_even_with_a_log_followed(tmp_path):
         assert not (links & bpf_link_ids()), "links of the daemon's instances outlived it"
     finally:
         d.close()
+
+
+def test_real_prometheus_scrapes_the_daemon(daemon, tmp_path):
+    """Debian's prometheus scrapes /metrics (with the token) and its query API returns
+    the instance's series, and a rate() of the events we triggered."""
+    if not shutil.which("prometheus"):
+        pytest.skip("Debian's prometheus is not installed (make deps)")
+    inst = daemon.start(path=str(SIGSNOOP), name="scraped")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        prom_port = s.getsockname()[1]
+    (tmp_path / "prom.yml").write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n  - job_name: wasm-bpf\n"
+        f"    authorization:\n      credentials_file: {daemon.token_file}\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{daemon.port}']\n")
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prom.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop, sent = threading.Event(), []
+    sender = threading.Thread(target=_fake_kills, args=(stop, sent))
+    sender.start()
+
+    def query(expr: str) -> list:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": expr})
+        except httpx.TransportError:
+            return []
+        return r.json()["data"]["result"] if r.status_code == 200 else []
+
+    try:
+        up = _wait_for(lambda: query(f'wasm_bpf_instance_state{{instance_id="{inst["id"]}",state="running"}} == 1'), 30)
+        assert up and up[0]["metric"]["name"] == "scraped", up
+        rate = _wait_for(lambda: [r for r in query(
+            f'rate(wasm_bpf_instance_events_delivered_total{{instance_id="{inst["id"]}"}}[5s])')
+            if float(r["value"][1]) > 10], 30)
+        assert rate, "prometheus saw no rate of the events we triggered"
+    finally:
+        stop.set()
+        sender.join()
+        prom.terminate()
+        prom.wait(10)
+        daemon.client.delete(f"/instances/{inst['id']}")

@@ -18,7 +18,7 @@ from .manager import STARTING, RUNNING, EXITED, FAILED, InstanceManager, Managed
 
 STATES = (STARTING, RUNNING, EXITED, FAILED)
 MAX_SERIES_PER_MAP = 1000  # entries of one map exported at once: a label per key must stay bounded
-LABELS = ["instance", "name"]
+LABELS = ["instance_id", "name"]  # not "instance": Prometheus gives that label to the scraped target
 
 
 class InstanceCollector(Collector):
