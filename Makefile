@@ -47,9 +47,11 @@ test: examples
 test-unit: install
 	PATH="$$PATH:/usr/sbin" $(PYTHON) -m pytest -q -m unit tests
 
-# Throughput, start-up and memory figures: bench-results/results.json and a table.
+# Throughput, start-up and memory figures: bench-results/results.json and a table;
+# hot plug with `wasm-bpf serve`: bench-results/serve.json.
 bench: examples
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/serve.py
 
 # 10 minutes at full producer rate: exact record accounting and RSS growth
 # (bench-results/soak.json). `make soak SOAK_SECONDS=60` for a shorter run.

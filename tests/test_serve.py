@@ -168,6 +168,17 @@ def test_upload_and_live_log_stream(daemon):
     daemon.client.delete(f"/instances/{inst['id']}")
 
 
+def test_a_trapping_guest_fails_alone(daemon):
+    wat = b'(module (memory (export "memory") 1) (func (export "_start") unreachable))'
+    inst = daemon.start(module_base64=base64.b64encode(wat).decode(), filename="trap.wat", wait=2)
+    done = _wait_for(lambda: (lambda i: i if i["state"] == "failed" else None)(
+        daemon.client.get(f"/instances/{inst['id']}").json()))
+    assert done and done["exit_code"] == 1, done
+    assert any("the guest trapped" in line for line in daemon.logs(inst["id"]))
+    assert daemon.client.get("/healthz").json()["status"] == "ok"
+    daemon.client.delete(f"/instances/{inst['id']}")
+
+
 def test_kernel_only_program_exports_its_histogram(daemon):
     if not RUNQLAT_OBJ.exists():
         pytest.skip("runqlat's object is built with the examples")
@@ -213,6 +224,22 @@ def test_refusals_outside_the_body(daemon, tmp_path):
     r = daemon.client.post("/instances", json={"path": str(link)})
     assert r.status_code == 403 and "outside the directories" in r.json()["error"]
     assert "/instances" in daemon.client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.unit
+def test_log_buffer_keeps_the_last_lines_and_reads_from_a_cursor():
+    from wasm_bpf.service.logs import MAX_LINE, LogBuffer
+
+    log = LogBuffer(3)
+    log.writer("stdout").extend(b"one\ntwo\nthr")
+    assert [line.text for line in log.read()[0]] == ["one", "two"]
+    log.writer("stdout").extend(b"ee\n" + b"x" * (MAX_LINE + 10) + b"\n")
+    lines, cursor = log.read()
+    assert [line.text[:5] for line in lines] == ["two", "three", "xxxxx"] and len(lines[-1].text) == MAX_LINE
+    assert (cursor, log.dropped, lines[0].seq) == (4, 1, 1)
+    log.add("host", "done")
+    assert [(line.seq, line.stream, line.text) for line in log.read(cursor)[0]] == [(4, "host", "done")]
+    assert log.read(99) == ([], 5)
 
 
 def test_sigterm_stops_every_instance_even_with_a_log_followed(tmp_path):
