@@ -173,7 +173,7 @@ def test_a_trapping_guest_fails_alone(daemon):
     inst = daemon.start(module_base64=base64.b64encode(wat).decode(), filename="trap.wat", wait=2)
     done = _wait_for(lambda: (lambda i: i if i["state"] == "failed" else None)(
         daemon.client.get(f"/instances/{inst['id']}").json()))
-    assert done and done["exit_code"] == 1, done
+    assert done and done["exit_code"] == 1 and "the guest trapped" in done["error"], done
     assert any("the guest trapped" in line for line in daemon.logs(inst["id"]))
     assert daemon.client.get("/healthz").json()["status"] == "ok"
     daemon.client.delete(f"/instances/{inst['id']}")

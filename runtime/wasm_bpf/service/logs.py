@@ -1,10 +1,10 @@
 """The log of one instance: its stdout, stderr and host messages as numbered lines,
-bounded in count and length, read from a cursor or followed as they come."""
+bounded in count and length, read from a cursor (app.py follows it for SSE)."""
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, List, Tuple
+from typing import Deque, List, Optional, Tuple
 
 MAX_LINE = 4096  # bytes of one line kept; the rest is cut
 
@@ -24,26 +24,25 @@ class LogBuffer:
         self._lines: Deque[LogLine] = deque(maxlen=capacity)
         self._next = 0
         self._partial = {"stdout": bytearray(), "stderr": bytearray()}
-        self._changed = threading.Condition()
+        self._lock = threading.RLock()  # _feed() holds it across its add()s
 
     @property
     def dropped(self) -> int:
         """Lines no longer kept (the buffer is full)."""
-        with self._changed:
+        with self._lock:
             return self._next - len(self._lines)
 
     def add(self, stream: str, text: str) -> None:
-        with self._changed:
+        with self._lock:
             self._lines.append(LogLine(self._next, time.time(), stream, text[:MAX_LINE]))
             self._next += 1
-            self._changed.notify_all()
 
     def writer(self, stream: str) -> "StreamWriter":
         return StreamWriter(self, stream)
 
     def _feed(self, stream: str, data: bytes) -> None:
         """Bytes of a guest's output: whole lines are added, the rest waits for its newline."""
-        with self._changed:  # a reentrant lock: add() takes it too
+        with self._lock:
             pending = self._partial[stream]
             pending += data
             *lines, rest = pending.split(b"\n")
@@ -53,24 +52,25 @@ class LogBuffer:
 
     def flush(self) -> None:
         """The unfinished last line of each output, at the end of a run."""
-        for stream, pending in self._partial.items():
-            if pending:
-                self.add(stream, pending.decode(errors="replace"))
-                pending.clear()
+        with self._lock:
+            for stream, pending in self._partial.items():
+                if pending:
+                    self.add(stream, pending.decode(errors="replace"))
+                    pending.clear()
 
     def read(self, cursor: int = 0, limit: int = 1000) -> Tuple[List[LogLine], int]:
         """Lines from `cursor` on (or from the oldest kept), at most `limit`, and the
         cursor of the next read."""
-        with self._changed:
+        with self._lock:
             first = self._next - len(self._lines)
             start = max(cursor, first) - first
             lines = list(self._lines)[start:start + limit]
             return lines, lines[-1].seq + 1 if lines else min(max(cursor, first), self._next)
 
-    def wait(self, cursor: int, timeout: float) -> bool:
-        """True when a line at or after `cursor` exists (waits up to `timeout` s)."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._next > cursor, timeout)
+    def last(self, streams: Tuple[str, ...]) -> Optional[str]:
+        """The newest kept line of one of `streams`."""
+        with self._lock:
+            return next((line.text for line in reversed(self._lines) if line.stream in streams), None)
 
 
 class StreamWriter:

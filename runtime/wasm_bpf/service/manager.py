@@ -243,6 +243,10 @@ class Run:
         return self.done.wait(self._config.grace_period + 5)
 
 
+def _failure(log: LogBuffer) -> Optional[str]:
+    return log.last(("host",)) or log.last(("stderr",))
+
+
 class ManagedInstance:
     def __init__(self, name: str, spec: Spec, config: ServiceConfig) -> None:
         self.id = uuid.uuid4().hex[:12]
@@ -262,6 +266,8 @@ class ManagedInstance:
             "generation": self.generation, "restarts": self.restarts, "started": run.started, "ended": run.ended,
             "attach_ms": None if run.attach_seconds is None else round(run.attach_seconds * 1000, 2),
             "links": run.links(),
+            # why a failed run ended: the host's message (a refusal, a trap) or the guest's last error line
+            "error": _failure(self.log) if run.state == FAILED else None,
         }
 
     def stats(self) -> Dict[str, Any]:
