@@ -179,18 +179,23 @@ def test_a_trapping_guest_fails_alone(daemon):
     daemon.client.delete(f"/instances/{inst['id']}")
 
 
-def test_kernel_only_program_exports_its_histogram(daemon):
+def test_kernel_only_program_exports_its_histogram_and_named_maps(daemon):
     if not RUNQLAT_OBJ.exists():
         pytest.skip("runqlat's object is built with the examples")
-    inst = daemon.start(path=str(RUNQLAT_OBJ))
-    assert inst["kind"] == "kernel-only" and inst["state"] == "running", inst
+    inst = daemon.start(path=str(RUNQLAT_OBJ), name="runqlat")
+    named = daemon.start(path=str(RUNQLAT_OBJ), name="runqlat-start", args=["--map", "start"])
+    assert inst["kind"] == "kernel-only" and inst["state"] == "running" and inst["links"] > 0, inst
     subprocess.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.01; done"], check=True)
     series = f'wasm_bpf_map_histogram_bucket{{instance_id="{inst["id"]}"'
-    metrics = _wait_for(lambda: (lambda t: t if series in t else None)(daemon.client.get("/metrics").text))
-    assert metrics, "no histogram series of runqlat's hists map"
+    metrics = _wait_for(lambda: (lambda t: t if series in t and 'map="start"' in t else None)(
+        daemon.client.get("/metrics").text))
+    assert metrics, "no histogram series of runqlat's hists map, or no gauge of its start map"
     inf = [line for line in metrics.splitlines() if line.startswith(series) and 'le="+Inf"' in line]
     assert inf and float(inf[0].rsplit(" ", 1)[1]) > 0, inf
-    daemon.client.delete(f"/instances/{inst['id']}")
+    gauges = [line for line in metrics.splitlines() if line.startswith("wasm_bpf_map_value{")]
+    assert gauges and all(f'instance_id="{named["id"]}"' in g and 'map="start"' in g for g in gauges), gauges[:3]
+    for i in (inst, named):
+        daemon.client.delete(f"/instances/{i['id']}")
 
 
 @pytest.mark.parametrize("request_body, status, words", [

@@ -4,8 +4,10 @@
     event buffer, log lines dropped, restarts and updates; the daemon's own process;
   - the exporter: what a kernel-only program measures, from its maps as they are now.
     A log2 histogram map (a value struct with `slots`, docs/kernel-only.md) becomes a
-    Prometheus histogram per key; other hash/array maps of integers become gauges
-    `wasm_bpf_map_value{map, key, field}` (e.g. syscalls counted by id)."""
+    Prometheus histogram per key; a map the instance's args name with `--map NAME`
+    (as the kernel-only runner prints it) becomes gauges `wasm_bpf_map_value{map, key,
+    field}`, one per integer of each entry (e.g. syscalls counted by id). Other maps
+    are the program's own state (runqlat's start times): not exported."""
 import json
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -89,12 +91,14 @@ def _exported(instances: List[ManagedInstance]) -> Iterator[Metric]:
         for map_spec in spec.maps:
             if map_spec.type not in TABLE_MAP_TYPES or map_spec.value is None:
                 continue
+            member, mode = hist_member(map_spec.value)
+            if mode != "log2" and map_spec.name not in _named_maps(m.spec.args):
+                continue
             try:
                 info = MapInfo.of_fd(obj.map_fd(map_spec.name))
                 rows = entries(info.fd, map_spec, info.key_size, info.value_size)[:MAX_SERIES_PER_MAP]
             except Exception:  # the run ended and closed the map under us: no series this scrape
                 continue
-            member, mode = hist_member(map_spec.value)
             for raw_key, raw_values in rows:
                 key = _label(decode(map_spec.key, raw_key) if map_spec.key else raw_key.hex())
                 value = merged_value(map_spec.value, raw_values)
@@ -106,6 +110,12 @@ def _exported(instances: List[ManagedInstance]) -> Iterator[Metric]:
                         values.add_metric([*labels, field], number)
     yield hists
     yield values
+
+
+def _named_maps(args: List[str]) -> set:
+    """The maps named by `--map NAME` / `--map=NAME` in a kernel-only program's args."""
+    named = {value for flag, value in zip(args, args[1:]) if flag == "--map"}
+    return named | {a.split("=", 1)[1] for a in args if a.startswith("--map=")}
 
 
 def _label(key: Any) -> str:
