@@ -120,7 +120,7 @@ def test_start_by_path_shows_events_then_stop_releases_everything(daemon):
     assert f'wasm_bpf_instance_state{{instance_id="{inst["id"]}",kind="wasm",name="sigsnoop.wasm",state="running"}} 1.0' \
         in metrics
 
-    stopped = daemon.client.post(f"/instances/{inst['id']}/stop").json()
+    stopped = daemon.client.post(f"/instances/{inst['id']}/stop").json()  # no body, no Content-Length
     assert stopped["state"] == "exited" and stopped["links"] == 0
     assert held_bpf_ids(str(daemon.proc.pid)) == (set(), set())
     assert not (links & bpf_link_ids()), "links of the stopped instance are still in the kernel"
@@ -229,6 +229,23 @@ def test_refusals_outside_the_body(daemon, tmp_path):
     r = daemon.client.post("/instances", json={"path": str(link)})
     assert r.status_code == 403 and "outside the directories" in r.json()["error"]
     assert "/instances" in daemon.client.get("/openapi.json").json()["paths"]
+    token = daemon.token_file.read_text().strip()
+    # curl -X POST sends no Content-Length at all: fine; a chunked body has no size to check first: refused
+    no_body = _raw(daemon.port, f"POST /instances/nosuch/stop HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
+                                "\r\nConnection: close\r\n\r\n")
+    assert no_body.startswith("HTTP/1.1 404") and "no instance 'nosuch'" in no_body, no_body
+    chunked = _raw(daemon.port, f"POST /instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    assert chunked.startswith("HTTP/1.1 411") and "Content-Length" in chunked, chunked
+
+
+def _raw(port: int, request: str) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request.encode())
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer.decode()
 
 
 @pytest.mark.unit
