@@ -237,6 +237,8 @@ def test_refusals_outside_the_body(daemon, tmp_path):
     chunked = _raw(daemon.port, f"POST /instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
                                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
     assert chunked.startswith("HTTP/1.1 411") and "Content-Length" in chunked, chunked
+    r = daemon.client.post("/instances", content=b'{"path": "x"}', headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
 
 
 def _raw(port: int, request: str) -> str:

@@ -72,6 +72,9 @@ def create_app(manager: InstanceManager, token: str) -> FastAPI:
         if length is not None and (not length.isdigit() or int(length) > body_limit):
             return _error(413, f"request body over {body_limit} bytes: the module is over the daemon's "
                                f"{manager.config.max_upload} bytes (--max-upload)")
+        if length not in (None, "0") and request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return _error(415, "send the body as JSON with 'Content-Type: application/json' "
+                               "(curl: -H 'content-type: application/json')")
         if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
             return _error(411, "send a Content-Length (chunked request bodies are refused: they have no size "
                                "to check before reading)")
