@@ -70,17 +70,21 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _run(step: str, argv: list[str], cfg: BuildConfig, stdout_to: Path | None = None) -> None:
-    shown = shlex.join(argv) + (f" > {shlex.quote(str(stdout_to))}" if stdout_to else "")
+def _run(step: str, argv: list[str], cfg: BuildConfig, stdout_to: Path | None = None,
+         env: dict[str, str] | None = None) -> None:
+    """Runs one step; env: variables added to the environment (shown in the command)."""
+    shown = "".join(f"{k}={shlex.quote(v)} " for k, v in (env or {}).items())
+    shown += shlex.join(argv) + (f" > {shlex.quote(str(stdout_to))}" if stdout_to else "")
+    full_env = {**os.environ, **env} if env else None
     if cfg.verbose:
         cfg.log(f"+ {shown}")
     try:
         if stdout_to:
             with open(stdout_to, "wb") as out:
-                proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE)
+                proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, env=full_env)
             output = proc.stderr.decode(errors="replace")
         else:
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env)
             output = proc.stdout.decode(errors="replace")
     except FileNotFoundError:
         raise BuildError(step, shown, f"{argv[0]}: command not found") from None
@@ -124,40 +128,62 @@ def _generate(step: str, command: str, cfg: BuildConfig, produce: Callable[[], s
         raise BuildError(step, command, str(e)) from None
 
 
-def _types_header(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: list[str],
-                  obj: Path, work: Path) -> str:
-    """X.wasm.h: the types X.h defines when X.bpf.c includes it (compiled into a
-    side object so that BTF has them all), else the object's own types."""
+def _types_object(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: list[str],
+                  work: Path) -> tuple[Path, list[str]] | None:
+    """X.types.o: the types X.h defines when X.bpf.c includes it, compiled into a
+    side object so that BTF has them all, and their names; None without an X.h
+    that defines types."""
     own_h = cfg.bpf_source.resolve().parent / f"{name}.h"
     if not own_h.is_file():
-        return header.generate(obj)
+        return None
     pre = work / f"{name}.types.i"
     _run("collect the types of " + own_h.name, [*bpf_flags, "-E", str(cfg.bpf_source), "-o", str(pre)], cfg)
     text = pre.read_text()
     types = hdrscan.defined_types(hdrscan.header_text(text, own_h))
     if not types:
-        return header.generate(obj)
+        return None
     pre.write_text(text + hdrscan.type_refs(types))
     types_obj = work / f"{name}.types.o"
     # Already preprocessed: only the compiler (not the -I/-D) flags apply.
     _run("compile the types of " + own_h.name,
          [*compiler, "-c", str(pre), "-o", str(types_obj)], cfg)
+    return types_obj, types
+
+
+def _types_header(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: list[str],
+                  obj: Path, work: Path) -> str:
+    """X.wasm.h: wasm32 layouts of the types of X.h, else of the object's own types."""
+    found = _types_object(cfg, name, compiler, bpf_flags, work)
+    if found is None:
+        return header.generate(obj)
+    types_obj, types = found
     return header.generate(types_obj, types, name=name)
 
 
-def build(cfg: BuildConfig) -> Path:
-    """Run every step; returns the output path."""
+def build(cfg: BuildConfig, steps: Callable[[BuildConfig, Path], Path] | None = None) -> Path:
+    """Run every step (steps: the C guest's, or rust_build.build_in); returns the output path."""
+    steps = steps or _build_in
     for src in [cfg.bpf_source, *cfg.sources]:
-        if not src.is_file():
+        if not src.exists():
             raise BuildError("check sources", str(src), "no such file")
     if cfg.build_dir is not None:
         cfg.build_dir.mkdir(parents=True, exist_ok=True)
-        return _build_in(cfg, cfg.build_dir)
+        return steps(cfg, cfg.build_dir)
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-build-") as tmp:
-        return _build_in(cfg, Path(tmp))
+        return steps(cfg, Path(tmp))
 
 
-def _build_in(cfg: BuildConfig, work: Path) -> Path:
+@dataclass
+class BpfBuild:
+    """The BPF half of a build: the object and the compiler flags that made it."""
+    name: str
+    obj: Path
+    compiler: list[str]
+    flags: list[str]
+
+
+def compile_bpf(cfg: BuildConfig, work: Path) -> BpfBuild:
+    """vmlinux.h, then X.bpf.o (CO-RE), stripped of DWARF."""
     name = app_name(cfg.bpf_source)
     src_dir = cfg.bpf_source.resolve().parent
     vmlinux = vmlinux_header(cfg)
@@ -176,6 +202,13 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
         _run("strip debug info", [strip, "-g", str(obj)], cfg)
     elif cfg.verbose:
         cfg.log("wasm-bpf build: note: llvm-strip not found, the skeleton embeds DWARF too")
+    return BpfBuild(name, obj, compiler, bpf_flags)
+
+
+def _build_in(cfg: BuildConfig, work: Path) -> Path:
+    bpf = compile_bpf(cfg, work)
+    name, obj, compiler, bpf_flags = bpf.name, bpf.obj, bpf.compiler, bpf.flags
+    src_dir = cfg.bpf_source.resolve().parent
 
     skel = work / f"{name}.skel.h"
     _generate("generate skeleton", f"wasm-bpf gen skeleton {obj} -o {skel}", cfg,

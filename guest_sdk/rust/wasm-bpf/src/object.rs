@@ -127,7 +127,7 @@ impl OpenObject {
             return Err(invalid(format!(
                 "the host refused to load BPF object '{}' (its reason is on the host's stderr)", self.spec.name)));
         }
-        let obj = Object { spec: self.spec, handle };
+        let obj = Object { spec: self.spec, handle, no_load: self.no_load };
         for (name, buf) in &self.bss {
             if buf.bytes().iter().any(|b| *b != 0) {
                 obj.map(name)?.update(&0u32.to_ne_bytes(), buf.bytes(), crate::MAP_ANY)?;
@@ -146,6 +146,7 @@ fn section_spec(spec: &'static ObjectSpec, name: &str) -> io::Result<&'static Se
 pub struct Object {
     spec: &'static ObjectSpec,
     handle: u64,
+    no_load: Vec<&'static str>,
 }
 
 impl Object {
@@ -163,6 +164,14 @@ impl Object {
         let name = *self.spec.progs.iter().find(|p| **p == name)
             .ok_or_else(|| invalid(format!("{}: no program '{name}'", self.spec.name)))?;
         Ok(Program { obj: self, name })
+    }
+
+    /// Attaches every loaded program as its `SEC()` says; the links detach when dropped.
+    pub fn attach_all(&self) -> io::Result<Vec<Link<'_>>> {
+        self.spec.progs.iter().filter(|p| !self.no_load.contains(p))
+            .map(|p| Program { obj: self, name: p }.attach()
+                .map_err(|e| io::Error::new(e.kind(), format!("program '{p}': cannot attach: {e}"))))
+            .collect()
     }
 
     /// Map `name` (data sections by their section name, e.g. `.bss`).
