@@ -143,7 +143,7 @@ class RustTypes:
                what: str) -> None:
         """Appends the definition of a struct/union of ``size`` bytes with its asserts."""
         st = _Struct(rust, size, union)
-        pos, pad, bits = 0, 0, 0
+        pos, pad, bits, anon = 0, 0, 0, 0
         for m in sorted(members, key=lambda m: m.bit_offset) if not union else members:
             tid = btf.strip_modifiers(m.type_id)
             width = m.bitfield_size
@@ -174,7 +174,9 @@ class RustTypes:
                 continue
             off = m.bit_offset // 8
             msize = btf.resolve_size(m.type_id)
-            name = field_name(m.name) if m.name else f"_anon{len(st.fields)}"
+            if not m.name:
+                anon += 1  # C11 anonymous struct/union members: anon1, anon2... in order
+            name = field_name(m.name) if m.name else f"anon{anon}"
             rtype = self.rust_type(btf, m.type_id, f"{rust}_{m.name or 'anon'}")
             if not union:
                 if off < pos:
@@ -212,17 +214,22 @@ class RustTypes:
             lines.append(f"    pub {f.name}: {f.rust},{note}")
         lines.append("}")
         lines.append(f"unsafe impl wasm_bpf::Plain for {st.name} {{}}")
+        # Field by field first (the fields as declared), so that the first failing
+        # assert names the field; then the whole.
         lines.append("const _: () = {")
-        lines.append(f"    assert!(core::mem::size_of::<{st.name}>() == {st.size}, "
-                     f"\"{st.name}: wasm32 size differs from BPF\");")
+        lines.append(f"    let value = core::mem::MaybeUninit::<{st.name}>::uninit();")
+        lines.append("    let p = value.as_ptr();")
         for f in st.fields:
             if f.name.startswith(("_pad", "_bitfield", "_size")):
                 continue
-            lines.append(f"    assert!(core::mem::size_of::<{f.rust}>() == {f.size}, "
+            field = f"unsafe {{ core::ptr::addr_of!((*p).{f.name}) }}"
+            lines.append(f"    assert!(wasm_bpf::layout::size_of_pointee({field}) == {f.size}, "
                          f"\"{st.name}.{f.name}: wasm32 size differs from BPF\");")
             if not st.packed:
-                lines.append(f"    assert!({f.offset} % core::mem::align_of::<{f.rust}>() == 0, "
+                lines.append(f"    assert!({f.offset} % wasm_bpf::layout::align_of_pointee({field}) == 0, "
                              f"\"{st.name}.{f.name}: wasm32 offset differs from BPF\");")
+        lines.append(f"    assert!(core::mem::size_of::<{st.name}>() == {st.size}, "
+                     f"\"{st.name}: wasm32 size differs from BPF\");")
         lines.append("};")
         return "\n".join(lines)
 

@@ -116,3 +116,16 @@ pub(crate) fn view_mut<'a, T: Plain>(what: &str, bytes: &'a mut [u8]) -> io::Res
     // SAFETY: size and alignment checked; T is Plain.
     Ok(unsafe { &mut *(bytes.as_mut_ptr() as *mut T) })
 }
+
+/// Helpers of the skeleton's compile-time layout checks: the size and alignment of
+/// a field as declared, from a pointer to it (`offset_of!` is not in Rust 1.63).
+#[doc(hidden)]
+pub mod layout {
+    pub const fn size_of_pointee<T>(_: *const T) -> usize {
+        std::mem::size_of::<T>()
+    }
+
+    pub const fn align_of_pointee<T>(_: *const T) -> usize {
+        std::mem::align_of::<T>()
+    }
+}
