@@ -22,7 +22,7 @@ from . import btf as B
 from .btf import Btf, BtfError, Member
 from .elfobj import BpfObject
 from .header import KERNEL_BTF, find_type, own_types
-from .skeleton import MapDesc, SkeletonError, c_ident, default_name, describe
+from .skeleton import MapDesc, c_ident, default_name, describe
 
 _RUST_KEYWORDS = frozenset("""as async await break const continue crate dyn else enum extern false fn for
 if impl in let loop match mod move mut pub ref return self Self static struct super trait true type

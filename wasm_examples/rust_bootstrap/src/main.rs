@@ -2,9 +2,11 @@
 //! exec and exit the BPF side (../bootstrap/bootstrap.bpf.c) reports.
 //! Run with: wasm-bpf run rust_bootstrap.wasm -- [-d MS]
 use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasm_bpf::RingBuffer;
+
+#[path = "../../rust_common.rs"]
+mod common;
 
 include!(env!("WASM_BPF_SKEL"));
 use bootstrap_bpf::{Event, EVENT_EXEC};
@@ -36,24 +38,12 @@ fn parse_args() -> Result<Option<u64>, String> {
     Ok(Some(min_duration_ms))
 }
 
-/// A NUL-terminated byte string of the BPF side.
-fn text(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
-/// HH:MM:SS (UTC: the guest has no time zone database).
-fn clock() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{:02}:{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60, secs % 60)
-}
-
 fn print_event(e: &Event) {
-    let (comm, pid, ppid) = (text(&e.comm), e.pid, e.ppid);
+    let (comm, pid, ppid) = (common::text(&e.comm), e.pid, e.ppid);
     if e.kind == EVENT_EXEC {
-        println!("{:<8} {:<5} {:<16} {:<7} {:<7} {}", clock(), "EXEC", comm, pid, ppid, text(&e.filename));
+        println!("{:<8} {:<5} {:<16} {:<7} {:<7} {}", common::clock(), "EXEC", comm, pid, ppid, common::text(&e.filename));
     } else {
-        let mut line = format!("{:<8} {:<5} {:<16} {:<7} {:<7} [{}]", clock(), "EXIT", comm, pid, ppid, e.exit_code);
+        let mut line = format!("{:<8} {:<5} {:<16} {:<7} {:<7} [{}]", common::clock(), "EXIT", comm, pid, ppid, e.exit_code);
         if e.duration_ns != 0 {
             line += &format!(" ({}ms)", e.duration_ns / 1_000_000);
         }
@@ -61,9 +51,9 @@ fn print_event(e: &Event) {
     }
 }
 
-fn run(min_duration_ms: u64) -> io::Result<()> {
+fn run(min_duration_ms: &u64) -> io::Result<()> {
     let mut open = bootstrap_bpf::open()?;
-    open.rodata()?.min_duration_ns = min_duration_ms * 1_000_000;
+    open.rodata()?.min_duration_ns = *min_duration_ms * 1_000_000;
     let skel = open.load()?;
     let _links = skel.attach()?;
 
@@ -83,22 +73,5 @@ fn run(min_duration_ms: u64) -> io::Result<()> {
 }
 
 fn main() {
-    let code = match parse_args() {
-        Ok(None) => {
-            print!("{USAGE}");
-            0
-        }
-        Ok(Some(ms)) => match run(ms) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("rust_bootstrap: {e}");
-                1
-            }
-        },
-        Err(msg) => {
-            eprintln!("rust_bootstrap: {msg}\n{USAGE}");
-            1
-        }
-    };
-    std::process::exit(code);
+    common::main("rust_bootstrap", USAGE, parse_args, run)
 }

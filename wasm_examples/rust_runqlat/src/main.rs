@@ -2,9 +2,12 @@
 //! every interval (BPF side: ../runqlat/runqlat.bpf.c).
 //! Run with: wasm-bpf run rust_runqlat.wasm -- [-m] [interval [count]]
 use std::io;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use wasm_bpf::{HashMap, RingBuffer};
+
+#[path = "../../rust_common.rs"]
+mod common;
 
 include!(env!("WASM_BPF_SKEL"));
 use runqlat_bpf::Hist;
@@ -83,8 +86,7 @@ fn print_and_clear(hists: &HashMap<u32, Hist>, unit: &str) -> io::Result<()> {
             }
         }
     }
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    println!("\n{:02}:{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    println!("\n{}", common::clock());
     print_log2_hist(&total.slots, unit);
     Ok(())
 }
@@ -130,22 +132,5 @@ fn run(opts: &Options) -> io::Result<()> {
 }
 
 fn main() {
-    let code = match parse_args() {
-        Ok(None) => {
-            print!("{USAGE}");
-            0
-        }
-        Ok(Some(opts)) => match run(&opts) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("rust_runqlat: {e}");
-                1
-            }
-        },
-        Err(msg) => {
-            eprintln!("rust_runqlat: {msg}\n{USAGE}");
-            1
-        }
-    };
-    std::process::exit(code);
+    common::main("rust_runqlat", USAGE, parse_args, run)
 }

@@ -2,9 +2,11 @@
 //! counted by XDP in a per-CPU array (BPF side: ../xdpcount/xdpcount.bpf.c).
 //! Run with: wasm-bpf run rust_xdpcount.wasm -- -i IFNAME [-m generic|native] [-d SECONDS] [-c COUNT]
 use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasm_bpf::{PerCpuArray, RingBuffer};
+
+#[path = "../../rust_common.rs"]
+mod common;
 
 include!(env!("WASM_BPF_SKEL"));
 use xdpcount_bpf::ProtoCount;
@@ -68,8 +70,7 @@ fn proto_name(proto: u32) -> &'static str {
 
 /// One line per protocol seen so far: the sum over the CPUs' slots.
 fn report(counts: &PerCpuArray<ProtoCount>) -> io::Result<()> {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let when = format!("{:02}:{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let when = common::clock();
     let mut printed = false;
     for proto in 0..counts.len() as u32 {
         let per_cpu = counts.get(proto)?;
@@ -116,22 +117,5 @@ fn run(opts: &Options) -> io::Result<()> {
 }
 
 fn main() {
-    let code = match parse_args() {
-        Ok(None) => {
-            print!("{USAGE}");
-            0
-        }
-        Ok(Some(opts)) => match run(&opts) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("rust_xdpcount: {e}");
-                1
-            }
-        },
-        Err(msg) => {
-            eprintln!("rust_xdpcount: {msg}\n{USAGE}");
-            2
-        }
-    };
-    std::process::exit(code);
+    common::main("rust_xdpcount", USAGE, parse_args, run)
 }

@@ -242,6 +242,35 @@ fn typed<'a>(map: Map<'a>, key: usize, value: usize, per_cpu: bool, what: &str) 
     Ok(map)
 }
 
+/// `map()` of a typed view.
+macro_rules! underlying_map {
+    ($($view:ident<$($param:ident),+>),+) => {$(
+        impl<'a, $($param),+> $view<'a, $($param),+> {
+            /// The byte-level map behind the view.
+            pub fn map(&self) -> &Map<'a> {
+                &self.map
+            }
+        }
+    )+};
+}
+underlying_map!(HashMap<K, V>, PerCpuHashMap<K, V>, Array<V>, PerCpuArray<V>);
+
+/// `len()` and `is_empty()` of an array view: its `max_entries`.
+macro_rules! array_len {
+    ($($view:ident),+) => {$(
+        impl<V> $view<'_, V> {
+            pub fn len(&self) -> usize {
+                self.map.spec.max_entries as usize
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+    )+};
+}
+array_len!(Array, PerCpuArray);
+
 /// A hash map (`HASH`, `LRU_HASH`, or any map keyed by `K`) with values `V`.
 pub struct HashMap<'a, K, V> {
     map: Map<'a>,
@@ -253,10 +282,6 @@ impl<'a, K: Plain, V: Plain> HashMap<'a, K, V> {
     pub fn new(map: Map<'a>) -> io::Result<Self> {
         let map = typed(map, std::mem::size_of::<K>(), std::mem::size_of::<V>(), false, "HashMap")?;
         Ok(HashMap { map, _types: PhantomData })
-    }
-
-    pub fn map(&self) -> &Map<'a> {
-        &self.map
     }
 
     pub fn get(&self, key: &K) -> io::Result<Option<V>> {
@@ -325,18 +350,6 @@ impl<'a, V: Plain> Array<'a, V> {
         Ok(Array { map, _types: PhantomData })
     }
 
-    pub fn map(&self) -> &Map<'a> {
-        &self.map
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.spec.max_entries as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn get(&self, index: u32) -> io::Result<V> {
         let mut value = V::zeroed();
         match self.map.lookup(&index.to_ne_bytes(), bytes_of_mut(&mut value))? {
@@ -380,10 +393,6 @@ impl<'a, K: Plain, V: Plain> PerCpuHashMap<'a, K, V> {
         Ok(PerCpuHashMap { map, _types: PhantomData })
     }
 
-    pub fn map(&self) -> &Map<'a> {
-        &self.map
-    }
-
     /// The value of every possible CPU (index = CPU number).
     pub fn get(&self, key: &K) -> io::Result<Option<Vec<V>>> {
         let mut bytes = vec![0u8; self.map.value_size()?];
@@ -413,18 +422,6 @@ impl<'a, V: Plain> PerCpuArray<'a, V> {
     pub fn new(map: Map<'a>) -> io::Result<Self> {
         let map = typed(map, 4, std::mem::size_of::<V>(), true, "PerCpuArray")?;
         Ok(PerCpuArray { map, _types: PhantomData })
-    }
-
-    pub fn map(&self) -> &Map<'a> {
-        &self.map
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.spec.max_entries as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The value of every possible CPU at `index`.
