@@ -1,6 +1,8 @@
 """The Rust guest SDK (guest_sdk/rust/wasm-bpf) and its skeleton generator: every
 kind of member read through the generated #[repr(C)] types at its BPF offset, and
-the crate's maps, data sections, autoload and links against the real kernel."""
+the crate's maps, data sections, autoload, links and buffers (a ring buffer and a
+perf event array in one RingBuffer, per record and in batches) against the real
+kernel."""
 import struct
 import subprocess
 from pathlib import Path
@@ -75,6 +77,24 @@ def test_rust_sdk_maps_sections_autoload_and_links(maps_guest):
         "percpu hash sum: true",
         "attach, detach, attach: ok",
         "not loaded: true",
+        # the guest's own println! is a write of the host process, seen by on_write
+        "polling (batch false)",
+        "records in ring and perf buffer: true true, comm right: true",
+        "polling (batch true)",
+        "records in ring and perf buffer: true true, comm right: true",
+        "not a buffer: map 'hash' (type 1) is neither a ring buffer nor a perf event array",
         "bss written: 4242",
         "rodata is frozen: true",
     ]
+
+
+def test_gen_skeleton_lang_rust_names_the_module_and_marks_packed_types(tmp_path):
+    obj = compile_bpf(FIXTURES / "layouts.bpf.c", tmp_path / "layouts.bpf.o")
+    res = subprocess.run([*wasm_bpf_command(), "gen", "skeleton", "--lang", "rust", "--name", "lt", str(obj)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "pub mod lt_bpf {" in res.stdout
+    assert "#[repr(C, packed)]\n#[derive(Clone, Copy, Debug)]\npub struct LtTight {" in res.stdout
+    assert "#[repr(C)]\n#[derive(Clone, Copy)]\npub union LtNum {" in res.stdout
+    assert "    pub _bitfield0: [u8; 4],  // bitfields: a, b, c" in res.stdout
+    assert "    pub anon1: LtAllAnon," in res.stdout

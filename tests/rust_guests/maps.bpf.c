@@ -39,6 +39,22 @@ struct {
     __type(value, u64);
 } pch SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} ring SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(u32));
+    __uint(value_size, sizeof(u32));
+} perf SEC(".maps");
+
+struct host_write {
+    u32 pid;
+    char comm[16];
+};
+
 u64 counter = 0;              /* .bss */
 u32 seed = 7;                 /* .data */
 const volatile u32 limit = 3; /* .rodata */
@@ -54,5 +70,22 @@ int on_getppid(void *ctx)
 SEC("tp/syscalls/sys_enter_getpgid")
 int never_loaded(void *ctx)
 {
+    return 0;
+}
+
+/* Every write of the host process (comm "wasm-bpf"), e.g. the guest's println!,
+ * to both the ring buffer and the perf event array. */
+SEC("tp/syscalls/sys_enter_write")
+int on_write(void *ctx)
+{
+    struct host_write w = { .pid = bpf_get_current_pid_tgid() >> 32 };
+    const char host[] = "wasm-bpf";
+
+    bpf_get_current_comm(w.comm, sizeof(w.comm));
+    for (int i = 0; i < sizeof(host); i++)
+        if (w.comm[i] != host[i])
+            return 0;
+    bpf_ringbuf_output(&ring, &w, sizeof(w), 0);
+    bpf_perf_event_output(ctx, &perf, BPF_F_CURRENT_CPU, &w, sizeof(w));
     return 0;
 }

@@ -2,7 +2,9 @@
 // and after load, autoload, links. One line per check, for tests/test_rust_sdk.py.
 use std::io;
 
-use wasm_bpf::{HashMap, MAP_ANY, MAP_NOEXIST};
+use std::cell::Cell;
+
+use wasm_bpf::{HashMap, RingBuffer, MAP_ANY, MAP_NOEXIST};
 
 include!(env!("WASM_BPF_SKEL"));
 use maps_bpf::Kv;
@@ -64,6 +66,32 @@ fn main() -> io::Result<()> {
     let _again = prog.attach()?;
     println!("attach, detach, attach: ok");
     println!("not loaded: {}", skel.progs().never_loaded().attach().map(|_| ()).unwrap_err().kind() == io::ErrorKind::InvalidInput);
+
+    // Our own println! is a write of the host process: a record in each buffer.
+    let _writes = skel.progs().on_write().attach()?;
+    for batch in [false, true] {
+        let (ring_seen, perf_seen, comm_ok) = (Cell::new(0), Cell::new(0), Cell::new(true));
+        let check = |seen: &Cell<u32>, data: &[u8]| {
+            comm_ok.set(comm_ok.get() && data.len() == 20 && &data[4..13] == b"wasm-bpf\0");
+            seen.set(seen.get() + 1);
+            0
+        };
+        let (ring, perf) = (skel.maps().ring()?, skel.maps().perf()?);
+        let mut builder = RingBuffer::builder();
+        builder.batch(batch).add(&ring, |d| check(&ring_seen, d))?.add(&perf, |d| check(&perf_seen, d))?;
+        let mut buffers = builder.build()?;
+        println!("polling (batch {batch})");
+        for _ in 0..50 {
+            if ring_seen.get() > 0 && perf_seen.get() > 0 {
+                break;
+            }
+            buffers.poll(100)?;
+        }
+        println!("records in ring and perf buffer: {} {}, comm right: {}", ring_seen.get() > 0, perf_seen.get() > 0,
+                 comm_ok.get());
+    }
+    let not_a_buffer = skel.obj.map("hash")?;
+    println!("not a buffer: {}", RingBuffer::builder().add(&not_a_buffer, |_| 0).map(|_| ()).unwrap_err());
 
     let mut bss = skel.bss()?;
     bss.counter = 4242;
