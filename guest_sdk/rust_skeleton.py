@@ -73,6 +73,7 @@ class RustTypes:
         self.names: set[str] = set()
         self._consts: set[str] = set()
         self._done: dict[tuple[int, int], str] = {}  # (id(btf), tid) -> Rust name
+        self._by_c_name: dict[tuple[int, str], str] = {}  # (BTF kind, C name) -> Rust name
         self._struct_align: dict[str, int] = {}
         self._no_debug: set[str] = set()  # unions and what contains one: no derived Debug
 
@@ -128,13 +129,15 @@ class RustTypes:
         key = (id(btf), tid)
         if key in self._done:
             return self._done[key]
-        rust = camel(name)
-        if rust in self.names and btf.name(tid):
+        c_name = (btf.kind(tid), btf.name(tid))
+        if btf.name(tid) and c_name in self._by_c_name:
             # The same named type from another BTF (the types object and the program's).
-            self._done[key] = rust
-            return rust
-        rust = self._unique(rust)
+            self._done[key] = self._by_c_name[c_name]
+            return self._done[key]
+        rust = self._unique(camel(name))
         self._done[key] = rust
+        if btf.name(tid):
+            self._by_c_name[c_name] = rust
         self.struct(btf, rust, btf.size(tid), btf.members(tid), btf.kind(tid) == B.UNION,
                     f"{'union' if btf.kind(tid) == B.UNION else 'struct'} {btf.name(tid) or '(anonymous)'}")
         return rust
