@@ -27,7 +27,7 @@ def _write(text: str, output: str | None) -> None:
 
 @click.group()
 def gen() -> None:
-    """Generate C headers for a wasm32 guest from a BPF object (compiled with -g)."""
+    """Generate C headers (or a Rust module) for a wasm32 guest from a BPF object (compiled with -g)."""
 
 
 @gen.command("skeleton")

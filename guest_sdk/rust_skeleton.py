@@ -22,7 +22,7 @@ from . import btf as B
 from .btf import Btf, BtfError, Member
 from .elfobj import BpfObject
 from .header import KERNEL_BTF, find_type, own_types
-from .skeleton import MapDesc, c_ident, default_name, describe
+from .skeleton import MapDesc, ObjectDesc, c_ident, default_name, describe
 
 _RUST_KEYWORDS = frozenset("""as async await break const continue crate dyn else enum extern false fn for
 if impl in let loop match mod move mut pub ref return self Self static struct super trait true type
@@ -369,7 +369,7 @@ def _map_handle(types: RustTypes, btf: Btf, m: MapDesc) -> str:
             f"    pub fn {fn}(&self) -> std::io::Result<{ret}> {{\n        {body}\n    }}")
 
 
-def _module(base: str, source: str, elf: bytes, desc, types: RustTypes, handles: list[str],
+def _module(base: str, source: str, elf: bytes, desc: ObjectDesc, types: RustTypes, handles: list[str],
             sections: list[tuple[MapDesc, str]]) -> str:
     kinds = {"RODATA": "Rodata", "DATA": "Data", "BSS": "Bss", "KCONFIG": "Kconfig"}
     map_specs = [f"        wasm_bpf::MapSpec {{ name: \"{m.host_name}\", map_type: {m.type}, "
