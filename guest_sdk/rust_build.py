@@ -73,6 +73,9 @@ def _manifest(cfg: BuildConfig, name: str, work: Path) -> Path:
 
 def build_in(cfg: BuildConfig, work: Path) -> Path:
     """The steps of a Rust guest build in work; returns the output path."""
+    if cfg.cflags:
+        raise BuildError("check options", "--cflags " + " ".join(cfg.cflags),
+                         "--cflags is for C sources: set rustc flags in RUSTFLAGS or the crate's Cargo.toml")
     bpf = compile_bpf(cfg, work)
     types_obj = None
     try:

@@ -111,6 +111,10 @@ def test_rust_build_errors_are_one_line_with_the_cause(tmp_path):
     assert res.returncode == 1
     assert res.stderr.splitlines()[0] == f"wasm-bpf build: step 'find the crate' failed: {tmp_path}"
     assert "no Cargo.toml in that directory" in res.stderr
+    res = build(bpf, str(EXAMPLES_DIR / "rust_bootstrap"), "--cflags", "-O0")
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == ["wasm-bpf build: step 'check options' failed: --cflags -O0",
+                                       "--cflags is for C sources: set rustc flags in RUSTFLAGS or the crate's Cargo.toml"]
     # A layout the guest gets wrong is a compile error, not garbage at run time.
     (tmp_path / "main.rs").write_text('include!(env!("WASM_BPF_SKEL"));\nfn main() { let _ = bootstrap_bpf::open(); }\n')
     res = build(bpf, str(tmp_path / "main.rs"), "--build-dir", str(tmp_path / "b"), "-o", str(tmp_path / "x.wasm"))
