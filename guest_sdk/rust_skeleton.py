@@ -217,6 +217,12 @@ class RustTypes:
             lines.append(f"    pub {f.name}: {f.rust},{note}")
         lines.append("}")
         lines.append(f"unsafe impl wasm_bpf::Plain for {st.name} {{}}")
+        # All zeros, padding included: `T { a: 1, ..Default::default() }`.
+        lines.append(f"impl Default for {st.name} {{")
+        lines.append("    fn default() -> Self {")
+        lines.append("        wasm_bpf::Plain::zeroed()")
+        lines.append("    }")
+        lines.append("}")
         # Field by field first (the fields as declared), so that the first failing
         # assert names the field; then the whole.
         lines.append("const _: () = {")

@@ -82,6 +82,8 @@ def test_rust_sdk_maps_sections_autoload_and_links(maps_guest):
         "records in ring and perf buffer: true true, comm right: true",
         "polling (batch true)",
         "records in ring and perf buffer: true true, comm right: true",
+        "submitted",
+        "user ring buffer drained: 42",
         "not a buffer: map 'hash' (type 1) is neither a ring buffer nor a perf event array",
         "bss written: 4242",
         "rodata is frozen: true",

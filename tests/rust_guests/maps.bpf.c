@@ -50,6 +50,13 @@ struct {
     __uint(value_size, sizeof(u32));
 } perf SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_USER_RINGBUF);
+    __uint(max_entries, 4096);
+} commands SEC(".maps");
+
+u64 commands_sum = 0; /* .bss: the sum of the u64 records drained from commands */
+
 struct host_write {
     u32 pid;
     char comm[16];
@@ -73,6 +80,15 @@ int never_loaded(void *ctx)
     return 0;
 }
 
+static long add_command(struct bpf_dynptr *record, void *unused)
+{
+    u64 value;
+
+    if (!bpf_dynptr_read(&value, sizeof(value), record, 0, 0))
+        __sync_fetch_and_add(&commands_sum, value);
+    return 0;
+}
+
 /* Every write of the host process (comm "wasm-bpf"), e.g. the guest's println!,
  * to both the ring buffer and the perf event array. */
 SEC("tp/syscalls/sys_enter_write")
@@ -85,6 +101,7 @@ int on_write(void *ctx)
     for (int i = 0; i < sizeof(host); i++)
         if (w.comm[i] != host[i])
             return 0;
+    bpf_user_ringbuf_drain(&commands, add_command, NULL, 0);
     bpf_ringbuf_output(&ring, &w, sizeof(w), 0);
     bpf_perf_event_output(ctx, &perf, BPF_F_CURRENT_CPU, &w, sizeof(w));
     return 0;

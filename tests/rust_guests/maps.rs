@@ -10,7 +10,7 @@ include!(env!("WASM_BPF_SKEL"));
 use maps_bpf::Kv;
 
 fn kv(a: u32, b: u64) -> Kv {
-    Kv { a, _pad0: [0; 4], b }
+    Kv { a, b, ..Default::default() }
 }
 
 fn main() -> io::Result<()> {
@@ -90,6 +90,12 @@ fn main() -> io::Result<()> {
         println!("records in ring and perf buffer: {} {}, comm right: {}", ring_seen.get() > 0, perf_seen.get() > 0,
                  comm_ok.get());
     }
+    let commands = skel.maps().commands()?;
+    commands.submit(&40u64.to_ne_bytes())?;
+    commands.submit(&2u64.to_ne_bytes())?;
+    println!("submitted"); // a write: on_write drains the user ring buffer
+    println!("user ring buffer drained: {}", skel.bss()?.commands_sum);
+
     let not_a_buffer = skel.obj.map("hash")?;
     println!("not a buffer: {}", RingBuffer::builder().add(&not_a_buffer, |_| 0).map(|_| ()).unwrap_err());
 

@@ -35,6 +35,7 @@ pub mod map_type {
     pub const LRU_HASH: u32 = 9;
     pub const LRU_PERCPU_HASH: u32 = 10;
     pub const RINGBUF: u32 = 27;
+    pub const USER_RINGBUF: u32 = 31;
 }
 
 pub(crate) fn bytes_of_mut<T: Plain>(value: &mut T) -> &mut [u8] {
@@ -193,6 +194,20 @@ impl<'a> Map<'a> {
             r if r == -ENOENT => Ok((n as usize, None)),
             r => check(r).map(|_| (n as usize, Some(out_batch))),
         }
+    }
+}
+
+impl Map<'_> {
+    /// Publishes `record` to a `USER_RINGBUF` map, for the BPF side's
+    /// `bpf_user_ringbuf_drain()`. A full ring is the error `ENOSPC`
+    /// (`raw_os_error() == Some(51)`): retry once the BPF side has drained it.
+    pub fn submit(&self, record: &[u8]) -> io::Result<()> {
+        if self.map_type() != map_type::USER_RINGBUF {
+            return Err(invalid(format!("map '{}' (type {}) is not a user ring buffer", self.name(), self.map_type())));
+        }
+        let size = i32::try_from(record.len()).map_err(|_| invalid(format!("map '{}': record too large", self.name())))?;
+        // SAFETY: the host copies [record, record + size) during the call.
+        check(unsafe { sys::wasm_bpf_user_ringbuf_submit(self.fd, record.as_ptr(), size) }).map(|_| ())
     }
 }
 
