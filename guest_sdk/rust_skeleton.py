@@ -63,6 +63,7 @@ class _Struct:
     union: bool
     fields: list[_Field] = field(default_factory=list)
     packed: bool = False
+    getters: list[tuple[str, int, int, str]] = field(default_factory=list)  # bitfields: name, bit offset, width, type
 
 
 class RustTypes:
@@ -149,16 +150,22 @@ class RustTypes:
         pos, pad, bits, anon = 0, 0, 0, 0
         for m in sorted(members, key=lambda m: m.bit_offset) if not union else members:
             tid = btf.strip_modifiers(m.type_id)
-            width = m.bitfield_size
+            width, bit_off = m.bitfield_size, m.bit_offset
             if not width and btf.kind(btf.resolve(tid)) == B.INT:
                 info = btf.int_info(btf.resolve(tid))
                 if info.bits != btf.size(btf.resolve(tid)) * 8 or info.bit_offset:
-                    width = info.bits  # legacy bitfield encoding
-            if width or m.bit_offset % 8:
-                # Bitfields: the bytes they span, as one opaque byte array.
-                first, end = m.bit_offset // 8, (m.bit_offset + (width or 8) + 7) // 8
+                    width, bit_off = info.bits, bit_off + info.bit_offset  # legacy bitfield encoding
+            if width or bit_off % 8:
+                # Bitfields: the bytes they span, as one opaque byte array, and a getter each.
+                width = width or 8
+                first, end = bit_off // 8, (bit_off + width + 7) // 8
                 if union:
                     raise BtfError(f"{btf.what}: bitfield '{m.name}' in a union")
+                scalar = self.scalar(btf, btf.resolve(tid))
+                if scalar is None or width > 64:
+                    raise BtfError(f"{btf.what}: {what}: bitfield '{m.name}' of {width} bits of a non-integer type")
+                if m.name:
+                    st.getters.append((field_name(m.name), bit_off, width, scalar))
                 last = st.fields[-1] if st.fields else None
                 if last and last.name.startswith("_bitfield") and first < pos:
                     last.size = max(last.size, end - last.offset)
@@ -217,6 +224,15 @@ class RustTypes:
             lines.append(f"    pub {f.name}: {f.rust},{note}")
         lines.append("}")
         lines.append(f"unsafe impl wasm_bpf::Plain for {st.name} {{}}")
+        if st.getters:
+            lines.append(f"impl {st.name} {{")
+            for name, bit_off, width, scalar in st.getters:
+                lines.append(f"    /// Bitfield `{name}`: {width} bits at bit {bit_off}.")
+                lines.append(f"    pub fn {name}(&self) -> {scalar} {{")
+                lines.append(f"        wasm_bpf::layout::bitfield(wasm_bpf::bytes_of(self), {bit_off}, {width}, "
+                             f"{'true' if scalar.startswith('i') else 'false'}) as {scalar}")
+                lines.append("    }")
+            lines.append("}")
         # All zeros, padding included: `T { a: 1, ..Default::default() }`.
         lines.append(f"impl Default for {st.name} {{")
         lines.append("    fn default() -> Self {")

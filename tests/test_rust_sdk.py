@@ -25,8 +25,9 @@ def build(bpf: Path, main: Path, tmp: Path) -> Path:
 
 def test_rust_skeleton_types_have_the_bpf_layout(tmp_path):
     """layouts.h's initialized instance (nested structs, arrays of structs, unions, an
-    anonymous union, a packed struct, enums of 1/4/8 bytes, pointers, long, typedefs,
-    3-D arrays, bool, double) read in Rust from the object's .data before load."""
+    anonymous union, a packed struct, bitfields of every width and signedness, enums
+    of 1/4/8 bytes, pointers, long, typedefs, 3-D arrays, bool, double) read in Rust
+    from the object's .data before load."""
     module = build(FIXTURES / "layouts.bpf.c", GUESTS / "layouts.rs", tmp_path)
     out = run_wasi(module, tmp_path).splitlines()
     assert out[:-1] == [
@@ -37,6 +38,7 @@ def test_rust_skeleton_types_have_the_bpf_layout(tmp_path):
         "num 0x1020304 u 0xa0b0c0d",
         "anon_named 11 12",
         "tight t 0x11223344 -5",
+        "bits 5 300 -3 0xabcdef1234 2 -123456789 -7 1 17",
         "col -7 sm 200 bg 0x123456789a",
         "t 0xdeadbeef lt -77",
         "pairs 1 2 11 12",
@@ -99,4 +101,5 @@ def test_gen_skeleton_lang_rust_names_the_module_and_marks_packed_types(tmp_path
     assert "#[repr(C, packed)]\n#[derive(Clone, Copy, Debug)]\npub struct LtTight {" in res.stdout
     assert "#[repr(C)]\n#[derive(Clone, Copy)]\npub union LtNum {" in res.stdout
     assert "    pub _bitfield0: [u8; 4],  // bitfields: a, b, c" in res.stdout
+    assert "    pub fn c(&self) -> i32 {" in res.stdout
     assert "    pub anon1: LtAllAnon," in res.stdout

@@ -15,6 +15,8 @@ fn main() {
     println!("num {:#x} u {:#x}", unsafe { d.num.i }, unsafe { d.anon1.u });
     println!("anon_named {} {}", d.anon_named.sx, d.anon_named.sy);
     println!("tight {} {:#x} {}", tight_c as char, tight_i, tight_l);
+    let b = d.bits;
+    println!("bits {} {} {} {:#x} {} {} {} {} {}", b.a(), b.b(), b.c(), b.d(), b.e(), b.f(), b.g(), b.h(), b.i());
     println!("col {} sm {} bg {:#x}", d.col, d.sm, d.bg);
     println!("t {:#x} lt {}", d.t, d.lt);
     println!("pairs {} {} {} {}", d.pairs[0][0].x, d.pairs[0][0].y, d.pairs[1][2].x, d.pairs[1][2].y);

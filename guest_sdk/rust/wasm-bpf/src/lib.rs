@@ -117,8 +117,9 @@ pub(crate) fn view_mut<'a, T: Plain>(what: &str, bytes: &'a mut [u8]) -> io::Res
     Ok(unsafe { &mut *(bytes.as_mut_ptr() as *mut T) })
 }
 
-/// Helpers of the skeleton's compile-time layout checks: the size and alignment of
-/// a field as declared, from a pointer to it (`offset_of!` is not in Rust 1.63).
+/// Helpers of the skeleton: the size and alignment of a field as declared, from a
+/// pointer to it, for the compile-time layout checks (`offset_of!` is not in Rust
+/// 1.63), and bitfield reads.
 #[doc(hidden)]
 pub mod layout {
     pub const fn size_of_pointee<T>(_: *const T) -> usize {
@@ -127,5 +128,22 @@ pub mod layout {
 
     pub const fn align_of_pointee<T>(_: *const T) -> usize {
         std::mem::align_of::<T>()
+    }
+
+    /// The bitfield of `width` (1..=64) bits at `bit_offset` of little-endian
+    /// `bytes` (BPF's layout), sign-extended when `signed`; the skeleton's getters
+    /// cast it to the field's type.
+    pub fn bitfield(bytes: &[u8], bit_offset: usize, width: usize, signed: bool) -> u64 {
+        let mut value = 0u64;
+        for i in 0..width {
+            let bit = bit_offset + i;
+            if bytes[bit / 8] >> (bit % 8) & 1 != 0 {
+                value |= 1 << i;
+            }
+        }
+        if signed && width < 64 && value >> (width - 1) & 1 != 0 {
+            value |= !0u64 << width;
+        }
+        value
     }
 }
