@@ -3,6 +3,7 @@ kind of member read through the generated #[repr(C)] types at its BPF offset, an
 the crate's maps, data sections, autoload, links and buffers (a ring buffer and a
 perf event array in one RingBuffer, per record and in batches) against the real
 kernel."""
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -103,3 +104,31 @@ def test_gen_skeleton_lang_rust_names_the_module_and_marks_packed_types(tmp_path
     assert "    pub _bitfield0: [u8; 4],  // bitfields: a, b, c" in res.stdout
     assert "    pub fn c(&self) -> i32 {" in res.stdout
     assert "    pub anon1: LtAllAnon," in res.stdout
+
+
+def test_rust_skeletons_of_the_c_examples_compile(tmp_path):
+    """The generator on real objects (struct_ops with kernel types, usdt, stack
+    traces, cgroup storage...): every skeleton compiles with all its asserts."""
+    from example_helpers import EXAMPLES_DIR, build_examples
+
+    names = ("tcpcc", "usdt", "cgroupskb", "profile", "sigsnoop", "opensnoop", "tcbytes", "sysclass")
+    build_examples(names)
+    src = tmp_path / "src"
+    src.mkdir()
+    mods = []
+    for name in names:
+        obj = EXAMPLES_DIR / name / ".output" / f"{name}.bpf.o"
+        res = subprocess.run([*wasm_bpf_command(), "gen", "skeleton", "--lang", "rust", str(obj),
+                              "-o", str(src / f"{name}.rs")], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        mods.append(f"mod {name};")
+    (src / "main.rs").write_text("\n".join(mods) + "\nfn main() {}\n")
+    sdk = Path(__file__).resolve().parents[1] / "guest_sdk" / "rust" / "wasm-bpf"
+    (tmp_path / "Cargo.toml").write_text(
+        f'[package]\nname = "skels"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n'
+        f'wasm-bpf = {{ path = "{sdk}" }}\n[workspace]\n')
+    res = subprocess.run(["/usr/bin/cargo", "check", "--offline", "--target", "wasm32-wasi",
+                          "--manifest-path", str(tmp_path / "Cargo.toml")], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "RUSTC": "/usr/bin/rustc"})
+    assert res.returncode == 0, res.stderr
+    assert "warning" not in res.stderr, res.stderr
