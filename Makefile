@@ -22,7 +22,7 @@ deps:
 
 # The Python package, with the C shim compiled by cffi against the system libbpf.
 install:
-	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest hypothesis mypy httpx
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest hypothesis mypy httpx kubernetes-validate
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation -e .
 
 # tracefs (tracepoint attach), bpffs and cgroup v2: mounted where missing.

@@ -3,9 +3,11 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import click
+
+from ..cli import _load_policy
 
 DEFAULT_TOKEN_FILE = "/run/wasm-bpf/serve.token"
 SHUTDOWN_WAIT = 2  # s
@@ -44,6 +46,9 @@ def read_or_create_token(path: Path) -> str:
               help="The bearer token clients send; created (0600) with a random one when missing.")
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               metavar="DIR", help="A directory clients may load modules from by path and grant as --dir (repeatable).")
+@click.option("--policy", type=click.Path(dir_okay=False), metavar="FILE", callback=_load_policy,
+              help="The policy of every Wasm instance (docs/policy.md); requests may then send none. "
+                   "Without it a request may send its own, else the built-in default applies.")
 @click.option("--allow-kernel-only", is_flag=True,
               help="Accept kernel-only programs (.bpf.o, packages): they run with no policy or limits.")
 @click.option("--max-instances", default=32, show_default=True, type=click.IntRange(1), help="Instances kept.")
@@ -53,7 +58,8 @@ def read_or_create_token(path: Path) -> str:
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS with this certificate.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="The certificate's key.")
 @click.option("--insecure-http", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
-def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], allow_kernel_only: bool,
+def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], policy: Any,
+          allow_kernel_only: bool,
           max_instances: int, max_upload: str, log_lines: int, tls_cert: Optional[str], tls_key: Optional[str],
           insecure_http: bool) -> None:
     """Run a daemon that starts, updates and stops wasm-bpf instances on request.
@@ -82,7 +88,7 @@ def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], al
     token = read_or_create_token(Path(token_file))
     manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, max_instances=max_instances,
                                             max_upload=upload, log_lines=log_lines,
-                                            allow_kernel_only=allow_kernel_only))
+                                            allow_kernel_only=allow_kernel_only, policy=policy))
     click.echo(f"wasm-bpf serve: listening on {'https' if tls_cert else 'http'}://{host}:{port}; "
                f"token in {token_file}", err=True)
     app = create_app(manager, token)

@@ -40,6 +40,7 @@ class ServiceConfig:
     max_upload: int = 16 * MiB  # bytes of one module, uploaded or read from a path
     log_lines: int = 10000  # lines kept per instance
     allow_kernel_only: bool = False  # kernel-only programs run with no policy: off unless the operator allows it
+    policy: Any = None  # the daemon's --policy (a Policy): every Wasm instance's; a request may then give none
     grace_period: float = 2.0
     state_dir: str = ""  # kernel-only sources are copied here (a private temporary directory when empty)
 
@@ -118,7 +119,7 @@ class Run:
         from ..policy import Policy, PolicyError
 
         try:
-            policy = None if self.spec.policy is None else Policy.parse(self.spec.policy, "(request)")
+            policy = self._config.policy if self.spec.policy is None else Policy.parse(self.spec.policy, "(request)")
             config = RunConfig(env=dict(self.spec.env), dirs=list(self.spec.dirs), policy=policy,
                                limits=Limits(**self.spec.limits), grace_period=self._config.grace_period)
             inst = Instance(self.spec.source.data, self.spec.args, config=config, capture_output=True,
@@ -341,6 +342,9 @@ class InstanceManager:
             if ceiling is not None and value > ceiling:
                 raise ServiceError(400, f"limit {key} = {value} is over this daemon's {ceiling}: "
                                         "a request may only lower a limit")
+        if spec.policy is not None and self.config.policy is not None:
+            raise ServiceError(403, f"this daemon runs every module under its own policy ({self.config.policy.source}, "
+                                    "--policy); send no policy")
         if spec.source.kind == KERNEL_ONLY and (spec.policy is not None or spec.dirs or spec.env):
             raise ServiceError(400, "policy, dirs and env apply to Wasm modules; a kernel-only program takes "
                                     "args only (its flags, --map NAME, --attach PROG=TARGET)")
