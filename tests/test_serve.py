@@ -106,7 +106,7 @@ def _seen_fake_pids(lines: List[str]) -> set:
 def test_start_by_path_shows_events_then_stop_releases_everything(daemon):
     inst = daemon.start(path=str(SIGSNOOP))
     assert inst["state"] == "running" and inst["links"] > 0
-    assert inst["attach_ms"] < 100, f"hot plug took {inst['attach_ms']} ms"
+    assert inst["attach_ms"] > 0
     progs, links = held_bpf_ids(str(daemon.proc.pid))
     assert links, "the daemon holds no link of the running instance"
     try:
@@ -125,6 +125,20 @@ def test_start_by_path_shows_events_then_stop_releases_everything(daemon):
     assert held_bpf_ids(str(daemon.proc.pid)) == (set(), set())
     assert not (links & bpf_link_ids()), "links of the stopped instance are still in the kernel"
     assert daemon.client.delete(f"/instances/{inst['id']}").json() == {"deleted": inst["id"]}
+
+
+def test_hot_plug_takes_under_100_ms(daemon):
+    """From the HTTP request to the answer, which comes once the programs are attached:
+    the median of 7 starts (bench/serve.py measures 100 of them)."""
+    took = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        inst = daemon.start(path=str(SIGSNOOP))
+        took.append(time.perf_counter() - t0)
+        assert inst["state"] == "running" and inst["links"] == 6
+        daemon.client.delete(f"/instances/{inst['id']}")
+    took.sort()
+    assert took[3] < 0.1, f"median hot plug {took[3] * 1000:.1f} ms (all: {[round(t * 1000) for t in took]})"
 
 
 def test_update_in_place_loses_no_event(daemon):
@@ -200,7 +214,8 @@ def test_kernel_only_program_exports_its_histogram_and_named_maps(daemon):
 
 @pytest.mark.parametrize("request_body, status, words", [
     ({"path": "/etc/passwd"}, 403, "outside the directories"),
-    ({"path": str(SIGSNOOP), "dirs": ["/etc"]}, 403, "dir /etc is outside"),
+    ({"path": str(SIGSNOOP), "dirs": ["/etc"]}, 403, "dir /etc is outside the directories this daemon may grant"),
+    ({"path": str(SIGSNOOP), "dirs": [str(EXAMPLES)]}, 403, "--grant-dir"),  # loading from it is no grant
     ({"path": str(SIGSNOOP), "policy": "[programs]\ntypes = [\"nope\"]\n"}, 400, "unknown name 'nope'"),
     ({"path": str(SIGSNOOP), "policy": "[programs\n"}, 400, "not valid TOML"),
     ({"path": str(SIGSNOOP), "limits": {"max_memory": 1 << 40}}, 400, "may only lower a limit"),
@@ -211,10 +226,11 @@ def test_kernel_only_program_exports_its_histogram_and_named_maps(daemon):
     ({"path": str(SIGSNOOP), "color": "red"}, 422, "color"),
 ])
 def test_bad_requests_get_one_line_json_errors(daemon, request_body, status, words):
+    before = daemon.client.get("/instances").json()
     r = daemon.client.post("/instances", json=request_body)
     assert r.status_code == status, r.text
     assert words in r.json()["error"] and "\n" not in r.json()["error"]
-    assert daemon.client.get("/instances").json() == []
+    assert daemon.client.get("/instances").json() == before, "a refused request left an instance"
 
 
 def test_refusals_outside_the_body(daemon, tmp_path):

@@ -45,7 +45,10 @@ def read_or_create_token(path: Path) -> str:
 @click.option("--token-file", default=DEFAULT_TOKEN_FILE, show_default=True, type=click.Path(dir_okay=False),
               help="The bearer token clients send; created (0600) with a random one when missing.")
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
-              metavar="DIR", help="A directory clients may load modules from by path and grant as --dir (repeatable).")
+              metavar="DIR", help="A directory clients may load modules from by path (repeatable).")
+@click.option("--grant-dir", "grant_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
+              metavar="DIR", help="A directory requests may give a guest as a WASI preopen, read and write "
+                                  "(repeatable; none by default).")
 @click.option("--policy", type=click.Path(dir_okay=False), metavar="FILE", callback=_load_policy,
               help="The policy of every Wasm instance (docs/policy.md); requests may then send none. "
                    "Without it a request may send its own, else the built-in default applies.")
@@ -58,7 +61,8 @@ def read_or_create_token(path: Path) -> str:
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS with this certificate.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="The certificate's key.")
 @click.option("--insecure-http", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
-def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], policy: Any,
+def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], grant_dirs: Tuple[str, ...],
+          policy: Any,
           allow_kernel_only: bool,
           max_instances: int, max_upload: str, log_lines: int, tls_cert: Optional[str], tls_key: Optional[str],
           insecure_http: bool) -> None:
@@ -86,7 +90,7 @@ def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], po
     except ValueError:
         raise click.BadParameter(f"{max_upload!r} is not a size (e.g. 16M)", param_hint="--max-upload") from None
     token = read_or_create_token(Path(token_file))
-    manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, max_instances=max_instances,
+    manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, grant_dirs=grant_dirs, max_instances=max_instances,
                                             max_upload=upload, log_lines=log_lines,
                                             allow_kernel_only=allow_kernel_only, policy=policy))
     click.echo(f"wasm-bpf serve: listening on {'https' if tls_cert else 'http'}://{host}:{port}; "

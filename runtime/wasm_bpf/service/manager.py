@@ -35,7 +35,8 @@ class ServiceError(WasmBpfError):
 
 @dataclass
 class ServiceConfig:
-    allowed_dirs: Sequence[str] = ()  # where `path` sources and --dir grants may be; none: uploads only
+    allowed_dirs: Sequence[str] = ()  # where `path` sources may be; none: uploads only
+    grant_dirs: Sequence[str] = ()  # what a request's dirs (WASI preopens, read-write) may be in; none by default
     max_instances: int = 32  # instances kept (running or not): delete stopped ones to make room
     max_upload: int = 16 * MiB  # bytes of one module, uploaded or read from a path
     log_lines: int = 10000  # lines kept per instance
@@ -92,6 +93,7 @@ class Run:
         self.ended: Optional[float] = None
         self.attach_seconds: Optional[float] = None  # from start() to attached
         self._cpu_at_end: Optional[float] = None
+        self._final_stats: Optional[List[Tuple[str, int, Optional[int]]]] = None  # once ended
         self._stop = threading.Event()  # kernel-only runs
         self._kernel_object: Any = None  # their BpfObject, once attached (metrics exporter)
         self.kernel_spec: Any = None  # and its kernel_only.spec.ObjectSpec
@@ -169,6 +171,10 @@ class Run:
         finally:
             if self._instance is not None:
                 self._instance.close()
+            # What a stopped run is still asked for; the Instance (engine, module, guest
+            # memory) is dropped: a stopped instance may be kept a long time.
+            self._final_stats = self.buffer_stats()
+            self._instance = None
             self._cpu_at_end = time.thread_time()
             self.log.flush()
             self.exit_code, self.ended = code, time.time()
@@ -179,13 +185,15 @@ class Run:
         """A Wasm guest attaches when it chooses. It is taken as attached at its first
         buffer poll (guests poll once set up), or, for one that never polls, once it has
         links and adds none for SETTLE seconds."""
+        host = self._instance._host
+
         def watch() -> None:
             links, since = 0, time.monotonic()
             while not self.done.is_set():
                 now_links = self.links()
                 if now_links != links:
                     links, since = now_links, time.monotonic()
-                if self._instance._host._polling or (links and time.monotonic() - since >= SETTLE):
+                if host._polling or (links and time.monotonic() - since >= SETTLE):
                     self._mark_attached()
                     return
                 time.sleep(ATTACH_POLL)
@@ -193,8 +201,9 @@ class Run:
 
     # ---- state ----------------------------------------------------------------------
     def _objects(self) -> List[Any]:
-        if self._instance is not None:
-            return list(self._instance._host.objects.values())  # the guest's loaded BpfObjects
+        inst = self._instance
+        if inst is not None:
+            return list(inst._host.objects.values())  # the guest's loaded BpfObjects
         obj = self._kernel_object
         return [obj] if obj is not None else []
 
@@ -206,9 +215,12 @@ class Run:
 
     def buffer_stats(self) -> List[Tuple[str, int, Optional[int]]]:
         """(map name, records delivered, lost) of each event buffer, open or closed."""
+        if self._final_stats is not None:
+            return self._final_stats
         stats = []
-        if self._instance is not None:
-            stats += [(s.map_name, s.delivered, s.lost) for s in self._instance._host.buffer_stats]
+        inst = self._instance
+        if inst is not None:
+            stats += [(s.map_name, s.delivered, s.lost) for s in inst._host.buffer_stats]
         for handle, obj in enumerate(self._objects()):
             stats += [(s.map_name, s.delivered, s.lost) for s in (b.stats(handle) for b in list(obj.buffers.values()))]
         return stats
@@ -236,8 +248,9 @@ class Run:
     # ---- stopping -------------------------------------------------------------------
     def stop(self) -> None:
         """Asks the run to end (a Wasm guest's polls return -EINTR first)."""
-        if self._instance is not None:
-            self._instance.stop(signal.SIGTERM)
+        inst = self._instance
+        if inst is not None:
+            inst.stop(signal.SIGTERM)
         self._stop.set()
 
     def join(self) -> bool:
@@ -292,10 +305,16 @@ class InstanceManager:
         self._tmp = None if config.state_dir else tempfile.TemporaryDirectory(prefix="wasm-bpf-serve-")
         self._workdir = config.state_dir or (self._tmp.name if self._tmp else "")
         self._allowed = [os.path.realpath(d) for d in config.allowed_dirs]
+        self._grantable = [os.path.realpath(d) for d in config.grant_dirs]
 
     # ---- checking a request ------------------------------------------------------------
-    def _inside_allowed(self, real: str) -> bool:
-        return any(real == d or real.startswith(d.rstrip("/") + "/") for d in self._allowed)
+    def _inside_allowed(self, real: str, dirs: Optional[List[str]] = None) -> bool:
+        return any(real == d or real.startswith(d.rstrip("/") + "/") for d in (self._allowed if dirs is None else dirs))
+
+    def _outside(self, path: str) -> ServiceError:
+        return ServiceError(403, f"{path} is outside the directories this daemon loads from "
+                                 f"({', '.join(self._allowed)}); upload it or start the daemon with "
+                                 "--allow-dir for its directory")
 
     def read_path(self, path: str) -> Source:
         """A module named by a host path: opened once, then checked by what the fd is
@@ -303,16 +322,16 @@ class InstanceManager:
         if not self._allowed:
             raise ServiceError(403, "this daemon loads no host paths (start it with --allow-dir DIR); upload "
                                     "the module instead")
+        if not self._inside_allowed(os.path.realpath(path)):  # before opening: opening a device can act
+            raise self._outside(path)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as exc:
             raise ServiceError(400, f"cannot open {path}: {exc.strerror}") from None
         with os.fdopen(fd, "rb") as f:
             real = os.readlink(f"/proc/self/fd/{fd}")
-            if not self._inside_allowed(real):
-                raise ServiceError(403, f"{path} is outside the directories this daemon loads from "
-                                        f"({', '.join(self._allowed)}); upload it or start the daemon with "
-                                        "--allow-dir for its directory")
+            if not self._inside_allowed(real):  # a link swapped in since the check above
+                raise self._outside(path)
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ServiceError(400, f"{path} is not a regular file")
@@ -329,9 +348,9 @@ class InstanceManager:
 
     def check_spec(self, spec: Spec) -> Spec:
         for host, _guest in spec.dirs:
-            if not self._inside_allowed(os.path.realpath(host)):
-                raise ServiceError(403, f"dir {host} is outside the directories this daemon may grant "
-                                        f"({', '.join(self._allowed) or 'none'}; --allow-dir)")
+            if not self._inside_allowed(os.path.realpath(host), self._grantable):
+                raise ServiceError(403, f"dir {host} is outside the directories this daemon may grant to a guest "
+                                        f"({', '.join(self._grantable) or 'none'}; --grant-dir)")
         defaults = {f.name: getattr(Limits(), f.name) for f in fields(Limits)}
         for key, value in spec.limits.items():
             if key not in defaults:
