@@ -266,6 +266,30 @@ def _raw(port: int, request: str) -> str:
     return answer.decode()
 
 
+def test_ctl_starts_lists_follows_and_stops(daemon):
+    env = {**os.environ, "WASM_BPF_URL": f"http://127.0.0.1:{daemon.port}",
+           "WASM_BPF_TOKEN_FILE": str(daemon.token_file)}
+
+    def ctl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["wasm-bpf", "ctl", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    started = ctl("start", "--upload", "--name", "via-ctl", str(SIGSNOOP), "--", "-x")
+    assert started.returncode == 0 and "via-ctl" in started.stdout and "running" in started.stdout, started
+    instance = started.stdout.split()[0]
+    assert instance in ctl("list").stdout
+    follower = subprocess.Popen(["wasm-bpf", "ctl", "logs", "-f", instance], env=env, stdout=subprocess.PIPE,
+                                text=True)
+    assert follower.stdout is not None
+    assert follower.stdout.readline().split()[:2] == ["TIME", "PID"]
+    stopped = ctl("stop", instance)
+    assert "exited" in stopped.stdout and "links 0" in stopped.stdout, stopped
+    assert follower.wait(10) == 0, "ctl logs -f did not end with the instance"
+    assert ctl("rm", instance).returncode == 0
+    missing = ctl("stop", instance)
+    assert missing.returncode == 1 and missing.stderr == f"wasm-bpf: error: no instance '{instance}' " \
+        "(GET /instances lists them)\n"
+
+
 @pytest.mark.unit
 def test_log_buffer_keeps_the_last_lines_and_reads_from_a_cursor():
     from wasm_bpf.service.logs import MAX_LINE, LogBuffer

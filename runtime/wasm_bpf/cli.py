@@ -84,6 +84,7 @@ class LazyGroup(click.Group):
 
     lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
     lazy_commands["serve"] = "wasm_bpf.service.cli:serve"  # the daemon (docs/service.md)
+    lazy_commands["ctl"] = "wasm_bpf.service.ctl:ctl"  # its API's command line
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])

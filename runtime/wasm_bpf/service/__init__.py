@@ -6,4 +6,5 @@ programs) behind an HTTP API, with Prometheus metrics (docs/service.md).
   metrics.py   /metrics: per-instance state, events, CPU; the programs' own maps
   app.py       the HTTP API (FastAPI), its auth and its JSON errors
   cli.py       the `serve` command (uvicorn)
+  ctl.py       `wasm-bpf ctl`: the API's command line
 """

@@ -1,0 +1,167 @@
+"""`wasm-bpf ctl`: the command line of a `wasm-bpf serve` daemon's API (docs/service.md).
+The standard library's HTTP client: the CLI needs nothing the daemon does not."""
+import base64
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import click
+
+from ..cli import _parse_env
+from .cli import DEFAULT_TOKEN_FILE
+
+
+class CtlError(click.ClickException):
+    """The daemon's refusal (or no daemon), printed as every wasm-bpf error is."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"wasm-bpf: error: {self.message}", err=True)
+
+
+class Api:
+    def __init__(self, url: str, token_file: str) -> None:
+        self.url = url.rstrip("/")
+        try:
+            self.token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise click.UsageError(f"cannot read the token file {token_file}: {exc.strerror} "
+                                   "(--token-file; the daemon's, readable by root)") from None
+
+    def _open(self, method: str, path: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = 90):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            return urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {exc.code}"
+            raise CtlError(message) from None
+        except urllib.error.URLError as exc:
+            raise CtlError(f"cannot reach the daemon at {self.url}: {exc.reason} "
+                                       "(is `wasm-bpf serve` running? --url)") from None
+
+    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        with self._open(method, path, body) as answer:
+            return json.loads(answer.read())
+
+    def events(self, path: str) -> Iterator[Dict[str, Any]]:
+        """The `data:` objects of a Server-Sent Events stream, until it ends."""
+        with self._open("GET", path, timeout=None) as answer:
+            for raw in answer:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: end"):
+                    return
+                if line.startswith("data: "):
+                    yield json.loads(line[6:])
+
+
+def _body(module: str, upload: bool, args: Tuple[str, ...], name: str, env: Tuple[str, ...],
+          dirs: Tuple[str, ...], policy: Optional[str]) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"args": list(args[1:] if args[:1] == ("--",) else args),
+                            "env": _parse_env(env), "dirs": list(dirs), "name": name}
+    if upload:
+        try:
+            body["module_base64"] = base64.b64encode(Path(module).read_bytes()).decode()
+        except OSError as exc:
+            raise click.UsageError(f"cannot read {module}: {exc.strerror}") from None
+        body["filename"] = os.path.basename(module)
+    else:
+        body["path"] = os.path.abspath(module)  # the daemon's file system: the same machine
+    if policy is not None:
+        body["policy"] = Path(policy).read_text()
+    return body
+
+
+def _show(instance: Dict[str, Any]) -> None:
+    attach = f"{instance['attach_ms']} ms" if instance.get("attach_ms") is not None else "-"
+    click.echo(f"{instance['id']}  {instance['name']:20} {instance['kind']:11} {instance['state']:8} "
+               f"links {instance['links']:<3} attach {attach}"
+               + (f"  error: {instance['error']}" if instance.get("error") else ""))
+
+
+@click.group(short_help="Drive a `wasm-bpf serve` daemon: start, list, logs, stop.")
+@click.option("--url", default="http://127.0.0.1:7878", show_default=True, envvar="WASM_BPF_URL",
+              help="The daemon's address (WASM_BPF_URL).")
+@click.option("--token-file", default=DEFAULT_TOKEN_FILE, show_default=True, envvar="WASM_BPF_TOKEN_FILE",
+              type=click.Path(dir_okay=False), help="The daemon's token file (WASM_BPF_TOKEN_FILE).")
+@click.pass_context
+def ctl(ctx: click.Context, url: str, token_file: str) -> None:
+    """Drive the daemon of `wasm-bpf serve` through its HTTP API."""
+    ctx.obj = Api(url, token_file)
+
+
+def _module_options(command: Any) -> Any:
+    for option in reversed([
+        click.option("--upload", is_flag=True, help="Send the module's bytes (else the daemon reads the path)."),
+        click.option("--name", default="", help="The instance's name."),
+        click.option("--env", multiple=True, metavar="KEY=VALUE", help="Guest environment (repeatable)."),
+        click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]", help="A preopen (repeatable)."),
+        click.option("--policy", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+                     help="A policy file sent with the request."),
+        click.argument("module"), click.argument("args", nargs=-1, type=click.UNPROCESSED)]):
+        command = option(command)
+    return command
+
+
+@ctl.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_module_options
+@click.pass_obj
+def start(api: Api, module: str, args: Tuple[str, ...], upload: bool, name: str, env: Tuple[str, ...],
+          dirs: Tuple[str, ...], policy: Optional[str]) -> None:
+    """Start MODULE [-- ARGS]; prints the instance once its programs are attached."""
+    _show(api.call("POST", "/instances", _body(module, upload, args, name, env, dirs, policy)))
+
+
+@ctl.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("instance")
+@_module_options
+@click.pass_obj
+def update(api: Api, instance: str, module: str, args: Tuple[str, ...], upload: bool, name: str,
+           env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Optional[str]) -> None:
+    """Update INSTANCE in place to MODULE [-- ARGS] (attached before the old one stops)."""
+    _show(api.call("PUT", f"/instances/{instance}", _body(module, upload, args, name, env, dirs, policy)))
+
+
+@ctl.command("list")
+@click.pass_obj
+def list_instances(api: Api) -> None:
+    """One line per instance."""
+    for instance in api.call("GET", "/instances"):
+        _show(instance)
+
+
+@ctl.command()
+@click.argument("instance")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing lines as they come, until the instance ends.")
+@click.pass_obj
+def logs(api: Api, instance: str, follow: bool) -> None:
+    """The log of INSTANCE (stdout, stderr and the host's messages)."""
+    lines = api.events(f"/instances/{instance}/logs/stream") if follow else \
+        api.call("GET", f"/instances/{instance}/logs?limit=10000")["lines"]
+    for line in lines:
+        click.echo(line["text"], err=line["stream"] != "stdout")
+        sys.stdout.flush()
+
+
+@ctl.command()
+@click.argument("instance")
+@click.pass_obj
+def stop(api: Api, instance: str) -> None:
+    """Stop INSTANCE (it and its log stay until `rm`)."""
+    _show(api.call("POST", f"/instances/{instance}/stop"))
+
+
+@ctl.command()
+@click.argument("instance")
+@click.pass_obj
+def rm(api: Api, instance: str) -> None:
+    """Stop INSTANCE and forget it."""
+    api.call("DELETE", f"/instances/{instance}")
