@@ -165,6 +165,17 @@ def test_update_in_place_loses_no_event(daemon):
     daemon.client.delete(f"/instances/{inst['id']}")
 
 
+def test_an_update_that_fails_keeps_the_running_version(daemon):
+    inst = daemon.start(path=str(SIGSNOOP))
+    wat = b'(module (memory (export "memory") 1) (func (export "_start") unreachable))'
+    r = daemon.client.put(f"/instances/{inst['id']}", json={"module_base64": base64.b64encode(wat).decode()})
+    assert r.status_code == 422 and "the guest trapped" in r.json()["error"], r.text
+    assert "the running version is kept" in r.json()["error"]
+    kept = daemon.client.get(f"/instances/{inst['id']}").json()
+    assert (kept["state"], kept["generation"], kept["links"]) == ("running", 0, 6)
+    daemon.client.delete(f"/instances/{inst['id']}")
+
+
 def test_upload_and_live_log_stream(daemon):
     upload = base64.b64encode(BOOTSTRAP.read_bytes()).decode()
     inst = daemon.start(module_base64=upload, filename="bootstrap.wasm")

@@ -270,6 +270,7 @@ class ManagedInstance:
         self.generation = 0
         self.restarts = 0
         self.run: Optional[Run] = None
+        self.changing = threading.Lock()  # one stop, restart, update or delete at a time
 
     def describe(self) -> Dict[str, Any]:
         run = self.run
@@ -404,6 +405,10 @@ class InstanceManager:
         return run
 
     def stop(self, managed: ManagedInstance) -> None:
+        with managed.changing:
+            self._stop(managed)
+
+    def _stop(self, managed: ManagedInstance) -> None:
         run = managed.run
         if run is not None and not run.done.is_set():
             run.stop()
@@ -411,21 +416,26 @@ class InstanceManager:
                 managed.log.add("host", "the instance did not end within the grace period and 5 s more")
 
     def restart(self, managed: ManagedInstance, wait: float) -> None:
-        self.stop(managed)
-        managed.run = self._launch(managed, managed.spec, wait)
-        managed.restarts += 1
+        with managed.changing:
+            self._stop(managed)
+            managed.run = self._launch(managed, managed.spec, wait)
+            managed.restarts += 1
 
     def update(self, managed: ManagedInstance, spec: Spec, wait: float) -> None:
         """The new generation is started and attached before the old one is stopped; one
         that does not attach is stopped and the old one kept."""
         self.check_spec(spec)
+        with managed.changing:
+            self._update(managed, spec, wait)
+
+    def _update(self, managed: ManagedInstance, spec: Spec, wait: float) -> None:
         new = self._launch(managed, spec, wait)
         if new.done.is_set() or not new.attached.is_set():
             new.stop()
             new.join()
-            raise ServiceError(422, f"the new version did not attach within {wait} s "
-                                    f"({'it exited with status ' + str(new.exit_code) if new.done.is_set() else 'still starting'}); "
-                                    "the running version is kept (see its logs)")
+            why = f"it exited with status {new.exit_code}: {_failure(managed.log)}" if new.done.is_set() \
+                else f"still starting after {wait} s"
+            raise ServiceError(422, f"the new version did not attach ({why}); the running version is kept")
         old = managed.run
         managed.run, managed.spec = new, spec
         managed.generation += 1
@@ -435,9 +445,10 @@ class InstanceManager:
             old.join()
 
     def delete(self, managed: ManagedInstance) -> None:
-        self.stop(managed)
-        with self._lock:
-            self._instances.pop(managed.id, None)
+        with managed.changing:
+            self._stop(managed)
+            with self._lock:
+                self._instances.pop(managed.id, None)
 
     def shutdown(self) -> int:
         """Stops every instance (all asked first, then waited for) and releases them;
