@@ -176,6 +176,53 @@ def test_an_update_that_fails_keeps_the_running_version(daemon):
     daemon.client.delete(f"/instances/{inst['id']}")
 
 
+def _fds(pid: int) -> int:
+    """The daemon's fds but wasmtime's module memory images (memfds that live until the
+    garbage collector frees their Module: their number goes up and down)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:wasm-memory-image")
+        except OSError:
+            pass
+    return count
+
+
+def test_concurrent_start_stop_cycles_leave_nothing_behind(daemon):
+    """12 clients at once, each starting and deleting sigsnoop 3 times, against a daemon
+    that keeps 6 instances: each answer is a start or a clear 429; nothing stays. Two
+    rounds: the second leaves the daemon with no more fds than the first (pools warmed)."""
+    def round_of_clients() -> List[int]:
+        answers: List[int] = []
+        errors: List[str] = []
+
+        def client() -> None:
+            with httpx.Client(base_url=str(daemon.client.base_url), headers=daemon.client.headers,
+                              timeout=60) as c:
+                for _ in range(3):
+                    r = c.post("/instances", json={"path": str(SIGSNOOP)})
+                    answers.append(r.status_code)
+                    if r.status_code == 201:
+                        c.delete(f"/instances/{r.json()['id']}").raise_for_status()
+                    elif "--max-instances" not in r.json()["error"]:
+                        errors.append(r.text)
+
+        clients = [threading.Thread(target=client) for _ in range(12)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(120)
+        assert not errors and set(answers) <= {201, 429} and answers.count(201) >= 6, (answers, errors)
+        assert daemon.client.get("/instances").json() == []
+        assert held_bpf_ids(str(daemon.proc.pid)) == (set(), set())
+        return answers
+
+    round_of_clients()
+    after_first = _fds(daemon.proc.pid)
+    round_of_clients()
+    assert _wait_for(lambda: _fds(daemon.proc.pid) <= after_first), (after_first, _fds(daemon.proc.pid))
+
+
 def test_upload_and_live_log_stream(daemon):
     upload = base64.b64encode(BOOTSTRAP.read_bytes()).decode()
     inst = daemon.start(module_base64=upload, filename="bootstrap.wasm")
