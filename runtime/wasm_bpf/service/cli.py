@@ -2,6 +2,7 @@
 import ipaddress
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
@@ -93,12 +94,28 @@ def serve(host: str, port: int, token_file: str, allow_dirs: Tuple[str, ...], gr
     manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, grant_dirs=grant_dirs, max_instances=max_instances,
                                             max_upload=upload, log_lines=log_lines,
                                             allow_kernel_only=allow_kernel_only, policy=policy))
-    click.echo(f"wasm-bpf serve: listening on {'https' if tls_cert else 'http'}://{host}:{port}; "
-               f"token in {token_file}", err=True)
+    listener = _listen(host, port)
+    bound = listener.getsockname()[1]
     app = create_app(manager, token)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ssl_certfile=tls_cert,
-                                           ssl_keyfile=tls_key, timeout_graceful_shutdown=SHUTDOWN_WAIT))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                                           timeout_graceful_shutdown=SHUTDOWN_WAIT))
     # Followed logs (SSE) end when the server is asked to stop; then app.py's lifespan
     # stops every instance. uvicorn re-raises SIGTERM at the end: the exit status says it.
     app.state.closing = lambda: server.should_exit
-    server.run()
+    click.echo(f"wasm-bpf serve: listening on {'https' if tls_cert else 'http'}://{host}:{bound}; "
+               f"token in {token_file}", err=True)
+    server.run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is a one-line error and
+    --port 0 prints the port it got."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as exc:
+        raise click.UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host, --port)") from None
+    return listener
