@@ -12,11 +12,13 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import click
 
 from ..cli import _parse_env
+from ..errors import WasmBpfError
 from .cli import DEFAULT_TOKEN_FILE
 
 
-class CtlError(click.ClickException):
-    """The daemon's refusal (or no daemon), printed as every wasm-bpf error is."""
+class CtlError(click.ClickException, WasmBpfError):
+    """The daemon's refusal (or no daemon), printed as every wasm-bpf error is; click
+    ends the command with it (status 1)."""
 
     def show(self, file: Any = None) -> None:
         click.echo(f"wasm-bpf: error: {self.message}", err=True)
