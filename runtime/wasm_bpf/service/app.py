@@ -24,6 +24,7 @@ from .metrics import metrics_registry, metrics_text
 OPEN_PATHS = ("/healthz",)
 BODY_OVERHEAD = 64 * 1024  # bytes of a request besides its base64 module
 SSE_IDLE = 0.05  # s between looks at a followed log with nothing new
+NAME_MAX = 128  # characters of an instance's or an upload's name (a metrics label)
 
 
 class StartRequest(BaseModel):
@@ -34,8 +35,8 @@ class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: Optional[str] = None
     module_base64: Optional[str] = None
-    filename: str = Field("module", description="The uploaded module's name (logs, metrics)")
-    name: str = ""
+    filename: str = Field("module", max_length=NAME_MAX, description="The uploaded module's name (logs, metrics)")
+    name: str = Field("", max_length=NAME_MAX)
     args: List[str] = []
     env: Dict[str, str] = {}
     dirs: List[str] = []
@@ -92,7 +93,7 @@ def create_app(manager: InstanceManager, token: str) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def internal(_request: Request, exc: Exception) -> JSONResponse:
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+        return _error(500, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
 
     def spec_of(req: StartRequest) -> Spec:
         if (req.path is None) == (req.module_base64 is None):
