@@ -2,7 +2,8 @@
 PYTHON   ?= python3
 EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass
 DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
-            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev
+            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev \
+            docker-registry skopeo apache2-utils
 STAMP    := build/.setup-done
 
 .PHONY: setup deps install kernel-fs examples run test bench soak fuzz clean

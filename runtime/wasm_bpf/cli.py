@@ -83,6 +83,7 @@ class LazyGroup(click.Group):
                      "probe": "wasm_bpf.probe:probe_command", "inspect": "wasm_bpf.inspect:inspect_command"}
 
     lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
+    lazy_commands.update({name: f"wasm_bpf.distribution.cli:{name}" for name in ("push", "pull", "images", "sign")})
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])
@@ -127,18 +128,24 @@ def main() -> None:
               help="Estimated kernel memory of one BPF object's maps.")
 @click.option("--stats", is_flag=True, help="At exit, print the records each event buffer delivered and lost.")
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
+@click.option("--plain-http", is_flag=True, help="MODULE is in a registry without TLS (a local one).")
+@click.option("--verify-key", "verify_keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="PUB", help="Run MODULE (an OCI reference) only if signed by this key (repeatable).")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
-        callback_module: str, callback_export: str, stats: bool, verbose: bool, module: str,
-        args: Tuple[str, ...], **limits: Any) -> None:
+        callback_module: str, callback_export: str, stats: bool, verbose: bool, plain_http: bool,
+        verify_keys: Tuple[str, ...], module: str, args: Tuple[str, ...], **limits: Any) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
+    MODULE may be a file, an http(s) URL or an OCI reference (REGISTRY/REPO:TAG, @sha256:...).
 
     \b
     Ctrl-C makes the guest's next buffer poll return -EINTR; a guest that has not
     returned after the grace period is interrupted (exit status 130).
     Example: wasm-bpf run bootstrap.wasm -- -d 100
     """
+    from .distribution import run_input
+    module = run_input(module, plain_http=plain_http, verify_keys=verify_keys, policy=policy)
     from .errors import WasmBpfError
     from .instance import Instance, RunConfig
     from .limits import Limits

@@ -48,6 +48,7 @@ _SCHEMA: Dict[str, Dict[str, str]] = {
                "processes": "names"},
     "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names"},
     "files": {"dirs": "names"},
+    "registries": {"allow": "names", "signed": "names", "keys": "names"},  # OCI references (docs/oci.md)
 }
 
 
@@ -111,6 +112,9 @@ class Policy:
     read_only: FrozenSet[str] = field(default_factory=frozenset)
     read_write: FrozenSet[str] = field(default_factory=frozenset)
     dirs: Optional[Tuple[str, ...]] = None
+    registries: Optional[Tuple[str, ...]] = None  # REGISTRY/REPOSITORY patterns a run may pull from
+    signed: Tuple[str, ...] = ()                  # those that must carry a signature by one of `keys`
+    keys: Tuple[str, ...] = ()
 
     # ---- reading --------------------------------------------------------------------
     @classmethod
@@ -171,6 +175,8 @@ class Policy:
             map_access=values.get(("maps", "access"), READ_WRITE),
             read_only=frozenset(read_only), read_write=frozenset(read_write),
             dirs=paths("files", "dirs"),
+            registries=names("registries", "allow"), signed=tuple(values.get(("registries", "signed")) or ()),  # type: ignore[arg-type]
+            keys=paths("registries", "keys") or (),
         )
 
     # ---- checks ---------------------------------------------------------------------
@@ -220,6 +226,14 @@ class Policy:
             listed = "is in [maps] read-only" if map_name in self.read_only else "is read-only ([maps] access)"
             raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {what} is "
                                 f"refused; add \"{map_name}\" to [maps] read-write to allow it")
+
+    def check_registry(self, name: str) -> None:
+        """name: REGISTRY/REPOSITORY of an OCI reference about to be run."""
+        if self.registries is not None and not _matches(name, self.registries):
+            raise self._refuse(f"{name}", "[registries] allow", name)
+
+    def needs_signature(self, name: str) -> bool:
+        return _matches(name, self.signed)
 
     def check_dirs(self, hosts: Iterable[str]) -> None:
         """Every --dir must be a policy directory or below one (raised before the run)."""
