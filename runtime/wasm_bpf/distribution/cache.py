@@ -45,7 +45,7 @@ class Cache:
         """Stores DATA; with DIGEST, only if the bytes have it (a tampered download is refused)."""
         actual = digest_of(data)
         if digest is not None and actual != digest:
-            raise DistributionError(f"{where or 'blob'}: content does not match its digest {digest} (got {actual}): "
+            raise DistributionError(f"{where or digest}: content does not match its digest (got {actual}): "
                                     "the artifact was changed after it was pushed; refusing it")
         if not self.has(actual):
             _write_atomically(self.blob_path(actual), data)

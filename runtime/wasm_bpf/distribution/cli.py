@@ -134,7 +134,7 @@ def sign(plain_http: bool, key: str, ref: str) -> None:
             raise
         layers = []
     layer, body = signature_layer(target, digest, key)
-    layers = [old for old in layers if old.get("digest") != layer["digest"]] + [layer]
+    layers = [old for old in layers if old != layer] + [layer]  # every key's signature of the same payload
     manifest, config = signature_manifest(layers)
     cache = Cache()
     for blob in (body, config):

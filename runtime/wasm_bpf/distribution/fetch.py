@@ -72,16 +72,22 @@ def pull(ref: Reference, cache: Cache, plain_http: bool) -> str:
 
 
 def check_signature(ref: Reference, digest: str, cache: Cache, plain_http: bool, keys: Sequence[str]) -> None:
+    """A cached signature manifest is used first; when it does not verify, the
+    registry's current one (a signature may have been added since)."""
     sig_ref = ref.with_tag(signature_tag(digest))
-    sig_digest = cache.ref_digest(f"{sig_ref.name}:{sig_ref.tag}")
-    if sig_digest is None:
+    cached = cache.ref_digest(f"{sig_ref.name}:{sig_ref.tag}")
+    if cached is not None:
         try:
-            sig_digest = pull(sig_ref, cache, plain_http)
-        except DistributionError as exc:
-            if "HTTP 404" not in str(exc):
-                raise
-            raise DistributionError(f"{ref} is not signed (no {sig_ref.tag} in the registry); refusing to run it. "
-                                    f"Sign it with `wasm-bpf sign {ref} --key KEY`") from None
+            return verify(ref, digest, cache.read_json(cached), cache.read, keys)
+        except DistributionError:
+            pass
+    try:
+        sig_digest = pull(sig_ref, cache, plain_http)
+    except DistributionError as exc:
+        if "HTTP 404" not in str(exc):
+            raise
+        raise DistributionError(f"{ref} is not signed (no {sig_ref.tag} in the registry); refusing to run it. "
+                                f"Sign it with `wasm-bpf sign {ref} --key KEY`") from None
     verify(ref, digest, cache.read_json(sig_digest), cache.read, keys)
 
 

@@ -39,6 +39,8 @@ class Registry:
             self._oras.auth = oras.auth.get_auth_backend("basic", self._oras.session, plain_http)
         self._oras.auth.load_configs(self._container, configs=credential_files())
         self._needs_login = basic and not getattr(self._oras.auth, "_basic_auth", None)
+        if basic:
+            self._request("GET", f"{self._base}/v2/")  # wrong credentials: say so before any upload
 
     def _ping(self, plain_http: bool) -> str:
         """GET /v2/ once, without oras's retries, so an unreachable registry fails at once;
@@ -84,7 +86,10 @@ class Registry:
     def put_blob(self, path: str, digest: str, size: int) -> None:
         if self._needs_login:
             self._request("HEAD", self._url("blobs", digest))  # raises the login line
-        response = self._oras.upload_blob(path, self._container, {"digest": digest, "size": size})
+        try:
+            response = self._oras.upload_blob(path, self._container, {"digest": digest, "size": size})
+        except ValueError as exc:  # oras's word for a refused upload session
+            raise DistributionError(f"{self.ref.name}: uploading blob {digest} failed: {str(exc)[:200]}") from None
         if response.status_code not in (200, 201, 202):
             raise DistributionError(f"{self.ref.name}: uploading blob {digest} failed (HTTP {response.status_code})")
 
