@@ -5,7 +5,6 @@ one in the registry. Root: $WASM_BPF_CACHE, else $XDG_CACHE_HOME/wasm-bpf, else
 ~/.cache/wasm-bpf."""
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -21,6 +20,7 @@ def default_root() -> Path:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    import tempfile  # only when storing: a warm run reads
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as f:

@@ -7,15 +7,11 @@ are checked before the path is returned, so nothing is loaded from a refused art
 import json
 import os
 import posixpath
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any, Optional, Sequence
 
 from . import DistributionError
 from .cache import Cache
 from .reference import Reference, is_url, looks_like_oci, parse
-from .signature import signature_tag, verify
 
 
 def fetch(text: str, *, plain_http: bool = False, verify_keys: Sequence[str] = (), policy: Any = None,
@@ -74,6 +70,7 @@ def pull(ref: Reference, cache: Cache, plain_http: bool) -> str:
 def check_signature(ref: Reference, digest: str, cache: Cache, plain_http: bool, keys: Sequence[str]) -> None:
     """A cached signature manifest is used first; when it does not verify, the
     registry's current one (a signature may have been added since)."""
+    from .signature import signature_tag, verify
     sig_ref = ref.with_tag(signature_tag(digest))
     cached = cache.ref_digest(f"{sig_ref.name}:{sig_ref.tag}")
     if cached is not None:
@@ -93,6 +90,9 @@ def check_signature(ref: Reference, digest: str, cache: Cache, plain_http: bool,
 
 def fetch_url(url: str, cache: Cache) -> str:
     """Downloads URL (https verified with the system CAs, or SSL_CERT_FILE) into the cache."""
+    import urllib.error  # here: a warm run from the cache should not pay for http.client and ssl
+    import urllib.parse
+    import urllib.request
     name = posixpath.basename(urllib.parse.urlsplit(url).path) or "module.wasm"
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
