@@ -272,6 +272,8 @@ def test_signatures(registry, keys, cache):
         res = run_help(ref, "--verify-key", keys[name][1])
         assert res.returncode == 0 and BOOTSTRAP_USAGE in res.stdout, res.stderr
     one_line_error(run_help(ref, "--verify-key", keys["other"][1]), "no signature verifies", keys["other"][1])
+    [row] = [json.loads(line) for line in cli("images", "--json").stdout.splitlines()]
+    assert row["reference"] == ref and row["signed"] is True
 
     # a new push under the same tag is a new digest: the old signature does not cover it
     push(registry, SIGSNOOP, "tools/bootstrap:v1")

@@ -97,9 +97,14 @@ class Cache:
         _write_atomically(self._index, json.dumps(refs, indent=1, sort_keys=True).encode())
 
     def remove_ref(self, ref: str) -> bool:
+        """Forgets REF, and its signatures when no other reference names the same digest."""
         refs = self.refs()
-        if refs.pop(ref, None) is None:
+        entry = refs.pop(ref, None)
+        if entry is None:
             return False
+        name = ref.rpartition("@")[0] if "@" in ref else ref.rpartition(":")[0]
+        if not any(other["digest"] == entry["digest"] for other in refs.values()):
+            refs.pop(f"{name}:{entry['digest'].replace(':', '-')}.sig", None)
         _write_atomically(self._index, json.dumps(refs, indent=1, sort_keys=True).encode())
         return True
 
@@ -133,15 +138,20 @@ class Cache:
                 folder.rmdir()
         return count, size
 
-    def listing(self) -> List[Tuple[str, str, int, str]]:
-        """(reference, digest, size of its blobs, stored) for every stored reference."""
-        rows = []
-        for ref, entry in sorted(self.refs().items()):
+    def listing(self) -> List[Tuple[str, str, int, bool, str]]:
+        """(reference, digest, size of its blobs, signature cached, stored) for every
+        stored reference but the signatures (sha256-HEX.sig tags)."""
+        refs, rows = self.refs(), []
+        for ref, entry in sorted(refs.items()):
+            if ref.endswith(".sig"):
+                continue
             size = 0
             try:
                 manifest = self.read_json(entry["digest"])
                 size = sum(d.get("size", 0) for d in [manifest.get("config") or {}, *(manifest.get("layers") or ())])
             except (OSError, DistributionError):
                 pass
-            rows.append((ref, entry["digest"], size, entry.get("stored", "")))
+            name = ref.rpartition("@")[0] if "@" in ref else ref.rpartition(":")[0]
+            signed = f"{name}:{entry['digest'].replace(':', '-')}.sig" in refs
+            rows.append((ref, entry["digest"], size, signed, entry.get("stored", "")))
         return rows

@@ -93,7 +93,8 @@ def pull(plain_http: bool, output: Optional[str], ref: str) -> None:
 @click.option("--prune", is_flag=True, help="Delete cached blobs no reference reaches.")
 @_one_line_errors
 def images(as_json: bool, remove: tuple, prune: bool) -> None:
-    """List the cached references (REFERENCE, DIGEST, SIZE, STORED) or prune the cache."""
+    """List the cached references (REFERENCE, DIGEST, SIZE, SIGNED, STORED) or prune the cache.
+    SIGNED: a signature is cached beside it (checked when a run asks for one)."""
     cache = Cache()
     for ref in remove:
         if not cache.remove_ref(ref):
@@ -104,12 +105,14 @@ def images(as_json: bool, remove: tuple, prune: bool) -> None:
         return
     rows = cache.listing()
     if as_json:
-        for ref, digest, size, stored in rows:
-            click.echo(json.dumps({"reference": ref, "digest": digest, "size": size, "stored": stored}))
+        for ref, digest, size, signed, stored in rows:
+            click.echo(json.dumps({"reference": ref, "digest": digest, "size": size, "signed": signed,
+                                   "stored": stored}))
         return
-    click.echo(f"{'REFERENCE':<56} {'DIGEST':<19} {'SIZE':>9}  STORED")
-    for ref, digest, size, stored in rows:
-        click.echo(f"{ref:<56} {digest[:19]:<19} {size:>9}  {stored}")
+    width = max([len("REFERENCE"), *(len(row[0]) for row in rows)])
+    click.echo(f"{'REFERENCE':<{width}}  {'DIGEST':<19}  {'SIZE':>9}  SIGNED  STORED")
+    for ref, digest, size, signed, stored in rows:
+        click.echo(f"{ref:<{width}}  {digest[:19]:<19}  {size:>9}  {'yes' if signed else '-':<6}  {stored}")
 
 
 @click.command("sign")

@@ -51,7 +51,7 @@ def config_for(path: str, data: bytes, media_type: str) -> Dict[str, Any]:
     from ..inspect import inspect_module, policy_template
     config: Dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "architecture": "wasm", "os": "wasip1", "layerDigests": [digest_of(data)]}
-    bpf: Dict[str, Any] = {"abi": "wasm_bpf", "host": __version__, "kind": media_type}
+    bpf: Dict[str, Any] = {"abi": "wasm_bpf", "host": __version__}
     if media_type in (WASM, BPF_OBJECT):
         report = inspect_module(path)
         report.path = os.path.basename(path)

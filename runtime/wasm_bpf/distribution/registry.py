@@ -2,6 +2,7 @@
 basic auth, blob upload) with credentials from the usual docker and podman files.
 Manifests are sent and read as bytes, so their digests are ours to check."""
 import os
+import re
 from typing import List
 
 from . import DistributionError
@@ -51,7 +52,9 @@ class Registry:
         except self._requests.exceptions.SSLError as exc:
             raise DistributionError(f"TLS with {self.ref.registry} failed ({exc.__class__.__name__}){hint}") from None
         except self._requests.exceptions.RequestException as exc:
-            reason = str(exc.__context__ or exc).split(": ")[-1][:120]
+            text = str(exc.__context__ or exc)
+            errno = re.search(r"\[Errno -?\d+\] [^'\")]*", text)  # urllib3 nests the OS error deep
+            reason = errno.group(0) if errno else text[:120]
             raise DistributionError(f"cannot reach registry {self.ref.registry}: {reason}{hint}") from None
         return response.headers.get("WWW-Authenticate", "") if response.status_code == 401 else ""
 
