@@ -20,9 +20,6 @@ import pytest
 from example_helpers import EXAMPLES_DIR, Tool, unused_pid, wasm_bpf_command
 from ko_helpers import compile_example
 
-pytestmark = pytest.mark.skipif(not (shutil.which("docker-registry") and shutil.which("skopeo")),
-                                reason="needs Debian's docker-registry and skopeo (make deps)")
-
 BOOTSTRAP = EXAMPLES_DIR / "bootstrap" / "bootstrap.wasm"
 SIGSNOOP = EXAMPLES_DIR / "sigsnoop" / "sigsnoop.wasm"
 SIGSNOOP_HEADER = r"^TIME\s+PID\s+COMM\s+SIG\s+TPID\s+RESULT$"
@@ -39,6 +36,8 @@ class LocalRegistry:
     """`docker-registry serve` on 127.0.0.1 with its storage in a temp dir."""
 
     def __init__(self, root: Path, htpasswd: Path = None) -> None:
+        assert shutil.which("docker-registry") and shutil.which("skopeo"), \
+            "Debian's docker-registry and skopeo are missing: `make deps` installs them"
         self.root, self.port = root, free_port()
         self.host = f"127.0.0.1:{self.port}"
         auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n" if htpasswd else ""
@@ -297,8 +296,7 @@ def test_policy_registries(registry, keys, tmp_path):
 
 
 def test_htpasswd_auth(tmp_path, monkeypatch):
-    if not shutil.which("htpasswd"):
-        pytest.skip("needs htpasswd (apache2-utils)")
+    assert shutil.which("htpasswd"), "htpasswd is missing: `make deps` installs apache2-utils"
     (tmp_path / "areg").mkdir()
     htpasswd = tmp_path / "htpasswd"
     subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "alice", "s3cret"], check=True, capture_output=True)
@@ -329,18 +327,72 @@ def test_htpasswd_auth(tmp_path, monkeypatch):
 
 
 # ---- URLs, references, start-up ---------------------------------------------------------------
+def serve(directory: Path, tls=None) -> http.server.ThreadingHTTPServer:
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(directory))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def test_run_from_http_url(tmp_path):
     served = tmp_path / "www"
     served.mkdir()
     shutil.copy(BOOTSTRAP, served / "bootstrap.wasm")
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(served)
     try:
         base = f"http://127.0.0.1:{server.server_port}"
         res = cli("run", f"{base}/bootstrap.wasm", "--", "-h")
         assert res.returncode == 0 and BOOTSTRAP_USAGE in res.stdout, res.stderr
         one_line_error(cli("run", f"{base}/missing.wasm"), "HTTP 404")
+    finally:
+        server.shutdown()
+
+
+def make_ca_and_server_cert(tmp_path: Path):
+    """A test CA (ca.pem) and a certificate for 127.0.0.1 it signed (server.pem, server.key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wasm-bpf test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False).sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "server.pem").write_bytes(cert.public_bytes(pem))
+    (tmp_path / "server.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+
+
+def test_run_from_https_url_with_a_test_ca(tmp_path, monkeypatch):
+    import ssl
+    make_ca_and_server_cert(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    served = tmp_path / "www"
+    served.mkdir()
+    shutil.copy(BOOTSTRAP, served / "bootstrap.wasm")
+    server = serve(served, tls)
+    try:
+        url = f"https://127.0.0.1:{server.server_port}/bootstrap.wasm"
+        one_line_error(cli("run", url, "--", "-h"), "certificate verify failed")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        res = cli("run", url, "--", "-h")
+        assert res.returncode == 0 and BOOTSTRAP_USAGE in res.stdout, res.stderr
     finally:
         server.shutdown()
 
