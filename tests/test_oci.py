@@ -280,6 +280,19 @@ def test_signatures(registry, keys, cache):
     one_line_error(run_help(ref, "--verify-key", keys["ed"][1]), "is not signed")
 
 
+def test_pulled_module_beyond_tracing_needs_consent(registry, tmp_path):
+    """An XDP module from a registry does not run unasked: --yes or a --policy."""
+    ref = f"{registry.host}/tools/xdpcount:v1"
+    push(registry, EXAMPLES_DIR / "xdpcount" / "xdpcount.wasm", "tools/xdpcount:v1")
+    one_line_error(run_help(ref), "asks for more than tracing (program types: xdp)", "--yes", "--policy")
+    res = run_help(ref, "--yes")
+    assert res.returncode == 0 and res.stdout.startswith("Usage: xdpcount"), res.stderr
+    template = cli("inspect", "--policy-template", str(EXAMPLES_DIR / "xdpcount" / "xdpcount.wasm")).stdout
+    (tmp_path / "xdp.toml").write_text(template.replace("<INTERFACE>", "lo"))
+    res = run_help(ref, "--policy", str(tmp_path / "xdp.toml"))
+    assert res.returncode == 0 and res.stdout.startswith("Usage: xdpcount"), res.stderr
+
+
 def test_policy_registries(registry, keys, tmp_path):
     ref = f"{registry.host}/tools/bootstrap:v1"
     push(registry, BOOTSTRAP, "tools/bootstrap:v1")

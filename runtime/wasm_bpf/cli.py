@@ -131,11 +131,13 @@ def main() -> None:
 @click.option("--plain-http", is_flag=True, help="MODULE is in a registry without TLS (a local one).")
 @click.option("--verify-key", "verify_keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
               metavar="PUB", help="Run MODULE (an OCI reference) only if signed by this key (repeatable).")
+@click.option("--yes", "assume_yes", is_flag=True,
+              help="Run a pulled MODULE that asks for more than tracing without asking (no --policy given).")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
         callback_module: str, callback_export: str, stats: bool, verbose: bool, plain_http: bool,
-        verify_keys: Tuple[str, ...], module: str, args: Tuple[str, ...], **limits: Any) -> None:
+        verify_keys: Tuple[str, ...], assume_yes: bool, module: str, args: Tuple[str, ...], **limits: Any) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
     MODULE may be a file, an http(s) URL or an OCI reference (REGISTRY/REPO:TAG, @sha256:...).
 
@@ -145,7 +147,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     Example: wasm-bpf run bootstrap.wasm -- -d 100
     """
     from .distribution import run_input
-    module = run_input(module, plain_http=plain_http, verify_keys=verify_keys, policy=policy)
+    module = run_input(module, plain_http=plain_http, verify_keys=verify_keys, policy=policy, assume_yes=assume_yes)
     from .errors import WasmBpfError
     from .instance import Instance, RunConfig
     from .limits import Limits

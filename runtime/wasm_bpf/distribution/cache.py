@@ -131,11 +131,14 @@ class Cache:
             if path.name not in keep:
                 count, size = count + 1, size + path.stat().st_size
                 path.unlink()
-        for folder in (self.root / "files").glob("*"):
-            if folder.name not in keep:
-                for path in folder.iterdir():
-                    path.unlink()
-                folder.rmdir()
+        for entry in (self.root / "files").glob("*"):  # HEX/TITLE and HEX.inspect.json
+            if entry.name.partition(".")[0] not in keep:
+                if entry.is_dir():
+                    for path in entry.iterdir():
+                        path.unlink()
+                    entry.rmdir()
+                else:
+                    entry.unlink()
         return count, size
 
     def listing(self) -> List[Tuple[str, str, int, bool, str]]:

@@ -11,16 +11,22 @@ from typing import Any, Optional, Sequence
 
 from . import DistributionError
 from .cache import Cache
+from .consent import confirm
 from .reference import Reference, is_url, looks_like_oci, parse
 
 
 def fetch(text: str, *, plain_http: bool = False, verify_keys: Sequence[str] = (), policy: Any = None,
-          cache: Optional[Cache] = None) -> str:
+          assume_yes: bool = False, cache: Optional[Cache] = None) -> str:
+    """The file to run for TEXT; without a policy, a module asking for more than
+    tracing needs the user's yes (consent.py)."""
     cache = cache or Cache()
     if is_url(text):
         if verify_keys:
             raise DistributionError("--verify-key needs an OCI reference: an http(s) URL carries no signature")
-        return fetch_url(text, cache)
+        path = fetch_url(text, cache)
+        if policy is None:
+            confirm(text, path, assume_yes)
+        return path
     if os.path.exists(text) or not looks_like_oci(text):
         if verify_keys:
             raise DistributionError(f"--verify-key needs an OCI reference; {text} is a local file")
@@ -41,7 +47,10 @@ def fetch(text: str, *, plain_http: bool = False, verify_keys: Sequence[str] = (
     digest = resolve(ref, cache, plain_http)
     if keys:
         check_signature(ref, digest, cache, plain_http, keys)
-    return cache.runnable_file(digest, str(ref))
+    path = cache.runnable_file(digest, str(ref))
+    if policy is None:
+        confirm(str(ref), path, assume_yes)
+    return path
 
 
 def resolve(ref: Reference, cache: Cache, plain_http: bool, refresh: bool = False) -> str:
