@@ -230,7 +230,7 @@ def test_tampered_cache_is_refused(registry, cache):
     layer = json.loads((cache / "blobs/sha256" / digest[7:]).read_text())["layers"][0]["digest"]
     blob = cache / "blobs/sha256" / layer[7:]
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
-    one_line_error(run_help(f"{registry.host}/tools/bootstrap:v1"), "was changed on disk", "--prune")
+    one_line_error(run_help(f"{registry.host}/tools/bootstrap:v1"), "was changed on disk", "images --rm REF")
 
 
 @pytest.fixture

@@ -52,10 +52,13 @@ class Cache:
         return actual
 
     def read(self, digest: str) -> bytes:
-        data = self.blob_path(digest).read_bytes()
+        fix = "forget the reference (`wasm-bpf images --rm REF`) and pull it again"
+        try:
+            data = self.blob_path(digest).read_bytes()
+        except OSError as exc:
+            raise DistributionError(f"cached blob {digest} cannot be read ({exc.strerror}); {fix}") from None
         if digest_of(data) != digest:
-            raise DistributionError(f"cached blob {digest} was changed on disk ({self.blob_path(digest)}); "
-                                    "remove it with `wasm-bpf images --prune` and pull again")
+            raise DistributionError(f"cached blob {digest} was changed on disk ({self.blob_path(digest)}); {fix}")
         return data
 
     def read_json(self, digest: str) -> Dict[str, Any]:

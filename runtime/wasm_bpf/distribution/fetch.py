@@ -68,7 +68,10 @@ def pull(ref: Reference, cache: Cache, plain_http: bool) -> str:
     client = Registry(ref, plain_http)
     data = client.get_manifest(ref.digest or ref.tag or "latest")
     digest = cache.put(data, ref.digest, where=str(ref))
-    manifest = json.loads(data)
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        raise DistributionError(f"{ref}: the registry's manifest is not JSON") from None
     for desc in [manifest.get("config") or {}, *(manifest.get("layers") or ())]:
         if "digest" in desc and not cache.has(desc["digest"]):
             cache.put(client.get_blob(desc["digest"]), desc["digest"], where=f"{ref}: layer {desc['digest']}")

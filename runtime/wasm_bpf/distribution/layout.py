@@ -77,6 +77,6 @@ def runnable_layer(manifest: Dict[str, Any], where: str) -> Dict[str, Any]:
 def file_name(layer: Dict[str, Any]) -> str:
     """The layer's title, as a plain file name (the kernel-only runner goes by suffix)."""
     title = os.path.basename((layer.get("annotations") or {}).get(TITLE, ""))
-    if title in ("", ".", ".."):
+    if title in ("", ".", "..") or "\0" in title:
         title = {BPF_OBJECT: "program.bpf.o", PACKAGE: "package.json"}.get(layer.get("mediaType", ""), "module.wasm")
     return title

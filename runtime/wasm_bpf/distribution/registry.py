@@ -39,7 +39,9 @@ class Registry:
         if basic:
             self._oras.auth = oras.auth.get_auth_backend("basic", self._oras.session, plain_http)
         self._oras.auth.load_configs(self._container, configs=credential_files())
-        self._needs_login = basic and not getattr(self._oras.auth, "_basic_auth", None)
+        if basic and not getattr(self._oras.auth, "_basic_auth", None):
+            raise DistributionError(f"{ref.registry} asks for a login and no credentials for it were found: "
+                                    f"run `docker login {ref.registry}` (or podman login)")
         if basic:
             self._request("GET", f"{self._base}/v2/")  # wrong credentials: say so before any upload
 
@@ -59,13 +61,11 @@ class Registry:
         return response.headers.get("WWW-Authenticate", "") if response.status_code == 401 else ""
 
     def _request(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
-        if self._needs_login:
-            raise DistributionError(f"{self.ref.registry} asks for a login and no credentials for it were found: "
-                                    f"run `docker login {self.ref.registry}` (or podman login)")
         response = self._oras.do_request(url, method, **kwargs)
         if response.status_code in (401, 403):
             raise DistributionError(f"{self.ref.registry} refused the credentials for {self.ref.name} "
-                                    f"(HTTP {response.status_code}): log in again with `docker login {self.ref.registry}`")
+                                    f"(HTTP {response.status_code}): log in (again) with `docker login "
+                                    f"{self.ref.registry}`, or check the repository name")
         return response
 
     def _url(self, kind: str, name: str) -> str:
@@ -87,8 +87,6 @@ class Registry:
         return response.content
 
     def put_blob(self, path: str, digest: str, size: int) -> None:
-        if self._needs_login:
-            self._request("HEAD", self._url("blobs", digest))  # raises the login line
         try:
             response = self._oras.upload_blob(path, self._container, {"digest": digest, "size": size})
         except ValueError as exc:  # oras's word for a refused upload session
