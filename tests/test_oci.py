@@ -149,6 +149,18 @@ def test_skopeo_reads_what_we_push(registry, tmp_path):
     assert (out / "blobs/sha256" / layer["digest"][7:]).read_bytes() == wasm
 
 
+def test_push_refuses_what_cannot_run(registry, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "broken.wasm").write_bytes(b"\0asm\x01\0\0\0\x05")
+    ref = f"{registry.host}/tools/x:v1"
+    one_line_error(cli("push", "--plain-http", str(tmp_path / "notes.txt"), ref), "not a Wasm module, a BPF object")
+    one_line_error(cli("push", "--plain-http", str(tmp_path / "broken.wasm"), ref), "not a valid Wasm module")
+    one_line_error(cli("push", "--plain-http", str(BOOTSTRAP), f"{registry.host}/tools/x@sha256:{'0' * 64}"),
+                   "push to a tag")
+    assert subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                          capture_output=True).returncode != 0  # nothing was pushed
+
+
 # ---- run, pull, cache -----------------------------------------------------------------------
 def test_run_by_tag_sees_events_and_by_digest(registry):
     """sigsnoop from the registry reports a kill of this process; the same artifact by

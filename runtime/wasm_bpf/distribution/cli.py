@@ -8,9 +8,9 @@ from typing import Any, Callable, Optional
 
 import click
 
+from ..errors import WasmBpfError
 from . import DistributionError
 from .cache import Cache
-from ..errors import WasmBpfError
 from .fetch import resolve
 from .layout import ANNOTATION_KEYS, CONFIG, MANIFEST, TITLE, canonical, config_for, descriptor, digest_of, media_type_of
 from .reference import parse
@@ -23,7 +23,7 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except DistributionError as exc:
+        except WasmBpfError as exc:  # ours and inspect's: each names the cause and the fix
             click.echo(f"wasm-bpf: error: {exc}", err=True)
             sys.exit(1)
     return wrapper
@@ -50,12 +50,7 @@ def push(plain_http: bool, description: Optional[str], source: Optional[str], ve
     given = {"description": description, "source": source, "version": version}
     annotations = {ANNOTATION_KEYS[k]: v for k, v in given.items() if v}
     annotations[TITLE] = os.path.basename(file)
-    try:
-        config = canonical(config_for(file, data, media_type))
-    except DistributionError:
-        raise
-    except WasmBpfError as exc:  # inspect's errors name the file and the cause
-        raise DistributionError(str(exc)) from None
+    config = canonical(config_for(file, data, media_type))
     layer = descriptor(media_type, data, {TITLE: os.path.basename(file)})
     config_desc = descriptor(CONFIG, config)
     manifest = canonical({"schemaVersion": 2, "mediaType": MANIFEST, "config": config_desc, "layers": [layer],

@@ -51,6 +51,13 @@ def config_for(path: str, data: bytes, media_type: str) -> Dict[str, Any]:
     from ..inspect import inspect_module, policy_template
     config: Dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "architecture": "wasm", "os": "wasip1", "layerDigests": [digest_of(data)]}
+    if media_type == WASM:
+        import wasmtime
+        try:
+            wasmtime.Module.validate(wasmtime.Engine(), data)
+        except wasmtime.WasmtimeError as exc:
+            reason = str(exc).strip().splitlines()[-1].strip()
+            raise DistributionError(f"{path} is not a valid Wasm module ({reason}); rebuild it") from None
     bpf: Dict[str, Any] = {"abi": "wasm_bpf", "host": __version__}
     if media_type in (WASM, BPF_OBJECT):
         report = inspect_module(path)
