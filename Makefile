@@ -1,4 +1,5 @@
-# wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests.
+# wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests;
+# `make test-unit` runs the kernel-free ones as any user.
 PYTHON   ?= python3
 EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass
 DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
@@ -6,7 +7,7 @@ DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-l
             docker-registry skopeo apache2-utils
 STAMP    := build/.setup-done
 
-.PHONY: setup deps install kernel-fs examples run test bench soak fuzz clean
+.PHONY: setup deps install kernel-fs examples run test test-unit bench soak fuzz clean
 
 setup: deps install kernel-fs
 
@@ -20,7 +21,7 @@ deps:
 
 # The Python package, with the C shim compiled by cffi against the system libbpf.
 install:
-	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest hypothesis
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest hypothesis mypy
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation -e .
 
 # tracefs (tracepoint attach), bpffs and cgroup v2: mounted where missing.
@@ -38,6 +39,13 @@ run: examples
 
 test: examples
 	$(PYTHON) -m pytest -q tests
+
+# The kernel-free tests (parsers, decoders, layouts, policy files, errno, types): no root,
+# no mounts, no example built. Needs the build tools `make deps` installs (clang, libbpf-dev,
+# bpftool: in /usr/sbin, outside a user's PATH on Debian) and a Python environment the user
+# may install into (a virtualenv: `make test-unit PYTHON=venv/bin/python`).
+test-unit: install
+	PATH="$$PATH:/usr/sbin" $(PYTHON) -m pytest -q -m unit tests
 
 # Throughput, start-up and memory figures: bench-results/results.json and a table.
 bench: examples

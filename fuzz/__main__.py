@@ -1,4 +1,4 @@
-"""`python3 -m fuzz [--seconds N] [--targets imports,elf,wasm]`: runs the targets one
+"""`python3 -m fuzz [--seconds N] [--targets imports,elf,wasm,attach]`: runs the targets one
 after the other, prints a summary of each and writes the figures to
 bench-results/fuzz.json; reproducing inputs of findings go to
 bench-results/fuzz-crashes/. Exit status 1 if anything was found."""
@@ -11,7 +11,7 @@ from typing import Callable, Dict, List
 
 from .common import ROOT, Stats, write_report
 
-TARGETS = ("imports", "elf", "wasm")
+TARGETS = ("imports", "elf", "wasm", "attach")
 
 
 def _target(name: str) -> Callable[[float, Path], Stats]:
@@ -19,6 +19,8 @@ def _target(name: str) -> Callable[[float, Path], Stats]:
         from .imports_target import fuzz
     elif name == "elf":
         from .elf_target import fuzz
+    elif name == "attach":
+        from .attach_target import fuzz
     else:
         from .wasm_target import fuzz
     return fuzz

@@ -60,12 +60,15 @@ class WasmRunner:
 
     def run(self, module: bytes) -> Dict[str, Any]:
         import wasm_bpf
+        from wasm_bpf.errors import HostCallUnwind
 
         config = wasm_bpf.RunConfig(timeout=WASM_TIMEOUT, grace_period=WASM_GRACE)
         try:
             with wasm_bpf.Instance(module, config=config, capture_output=True, report=lambda m: None) as inst:
                 status = inst.run()
                 return {"status": status, "messages": inst.messages[-3:]}
+        except HostCallUnwind:  # out of the host: a finding, reported by main()
+            raise
         except wasm_bpf.WasmBpfError as exc:
             return {"error": str(exc)}
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from wasm_bpf._shim import ffi, lib
+from wasm_bpf.errors import WasmBpfError
 
 # BTF kinds, read once from libbpf so they cannot drift from the C headers.
 VOID = 0
@@ -43,7 +44,7 @@ VAR_GLOBAL = 1
 VAR_EXTERN = 2
 
 
-class BtfError(Exception):
+class BtfError(WasmBpfError):
     """The BTF cannot be read, or describes something the generators cannot lay out."""
 
 

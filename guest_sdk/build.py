@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from wasm_bpf.errors import WasmBpfError
+
 from . import hdrscan, header, skeleton
-from .btf import BtfError
+from .btf import Btf, BtfError
 from .elfobj import ObjectError
 
 SDK_INCLUDE = Path(__file__).resolve().parent / "include"
@@ -30,7 +33,7 @@ _TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "armv7l": "arm", "ppc64le":
                 "s390x": "s390", "riscv64": "riscv", "loongarch64": "loongarch"}
 
 
-class BuildError(Exception):
+class BuildError(WasmBpfError):
     def __init__(self, step: str, command: str, output: str = "") -> None:
         self.step, self.command, self.output = step, command, output.rstrip()
         super().__init__(f"{step} failed: {command}")
@@ -62,6 +65,18 @@ def app_name(bpf_source: Path) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return bpf_source.stem
+
+
+def is_bpf_source(path: Path) -> bool:
+    """Does this C file hold BPF programs (X.bpf.c, or any file using SEC())? The
+    user-space half X.c does not; compiled for BPF it fails on glibc's headers
+    (gnu/stubs-32.h), an error that does not say what went wrong."""
+    if path.name.endswith(".bpf.c"):
+        return True
+    try:
+        return "SEC(" in path.read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def cache_dir() -> Path:
@@ -124,25 +139,80 @@ def _generate(step: str, command: str, cfg: BuildConfig, produce: Callable[[], s
         raise BuildError(step, command, str(e)) from None
 
 
-def _types_header(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: list[str],
-                  obj: Path, work: Path) -> str:
-    """X.wasm.h: the types X.h defines when X.bpf.c includes it (compiled into a
-    side object so that BTF has them all), else the object's own types."""
+@dataclass
+class SharedTypes:
+    """The types the two halves share: X.h's if X.bpf.c includes one (compiled into a
+    side object so that BTF has them all), else the BPF object's own types."""
+    obj: Path  # whose BTF has them
+    types: list[str] | None  # None: the object's own types
+    preamble: list[str]  # X.h's macros and anonymous enums, for X.wasm.h
+    bpf_only: list[str]  # types X.bpf.c itself defines that BTF does not have
+
+
+def _shared_types(cfg: BuildConfig, name: str, compiler: list[str], bpf_flags: list[str],
+                  obj: Path, work: Path) -> SharedTypes:
     own_h = cfg.bpf_source.resolve().parent / f"{name}.h"
-    if not own_h.is_file():
-        return header.generate(obj)
     pre = work / f"{name}.types.i"
-    _run("collect the types of " + own_h.name, [*bpf_flags, "-E", str(cfg.bpf_source), "-o", str(pre)], cfg)
+    _run("collect the shared types", [*bpf_flags, "-E", "-dD", str(cfg.bpf_source), "-o", str(pre)], cfg)
     text = pre.read_text()
-    types = hdrscan.defined_types(hdrscan.header_text(text, own_h))
+    code = hdrscan.without_macros(text)
+    in_bpf_c = hdrscan.defined_types(hdrscan.without_macros(hdrscan.header_text(text, cfg.bpf_source)))
+    with Btf.from_file(str(obj)) as btf:
+        bpf_only = [t for t in in_bpf_c if not _in_btf(btf, t)]
+    own_text = hdrscan.header_text(text, own_h) if own_h.is_file() else ""
+    types = hdrscan.defined_types(hdrscan.without_macros(own_text))
     if not types:
-        return header.generate(obj)
-    pre.write_text(text + hdrscan.type_refs(types))
+        return SharedTypes(obj, None, [], bpf_only)
+    pre.write_text(code + hdrscan.type_refs(types))
     types_obj = work / f"{name}.types.o"
     # Already preprocessed: only the compiler (not the -I/-D) flags apply.
-    _run("compile the types of " + own_h.name,
-         [*compiler, "-c", str(pre), "-o", str(types_obj)], cfg)
-    return header.generate(types_obj, types, name=name)
+    _run("compile the types of " + own_h.name, [*compiler, "-c", str(pre), "-o", str(types_obj)], cfg)
+    return SharedTypes(types_obj, types, hdrscan.guest_preamble(own_text, own_h), bpf_only)
+
+
+def _in_btf(btf: Btf, spec: str) -> bool:
+    try:
+        header.find_type(btf, spec)
+        return True
+    except BtfError:
+        return False
+
+
+_ASSERT_FAILED = re.compile(r"static assertion failed due to requirement '.*': (.*): wasm32 (\w+) differs from BPF$")
+_EVALUATES = re.compile(r"note: expression evaluates to '(\d+) == (\d+)'")
+
+
+def _check_layouts(cfg: BuildConfig, checks: dict[str, list[str]], wasm_flags: list[str], work: Path) -> None:
+    """Compiles each user-space source again with a _Static_assert on the BPF layout of
+    every shared type it defines, so X.c including an X.h whose wasm32 layout differs
+    (a long, a pointer) fails the build naming the struct and member, instead of
+    reading garbage at run time."""
+    for src in cfg.sources if checks else ():
+        pre = work / f"{src.stem}.layout.i"
+        _run("preprocess " + src.name, [*wasm_flags, "-E", str(src), "-o", str(pre)], cfg)
+        text = pre.read_text()
+        mine = [t for t in hdrscan.defined_types(text) if t in checks]
+        if not mine:
+            continue
+        asserts = [line for t in mine for line in checks[t]]
+        pre.write_text(f'{text}\n# 1 "BPF layout of the shared types"\n' + "\n".join(asserts) + "\n")
+        argv = [cfg.clang, "--target=wasm32-wasi", f"--sysroot={cfg.sysroot}", "-fsyntax-only", str(pre)]
+        if cfg.verbose:
+            cfg.log("+ " + shlex.join(argv))
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = proc.stdout.decode(errors="replace").splitlines()
+        wrong = []
+        for i, line in enumerate(lines):
+            m = _ASSERT_FAILED.search(line)
+            if m:
+                v = next((_EVALUATES.search(n) for n in lines[i + 1:] if _EVALUATES.search(n)), None)
+                wrong.append(f"{m[1]}: {m[2]} {v[1]} in wasm32, {v[2]} in the BPF object" if v
+                             else f"{m[1]}: the {m[2]} differs")
+        if wrong:  # any other error is the compile's to report
+            raise BuildError(f"check the shared types in {src.name}", shlex.join(argv), "\n".join(wrong) + (
+                f"\n{src.name} does not see these types as the BPF program does (long and pointers are 4 bytes on "
+                "wasm32, 8 on BPF): use fixed-width types (int64_t, uint64_t) in the shared header, or "
+                f"include the generated {app_name(cfg.bpf_source)}.wasm.h instead"))
 
 
 def build(cfg: BuildConfig) -> Path:
@@ -150,6 +220,12 @@ def build(cfg: BuildConfig) -> Path:
     for src in [cfg.bpf_source, *cfg.sources]:
         if not src.is_file():
             raise BuildError("check sources", str(src), "no such file")
+    if not is_bpf_source(cfg.bpf_source):
+        bpf = next((s for s in cfg.sources if is_bpf_source(s)), None)
+        order = f"{bpf} {cfg.bpf_source}" if bpf else f"X.bpf.c {cfg.bpf_source}"
+        raise BuildError("check sources", str(cfg.bpf_source),
+                         f"{cfg.bpf_source} has no BPF program (no SEC(...)): the BPF source comes first, "
+                         f"e.g. wasm-bpf build {order}")
     if cfg.build_dir is not None:
         cfg.build_dir.mkdir(parents=True, exist_ok=True)
         return _build_in(cfg, cfg.build_dir)
@@ -180,19 +256,31 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
     skel = work / f"{name}.skel.h"
     _generate("generate skeleton", f"wasm-bpf gen skeleton {obj} -o {skel}", cfg,
               lambda: skeleton.generate(obj), skel)
-    # X.wasm.h, wasm32 layouts of X.h's types (else of the object's own types),
-    # lets guests written for upstream, which include it, build unchanged. Optional:
-    # a guest that does not include it must not fail because of it.
+    # X.wasm.h, wasm32 layouts of X.h's types (else of the object's own types), with
+    # the BPF layout whatever the C spelling. Optional: a guest that does not include
+    # it must not fail because of it.
     types_h = work / f"{name}.wasm.h"
+    checks: dict[str, list[str]] = {}
     try:
-        types_h.write_text(_types_header(cfg, name, compiler, bpf_flags, obj, work))
+        shared = _shared_types(cfg, name, compiler, bpf_flags, obj, work)
+        if cfg.verbose:
+            cfg.log(f"+ wasm-bpf gen header {shlex.join([str(shared.obj), *(shared.types or [])])} -o {types_h}")
+        types_h.write_text(header.generate(shared.obj, shared.types, name=name, preamble=shared.preamble))
+        checks = header.layout_checks(shared.obj, shared.types)
     except (BtfError, ObjectError, BuildError) as e:
         cfg.log(f"wasm-bpf build: note: {types_h.name} not generated: {e}")
+    else:
+        if not checks and shared.bpf_only:
+            cfg.log(f"wasm-bpf build: note: {types_h.name} has no types: {', '.join(shared.bpf_only)} "
+                    f"(defined in {cfg.bpf_source.name}) is not in the object's BTF, as the program only "
+                    f"reaches it through a pointer; define it in {name}.h, which both halves include")
 
+    wasm_flags = [cfg.clang, "--target=wasm32-wasi", f"--sysroot={cfg.sysroot}", "-O2",
+                  f"-I{SDK_INCLUDE}", f"-I{src_dir}", f"-I{work}", *cfg.cflags]
+    _check_layouts(cfg, checks, wasm_flags, work)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    _run("compile wasm module", [
-        cfg.clang, "--target=wasm32-wasi", f"--sysroot={cfg.sysroot}", "-O2",
-        f"-I{SDK_INCLUDE}", f"-I{src_dir}", f"-I{work}", *cfg.cflags,
-        *[str(s) for s in cfg.sources],
-        "-Wl,--allow-undefined,--export-table", "-o", str(cfg.output)], cfg)
+    # No --allow-undefined: the SDK declares each host import with its import module,
+    # so any other undefined symbol (a forgotten source file) is a link error.
+    _run("compile wasm module", [*wasm_flags, *[str(s) for s in cfg.sources],
+                                 "-Wl,--export-table", "-o", str(cfg.output)], cfg)
     return cfg.output

@@ -24,7 +24,7 @@ def _write(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-@click.group()
+@click.group(short_help="Generate a skeleton or wasm32 type header from a BPF object.")
 def gen() -> None:
     """Generate C headers for a wasm32 guest from a BPF object (compiled with -g)."""
 
@@ -76,7 +76,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [arg for v in values for arg in shlex.split(v)]
 
 
-@click.command()
+@click.command(short_help="Build X.bpf.c + X.c into a wasm-bpf module (X.wasm).")
 @click.argument("bpf_source", type=click.Path(dir_okay=False))
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from wasm_bpf.errors import WasmBpfError
 
 
-class ObjectError(Exception):
+class ObjectError(WasmBpfError):
     """The file is not a BPF ELF object the generators can use."""
 
 

@@ -29,6 +29,32 @@ def header_text(preprocessed: str, header: Path) -> str:
     return "\n".join(out)
 
 
+_DIRECTIVE = re.compile(r"^\s*#\s*(define|undef)\b")
+
+
+def without_macros(preprocessed: str) -> str:
+    """Preprocessor output of `clang -E -dD` without its #define/#undef lines (a .i
+    file given to the compiler must not have them)."""
+    return "\n".join(line for line in preprocessed.splitlines() if not _DIRECTIVE.match(line))
+
+
+def guest_preamble(text: str, header: Path) -> list[str]:
+    """What X.wasm.h must repeat from X.h besides its types, from X.h's lines of
+    `clang -E -dD` output: its macros (each under #ifndef, so a guest that also
+    gets them elsewhere sees no redefinition; not X.h's include guard) and its
+    anonymous enums (their constants are in no BTF)."""
+    guard = re.search(r"^\s*#\s*ifndef\s+(\w+)\s*\n\s*#\s*define\s+\1\s*$", header.read_text(errors="replace"), re.M)
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"\s*#\s*define\s+(\w+)", line)
+        if m and not (guard and m[1] == guard[1]):
+            out += [f"#ifndef {m[1]}", line.strip(), "#endif"]
+    for stmt in _statements(_tokens(without_macros(text))):
+        if stmt[:2] == ["enum", "{"]:
+            out.append(" ".join(stmt))
+    return out
+
+
 def _tokens(text: str) -> list[str]:
     """Tokens, without __attribute__((...)) groups (they may sit anywhere)."""
     toks, out, i = _TOKEN.findall(text), [], 0

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wasm_bpf.errors import WasmBpfError
+
 from . import btf as B
 from .btf import Btf, Member
 from .elfobj import BpfObject, Section
@@ -20,7 +22,7 @@ BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_STRUCT_OPS = 26
 
 
-class SkeletonError(Exception):
+class SkeletonError(WasmBpfError):
     """The object cannot be turned into a skeleton."""
 
 

@@ -67,6 +67,9 @@ bool bpf_program__autoload(const struct bpf_program *prog);
 int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
 int bpf_program__fd(const struct bpf_program *prog);
 int bpf_program__type(const struct bpf_program *prog);
+const void *bpf_program__insns(const struct bpf_program *prog);
+size_t bpf_program__insn_cnt(const struct bpf_program *prog);  /* 8-byte struct bpf_insn each */
+int libbpf_prog_type_by_name(const char *name, int *prog_type, int *expected_attach_type);
 int bpf_link__destroy(struct bpf_link *link);
 const char *bpf_map__name(const struct bpf_map *map);
 int bpf_map__fd(const struct bpf_map *map);
@@ -77,6 +80,11 @@ uint32_t bpf_map__value_size(const struct bpf_map *map);
 uint32_t bpf_map__max_entries(const struct bpf_map *map);
 uint32_t bpf_map__map_flags(const struct bpf_map *map);
 int bpf_map__set_map_flags(struct bpf_map *map, uint32_t flags);
+int bpf_map__set_pin_path(struct bpf_map *map, const char *path);
+const char *bpf_map__pin_path(const struct bpf_map *map);
+int bpf_map__pin(struct bpf_map *map, const char *path);
+int bpf_map__unpin(struct bpf_map *map, const char *path);
+struct bpf_map *bpf_map__inner_map(struct bpf_map *map);
 int bpf_map_lookup_elem_flags(int fd, const void *key, void *value, uint64_t flags);
 int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags);
 int bpf_map_delete_elem_flags(int fd, const void *key, uint64_t flags);
@@ -85,16 +93,6 @@ int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id);
 int bpf_link_get_next_id(uint32_t start_id, uint32_t *next_id);
 int bpf_map_get_next_id(uint32_t start_id, uint32_t *next_id);
 
-static const int BPF_MAP_TYPE_RINGBUF;
-static const int BPF_MAP_TYPE_PERF_EVENT_ARRAY;
-static const int BPF_MAP_TYPE_PERCPU_HASH;
-static const int BPF_MAP_TYPE_PERCPU_ARRAY;
-static const int BPF_MAP_TYPE_LRU_PERCPU_HASH;
-static const int BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
-static const int BPF_MAP_LOOKUP_ELEM;
-static const int BPF_MAP_UPDATE_ELEM;
-static const int BPF_MAP_DELETE_ELEM;
-static const int BPF_MAP_GET_NEXT_KEY;
 
 /* ---- libbpf: BTF (used by the skeleton and header generators) ---- */
 struct btf;
@@ -155,6 +153,13 @@ static const int BTF_KIND_FLOAT;
 static const int BTF_KIND_DECL_TAG;
 static const int BTF_KIND_TYPE_TAG;
 static const int BTF_KIND_ENUM64;
+/* BPF instruction classes and codes (helpers.py reads programs' calls) */
+#define BPF_JMP ...
+#define BPF_CALL ...
+#define BPF_LD ...
+#define BPF_IMM ...
+#define BPF_DW ...
+#define BPF_PSEUDO_CALL ...
 #define BTF_INT_SIGNED ...
 #define BTF_INT_CHAR ...
 #define BTF_INT_BOOL ...
@@ -202,23 +207,106 @@ struct user_ring_buffer *user_ring_buffer__new(int map_fd, const void *opts);
 void *user_ring_buffer__reserve(struct user_ring_buffer *rb, uint32_t size);
 void user_ring_buffer__submit(struct user_ring_buffer *rb, void *sample);
 void user_ring_buffer__free(struct user_ring_buffer *rb);
-static const int BPF_MAP_TYPE_USER_RINGBUF;
-static const int BPF_MAP_TYPE_PROG_ARRAY;
-static const int BPF_MAP_LOOKUP_AND_DELETE_ELEM;
-static const int BPF_MAP_LOOKUP_BATCH;
-static const int BPF_MAP_LOOKUP_AND_DELETE_BATCH;
-static const int BPF_MAP_UPDATE_BATCH;
-static const int BPF_MAP_DELETE_BATCH;
-static const int BPF_MAP_TYPE_ARRAY_OF_MAPS;
-static const int BPF_MAP_TYPE_HASH_OF_MAPS;
-static const int BPF_MAP_TYPE_QUEUE;
-static const int BPF_MAP_TYPE_STACK;
-static const int BPF_MAP_TYPE_BLOOM_FILTER;
 struct bpf_prog_load_opts { size_t sz; uint32_t expected_attach_type; uint32_t attach_btf_id; ...; };
 int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns,
                   size_t insn_cnt, struct bpf_prog_load_opts *opts);
 const char *libbpf_bpf_prog_type_str(int t);
 const char *libbpf_bpf_map_type_str(int t);
+
+/* ---- kernel constants (<linux/bpf.h>, <linux/btf.h>, <linux/if_link.h>, <linux/openat2.h>,
+ * <linux/perf_event.h>, <linux/if_ether.h>, <sys/socket.h>, <sys/syscall.h>), used by name in Python.
+ * WBPF_*: constants newer than the build's kernel headers, defined in shim.h. ---- */
+static const int BPF_MAP_TYPE_HASH;
+static const int BPF_MAP_TYPE_ARRAY;
+static const int BPF_MAP_TYPE_PROG_ARRAY;
+static const int BPF_MAP_TYPE_PERF_EVENT_ARRAY;
+static const int BPF_MAP_TYPE_PERCPU_HASH;
+static const int BPF_MAP_TYPE_PERCPU_ARRAY;
+static const int BPF_MAP_TYPE_LRU_HASH;
+static const int BPF_MAP_TYPE_LRU_PERCPU_HASH;
+static const int BPF_MAP_TYPE_CGROUP_ARRAY;
+static const int BPF_MAP_TYPE_ARRAY_OF_MAPS;
+static const int BPF_MAP_TYPE_HASH_OF_MAPS;
+static const int BPF_MAP_TYPE_DEVMAP;
+static const int BPF_MAP_TYPE_SOCKMAP;
+static const int BPF_MAP_TYPE_CPUMAP;
+static const int BPF_MAP_TYPE_XSKMAP;
+static const int BPF_MAP_TYPE_SOCKHASH;
+static const int BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+static const int BPF_MAP_TYPE_REUSEPORT_SOCKARRAY;
+static const int BPF_MAP_TYPE_QUEUE;
+static const int BPF_MAP_TYPE_STACK;
+static const int BPF_MAP_TYPE_SK_STORAGE;
+static const int BPF_MAP_TYPE_DEVMAP_HASH;
+static const int BPF_MAP_TYPE_STRUCT_OPS;
+static const int BPF_MAP_TYPE_RINGBUF;
+static const int BPF_MAP_TYPE_INODE_STORAGE;
+static const int BPF_MAP_TYPE_TASK_STORAGE;
+static const int BPF_MAP_TYPE_BLOOM_FILTER;
+static const int BPF_MAP_TYPE_USER_RINGBUF;
+#define WBPF_MAP_TYPE_CGRP_STORAGE ...
+static const int BPF_PROG_TYPE_SOCKET_FILTER;
+static const int BPF_PROG_TYPE_KPROBE;
+static const int BPF_PROG_TYPE_SCHED_CLS;
+static const int BPF_PROG_TYPE_XDP;
+static const int BPF_PROG_TYPE_PERF_EVENT;
+static const int BPF_PROG_TYPE_SK_SKB;
+static const int BPF_PROG_TYPE_SK_MSG;
+static const int BPF_PROG_TYPE_RAW_TRACEPOINT;
+static const int BPF_PROG_TYPE_TRACING;
+static const int BPF_PROG_TYPE_STRUCT_OPS;
+static const int BPF_PROG_TYPE_LSM;
+static const int BPF_SK_SKB_STREAM_PARSER;
+static const int BPF_SK_SKB_STREAM_VERDICT;
+static const int BPF_SK_MSG_VERDICT;
+static const int BPF_TRACE_FENTRY;
+static const int BPF_TRACE_FEXIT;
+static const int BPF_MODIFY_RETURN;
+static const int BPF_LSM_MAC;
+static const int BPF_TRACE_ITER;
+static const int BPF_XDP;
+static const int BPF_SK_SKB_VERDICT;
+#define WBPF_STRUCT_OPS ...
+#define WBPF_TCX_INGRESS ...
+#define WBPF_TCX_EGRESS ...
+static const int BPF_MAP_LOOKUP_ELEM;
+static const int BPF_MAP_UPDATE_ELEM;
+static const int BPF_MAP_DELETE_ELEM;
+static const int BPF_MAP_GET_NEXT_KEY;
+static const int BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+static const int BPF_MAP_LOOKUP_BATCH;
+static const int BPF_MAP_LOOKUP_AND_DELETE_BATCH;
+static const int BPF_MAP_UPDATE_BATCH;
+static const int BPF_MAP_DELETE_BATCH;
+#define BPF_ANY ...
+#define WBPF_F_LINK ...
+#define XDP_FLAGS_SKB_MODE ...
+#define XDP_FLAGS_DRV_MODE ...
+#define BTF_MAGIC ...
+#define RESOLVE_NO_MAGICLINKS ...
+#define RESOLVE_BENEATH ...
+#define SYS_openat2 ...
+static const int PERF_TYPE_HARDWARE;
+static const int PERF_TYPE_SOFTWARE;
+static const int PERF_COUNT_HW_CPU_CYCLES;
+static const int PERF_COUNT_HW_INSTRUCTIONS;
+static const int PERF_COUNT_HW_CACHE_REFERENCES;
+static const int PERF_COUNT_HW_CACHE_MISSES;
+static const int PERF_COUNT_HW_BRANCH_INSTRUCTIONS;
+static const int PERF_COUNT_HW_BRANCH_MISSES;
+static const int PERF_COUNT_SW_CPU_CLOCK;
+static const int PERF_COUNT_SW_TASK_CLOCK;
+static const int PERF_COUNT_SW_PAGE_FAULTS;
+static const int PERF_COUNT_SW_CONTEXT_SWITCHES;
+static const int PERF_COUNT_SW_CPU_MIGRATIONS;
+static const int PERF_COUNT_SW_PAGE_FAULTS_MIN;
+static const int PERF_COUNT_SW_PAGE_FAULTS_MAJ;
+#define PERF_FLAG_FD_CLOEXEC ...
+#define SO_ATTACH_BPF ...
+#define SO_DETACH_BPF ...
+#define ETH_P_ALL ...
+#define SYS_pidfd_getfd ...
+#define SYS_perf_event_open ...
 """
 
 ffibuilder = FFI()

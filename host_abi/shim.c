@@ -519,15 +519,48 @@ static struct thread_log *thread_log(void)
     return log;
 }
 
+#define LOG_HEAD 4096 /* of a message too long for the log: its head, then its tail */
+#define LOG_AFTER 1024 /* left free after it, for the messages that follow (which program failed) */
+
+/* Appends the formatted message `full` bytes long (more than the room left) as its
+ * head and its tail: a verifier log ends with the reason of the refusal, which a
+ * plain truncation would drop. */
+static size_t log_head_and_tail(struct thread_log *log, size_t room, size_t full, const char *fmt, va_list ap)
+{
+    static const char cut[] = "\n[... libbpf's log shortened ...]\n";
+    char *text = malloc(full + 1);
+    size_t head, tail;
+
+    if (!text || room < LOG_HEAD + sizeof(cut) + LOG_AFTER + 256) {
+        free(text);
+        return room - 1; /* what vsnprintf kept: the head only */
+    }
+    vsnprintf(text, full + 1, fmt, ap);
+    head = LOG_HEAD;
+    tail = room - 1 - head - (sizeof(cut) - 1) - LOG_AFTER;
+    memcpy(log->text + log->len, text, head);
+    memcpy(log->text + log->len + head, cut, sizeof(cut) - 1);
+    memcpy(log->text + log->len + head + sizeof(cut) - 1, text + full - tail, tail);
+    free(text);
+    log->text[log->len + room - 1 - LOG_AFTER] = '\0';
+    return room - 1 - LOG_AFTER;
+}
+
 static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
     struct thread_log *log = thread_log();
+    size_t room;
+    va_list again;
+    int n;
 
     if (!log || (int)level > log->level || log->len >= LOG_CAPACITY - 1)
         return 0;
-    int n = vsnprintf(log->text + log->len, LOG_CAPACITY - log->len, fmt, ap);
+    room = LOG_CAPACITY - log->len;
+    va_copy(again, ap);
+    n = vsnprintf(log->text + log->len, room, fmt, ap);
     if (n > 0)
-        log->len += (size_t)n < LOG_CAPACITY - log->len ? (size_t)n : LOG_CAPACITY - 1 - log->len;
+        log->len += (size_t)n < room ? (size_t)n : log_head_and_tail(log, room, (size_t)n, fmt, again);
+    va_end(again);
     return 0;
 }
 

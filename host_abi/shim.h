@@ -14,6 +14,23 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/btf.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
+#include <linux/openat2.h>
+#include <linux/perf_event.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+/* Kernel ABI values newer than the kernel headers wasm-bpf builds against (Debian
+ * bookworm's are 6.1's): BPF_MAP_TYPE_CGRP_STORAGE (6.2), BPF_F_LINK and the
+ * BPF_STRUCT_OPS attach type (6.4), BPF_TCX_INGRESS/EGRESS (6.6).  Released values
+ * never change. */
+#define WBPF_MAP_TYPE_CGRP_STORAGE 32
+#define WBPF_F_LINK (1U << 13)
+#define WBPF_STRUCT_OPS 44
+#define WBPF_TCX_INGRESS 46
+#define WBPF_TCX_EGRESS 47
 
 /* ---- wasmtime C API entry points -------------------------------------------------
  * Resolved at run time from the libwasmtime that wasmtime-py already loaded, so the

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import veth_pair
 from guests.build import TRAMP_KINDS, guests
-from guests.helpers import EBADF, EINVAL, ENODEV, ENOENT, GuestThread, granted, run_in_cgroup
-from wasm_bpf.attach.tracing import kprobe_target
-from wasm_bpf.errors import HostCallError, to_guest_errno
+from guests.helpers import EACCES, EBADF, EINVAL, ENODEV, ENOENT, GuestThread, granted, run_in_cgroup
+from wasm_bpf.attach.targets import Kprobe, NoTarget, parse
+from wasm_bpf.errors import HostCallError
 from wasm_bpf.probe import unsupported_reason
 
 USDT_PROGRAM = r"""
@@ -47,11 +47,13 @@ def skip_unless_supported(kind):
 class Guest(GuestThread):
     """The link guest: attaches (prog, target) pairs for events of `pid`, in `mode`."""
 
-    def __init__(self, wasm, pid, mode, *pairs, dirs=()):
+    def __init__(self, wasm, pid, mode, *pairs, dirs=(), sockets=()):
         args = [pid, mode]
         for prog, target in pairs:
             args += [prog, target or "-"]
-        super().__init__(wasm, args, "ready", config=granted(*dirs))
+        config = granted(*dirs)
+        config.sockets = sockets
+        super().__init__(wasm, args, "ready", config=config)
 
     def stop(self):
         out = super().stop()
@@ -59,8 +61,8 @@ class Guest(GuestThread):
         return out
 
 
-def run_guest(wasm, pairs, trigger, pid=None, mode="run", dirs=()):
-    guest = Guest(wasm, os.getpid() if pid is None else pid, mode, *pairs, dirs=dirs)
+def run_guest(wasm, pairs, trigger, pid=None, mode="run", dirs=(), sockets=()):
+    guest = Guest(wasm, os.getpid() if pid is None else pid, mode, *pairs, dirs=dirs, sockets=sockets)
     try:
         links = [guest.out.get(f"link{i}") for i in range(len(pairs))]
         assert all(isinstance(h, int) and h > 0 for h in links), (links, guest.inst.messages)
@@ -147,20 +149,20 @@ def test_kprobe(link_wasm, target):
 
 
 @pytest.mark.parametrize("target,expected", [
-    ("do_sys_open", ("do_sys_open", 0)),
-    ("do_sys_open+0x10", ("do_sys_open", 16)),
-    ("do_sys_open+8", ("do_sys_open", 8)),
+    ("do_sys_open", Kprobe("do_sys_open", 0)),
+    ("do_sys_open+0x10", Kprobe("do_sys_open", 16)),
+    ("do_sys_open+8", Kprobe("do_sys_open", 8)),
     ("0x10", None), ("do_sys_open+", None), ("do_sys_open+x", None), ("do_sys_open+-4", None),
-    ("vmlinux:do_sys_open", None), ("do_sys_open,pid=1", None), ("", None),
+    ("vmlinux:do_sys_open", None), ("do_sys_open,pid=1", None), ("", NoTarget()),
 ])
 def test_kprobe_target_syntax(target, expected):
     """FUNCTION[+OFFSET], read before libbpf is asked (this kernel has no kprobes)."""
     if expected is None:
         with pytest.raises(HostCallError) as exc:
-            kprobe_target(target)
+            parse("kprobe", target)
         assert exc.value.errno == errno.EINVAL
     else:
-        assert kprobe_target(target) == expected
+        assert parse("kprobe", target) == expected
 
 
 def busy(seconds):
@@ -219,7 +221,7 @@ def test_iter_read_of_a_program_that_is_not_an_iterator(link_wasm):
     ("on_perf_event", "cpu-clock,freq=many", -EINVAL),
     ("on_sk_msg", "no_such_map", -ENOENT),
     ("on_socket", "{pid}:999999", -EBADF),       # no such fd in that process
-    ("on_socket", "{pid}:{notsock}", -to_guest_errno(errno.ENOTSOCK)),
+    ("on_socket", "{pid}:{notsock}", -EACCES),  # the host's own fds: only the sockets handed over
     ("on_uprobe", "/bin/true", -EINVAL),
     ("on_usdt", "/bin/true:provider", -EINVAL),
     ("on_kprobe", "__x64_sys_getppid+junk", -EINVAL),
@@ -307,7 +309,7 @@ def test_socket_filter_on_a_socket_of_a_process(link_wasm):
                 sender.sendto(b"ping", sink.getsockname())
             sink.settimeout(5)
             assert all(sink.recv(16) == b"ping" for _ in range(5))
-        out = run_guest(link_wasm, [("on_socket", f"{os.getpid()}:{sink.fileno()}")], trigger)
+        out = run_guest(link_wasm, [("on_socket", f"{os.getpid()}:{sink.fileno()}")], trigger, sockets=[sink])
     finally:
         sink.close()
         sender.close()

@@ -43,12 +43,14 @@ def one_line_error(proc):
 
 # ------------------------------------------------------------- basics
 
+@pytest.mark.unit
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0, proc.stderr
     assert wasm_bpf.__version__ in proc.stdout
 
 
+@pytest.mark.unit
 def test_run_help():
     proc = cli("run", "--help")
     assert proc.returncode == 0, proc.stderr
@@ -121,12 +123,14 @@ def test_callback_exit_status(g):
     assert proc.returncode == 7, proc.stderr
 
 
+@pytest.mark.unit
 def test_not_wasm(tmp_path):
     bad = tmp_path / "bad.wasm"
     bad.write_bytes(b"\x7fELF this is not wasm")
     one_line_error(cli("run", bad))
 
 
+@pytest.mark.unit
 def test_missing_module(tmp_path):
     one_line_error(cli("run", tmp_path / "missing.wasm"))
 

@@ -8,6 +8,8 @@ import pytest
 
 from wasm_bpf.errors import to_guest_errno
 
+pytestmark = pytest.mark.unit  # kernel-free (make test-unit)
+
 WASI_API = Path("/usr/include/wasm32-wasi/wasi/api.h")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import elf_target, imports_target, wasm_target  # importable: conftest.py puts the repository first
+from fuzz import attach_target, elf_target, imports_target, wasm_target  # importable: conftest.py puts the repository first
 from fuzz.common import Stats
 from fuzz.subproc import Worker
 
@@ -32,6 +32,13 @@ def test_fuzz_elf_loader(tmp_path: Path) -> None:
     assert stats.outcomes["ok: loaded"] > 0  # some mutants still load: the loader path is reached
 
 
+def test_fuzz_attach_targets(tmp_path: Path) -> None:
+    stats = attach_target.fuzz(SECONDS / 2, tmp_path)
+    _assert_clean(stats)
+    assert any(o.startswith("ok: uprobe Uprobe") for o in stats.outcomes)  # some targets reach the attach
+    assert any(o.startswith("ok: section") for o in stats.outcomes)
+
+
 @pytest.mark.skipif(not wasm_target.wasm_modules(), reason="no example modules: run `make examples`")
 def test_fuzz_wasm_modules(tmp_path: Path) -> None:
     stats = wasm_target.fuzz(SECONDS, tmp_path)
@@ -50,6 +57,7 @@ CAUSES = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(CAUSES))
 def test_crashing_elf_is_refused(name: str) -> None:
     worker = Worker("elf")  # a regression would crash the worker, not pytest

@@ -75,6 +75,7 @@ def test_inspect_loads_nothing():
     pytest.fail("a program id was used during every inspect")
 
 
+@pytest.mark.unit
 def test_not_a_module_is_a_clear_error(tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"hello")

@@ -18,6 +18,8 @@ from wasm_bpf.kernel_only import spec as S
 from wasm_bpf.kernel_only.mapprint import format_hist, hist_member
 from wasm_bpf.kernel_only.runner import run
 
+pytestmark = pytest.mark.unit  # kernel-free (make test-unit)
+
 
 @pytest.fixture(scope="module")
 def kinds_obj(tmp_path_factory):

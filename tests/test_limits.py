@@ -108,3 +108,75 @@ def test_cli_flags_set_the_limits(guest):
 def test_cli_rejects_bad_limit_values(guest, flag, value, error):
     proc = _cli(flag, value, guest, "load")
     assert proc.returncode == 2 and error in proc.stderr and flag in proc.stderr
+
+
+# ---- --max-memory bounds the whole Wasm store (issue 13, finding 3) ----------------------
+def _max_rss_mib(*args):
+    """(exit status, peak RSS in MiB) of `wasm-bpf run ARGS` in a child process."""
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execv(sys.executable, [sys.executable, "-m", "wasm_bpf", "run", *map(str, args)])
+    _, status, usage = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+
+
+def test_growing_a_table_stops_at_the_memory_limit(tmp_path):
+    trivial = tmp_path / "trivial.wat"
+    trivial.write_text('(module (memory (export "memory") 1) (func (export "_start")))')
+    _, baseline = _max_rss_mib("--max-memory", "16M", trivial)
+    # The guest grows a table until refused (exit 3) or it holds 512 MiB (exit 4).
+    code, rss = _max_rss_mib("--max-memory", "16M", guests()["grow_table"])
+    assert code == 3
+    assert rss - baseline < 16, (rss, baseline)
+
+
+@pytest.mark.parametrize("module,error", [
+    ("(memory 1) " * 16, "declares 16 memories; --max-memory budgets one store of 1 memory and up to 4 tables"),
+    ("(memory 1) " + "(table 1 funcref) " * 5, "declares 5 tables; --max-memory"),
+    ("(memory 1) (table 100000000 funcref)", r"table of 100000000 elements \(762.9 MiB\), over the 32768 per table "
+                                             r"its 16 MiB limit allows \(raise it with --max-memory\)"),
+    ("(memory 300)", r"memory starts at 18.8 MiB, over the limit of 16 MiB \(15 MiB for memory"),  # not exported
+])
+def test_module_whose_store_starts_over_the_limit_is_refused(module, error):
+    wat = f'(module {module} (func (export "_start")))'
+    with pytest.raises(wasm_bpf.WasmBpfError, match=error):
+        wasm_bpf.run(wat.encode(), config=wasm_bpf.RunConfig(limits=Limits(max_memory=16 * MiB)))
+
+
+
+# ---- --max-map-memory counts what the host creates for a guest (issue 13, finding 7) ----
+def run_objfile(obj, action, *maps, policy=None, **limits):
+    """Runs the objfile guest on BPF object file `obj` (its directory granted)."""
+    messages = []
+    config = wasm_bpf.RunConfig(dirs=[(str(obj.parent), "/obj")], policy=policy, limits=Limits(**limits),
+                                grace_period=0.2)
+    with wasm_bpf.Instance(guests()["objfile"], [f"/obj/{obj.name}", action, *maps], config=config,
+                           capture_output=True, report=messages.append) as inst:
+        code = inst.run()
+        return code, parse(inst.stdout), messages
+
+
+def test_perf_rings_the_host_creates_count_against_the_map_memory_limit():
+    cpus = os.cpu_count()
+    ring = cpus * 65 * 4096  # 64 pages and a header page per CPU: the host's default perf buffer
+    code, out, messages = run_objfile(guests()["mapmem_bpf"], "return", "perf_a", "perf_b", "perf_c",
+                                      max_map_memory=2 * ring + 64 * 1024)
+    assert (out["loaded"], out["fd_perf_a"], out["fd_perf_b"], out["fd_perf_c"]) == (1, 1, 1, -1)  # -E2BIG
+    assert any("perf_c (perf rings)" in m and "--max-map-memory" in m for m in messages), messages
+    out = run_objfile(guests()["mapmem_bpf"], "return", "perf_a", "perf_b", "perf_c")[1]
+    assert out["fd_perf_c"] == 1  # the default limit allows them
+
+
+def test_inner_map_template_is_counted_and_checked_against_the_policy():
+    obj = guests()["mapmem_inner_bpf"]
+    code, out, messages = run_objfile(obj, "return", max_map_memory=16 * MiB)
+    assert out["loaded"] == 0
+    assert any("outer.inner 22.9 MiB" in m and "--max-map-memory" in m for m in messages), messages
+    policy = wasm_bpf.Policy.parse('[maps]\ntypes = ["array_of_maps", "perf_event_array", "array"]', "test")
+    code, out, messages = run_objfile(obj, "return", policy=policy)
+    assert out["loaded"] == 0
+    assert any("map 'outer.inner' type hash is not in [maps] types" in m for m in messages), messages
+    assert run_objfile(obj, "return")[1]["loaded"] == 1

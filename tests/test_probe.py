@@ -37,6 +37,7 @@ def test_kind_exit_status_matches_the_module(kind):
     assert res.stdout.strip() == (f"{kind}: no ({reason})" if reason else f"{kind}: yes")
 
 
+@pytest.mark.unit
 def test_unknown_kind_is_a_usage_error():
     res = run("--kind", "warp-drive")
     assert res.returncode == 2 and "unknown kind" in res.stderr

@@ -4,6 +4,7 @@ type compiles with its static asserts."""
 import re
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +12,8 @@ from sdk_fixtures.sdk_helpers import (FIXTURES, compile_bpf, compile_wasm, elf_s
                                       run_wasi)
 from wasm_bpf_sdk import header, skeleton
 from wasm_bpf_sdk.btf import Btf, BtfError
+
+pytestmark = pytest.mark.unit  # kernel-free (make test-unit)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def test_header_default_selection_skips_kernel_types(tmp_path):
 
 def test_header_cli(layouts, tmp_path):
     _, obj = layouts
-    proc = subprocess.run(["python3", "-m", "wasm_bpf_sdk.cli", "gen", "header", str(obj),
+    proc = subprocess.run([sys.executable, "-m", "wasm_bpf_sdk.cli", "gen", "header", str(obj),
                            "union lt_num", "-o", str(tmp_path / "h.h")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "h.h").read_text()

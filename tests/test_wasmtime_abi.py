@@ -5,10 +5,13 @@ import re
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 import wasmtime
 from wasmtime import _bindings, _ffi, _func
 
 from wasm_bpf._shim import ffi
+
+pytestmark = pytest.mark.unit  # kernel-free (make test-unit)
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 

@@ -11,8 +11,10 @@
  * a pointer return NULL and set errno. Errno values are the guest's (wasi-libc)
  * numbering: compare with -EINTR, -ENOENT... from <errno.h>.
  *
- * Link with: -Wl,--allow-undefined,--export-table (the host calls buffer callbacks
- * through the exported function table).
+ * Link with: -Wl,--export-table (the host calls buffer callbacks through the
+ * exported function table). Every host import below names its import module, so
+ * no --allow-undefined is needed, and none should be used: it would turn a missing
+ * function into an import the host does not have.
  */
 #ifndef __LIBBPF_WASM_H
 #define __LIBBPF_WASM_H

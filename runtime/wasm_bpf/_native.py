@@ -5,7 +5,7 @@ import ctypes
 import errno
 import os
 import threading
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from .errors import WasmBpfError
 
@@ -37,7 +37,7 @@ def _bind_wasmtime() -> None:
     """Hands the shim the C entry points of the libwasmtime wasmtime-py loaded."""
     from wasmtime import _ffi as wt
 
-    def address(fn: object) -> int:
+    def address(fn: Any) -> int:  # a ctypes function of wasmtime's library
         return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
     rc = lib.wbpf_set_wasmtime_api(
@@ -58,7 +58,7 @@ lib.wbpf_log_capture(0)  # installs the shim's print hook before libbpf is first
 _log_sink = threading.local()
 
 
-def capture_libbpf_log(level: int, sink: Optional[Callable[[str], None]] = None) -> None:
+def capture_libbpf_log(level: int, sink: Optional[Callable[[str], object]] = None) -> None:
     """What libbpf logs in the calling thread from now on: level 0 warnings, 1 info,
     2 debug; with a sink (-v), every message taken is also passed to it."""
     lib.wbpf_log_capture(level)

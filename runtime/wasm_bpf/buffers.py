@@ -5,7 +5,7 @@ callback through wasmtime's C API; no Python runs per record."""
 import ctypes
 import errno
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import wasmtime
 from wasmtime import _ffi as wt_ffi
@@ -53,7 +53,10 @@ class BufferStats:
 
 
 class EventBuffer:
-    """A consumer of one ring buffer or perf event array map."""
+    """A consumer of one ring buffer or perf event array map: for a guest (poll), or
+    for the host itself (fileno and take_records, kernel-only runs)."""
+
+    TAKE_CHUNK = 1 << 20  # bytes of queued records copied out at once
 
     def __init__(self, map_fd: int, map_name: str, perf_pages: int = 64) -> None:
         err = ffi.new("int *")
@@ -64,6 +67,7 @@ class EventBuffer:
         self.map_fd = map_fd
         self.map_name = map_name
         self.is_ring = lib.wbpf_buffer_map_type(self._buf) == lib.BPF_MAP_TYPE_RINGBUF
+        self._chunk: Optional[Any] = None  # take_records' copy buffer, made on first use
 
     def stats(self, object_handle: int) -> BufferStats:
         return BufferStats(object_handle, self.map_name, "ring buffer" if self.is_ring else "perf buffer",
@@ -72,8 +76,7 @@ class EventBuffer:
     def poll(self, target: PollTarget, timeout_ms: int, stop: Any) -> int:
         """Delivers available records; returns their count, or the callback's negative
         result, or raises HostCallError. A trap in the callback is re-raised."""
-        if self._buf is None:
-            raise HostCallError(errno.EBADF, "event buffer is closed")
+        buf = self._open()
         c_target = ffi.new("struct wbpf_guest_target *", {
             "context": ffi.cast("void *", _address(target.caller._context())),
             "memory": ffi.cast("void *", ctypes.addressof(target.memory._memory)),
@@ -82,7 +85,7 @@ class EventBuffer:
             "batch": int(target.batch), "watch": target.watch or ffi.NULL,
         })
         result = ffi.new("struct wbpf_poll_result *")
-        rc = lib.wbpf_buffer_poll(self._buf, c_target, timeout_ms, stop, result)
+        rc = lib.wbpf_buffer_poll(buf, c_target, timeout_ms, stop, result)
         if result.status == lib.WBPF_POLL_WASM_ERROR:
             _raise_guest_failure(result)
         if result.status == lib.WBPF_POLL_CALLBACK_STOP:
@@ -90,6 +93,33 @@ class EventBuffer:
         if rc < 0:
             raise HostCallError(-rc)
         return int(rc)
+
+    def fileno(self) -> int:
+        """An fd that polls readable when records are waiting (select.poll)."""
+        return int(lib.wbpf_buffer_epoll_fd(self._open()))
+
+    def take_records(self) -> Iterator[bytes]:
+        """Every record available now, read without waiting."""
+        buf = self._open()
+        lib.wbpf_buffer_collect(buf, 0)
+        if self._chunk is None:
+            self._chunk = ffi.new("char[]", self.TAKE_CHUNK)
+        chunk = self._chunk
+        while lib.wbpf_buffer_queued(buf):
+            n = lib.wbpf_buffer_take(buf, chunk, self.TAKE_CHUNK)
+            if n == 0:
+                break
+            data = ffi.buffer(chunk, n)[:]
+            pos = 0
+            while pos + 4 <= n:  # [u32 size][size bytes][padding to 8] (shim.h)
+                size = int.from_bytes(data[pos:pos + 4], "little")
+                yield data[pos + 4: pos + 4 + size]
+                pos += 4 + ((size + 7) & ~7)
+
+    def _open(self) -> Any:
+        if self._buf is None:
+            raise HostCallError(errno.EBADF, "event buffer is closed")
+        return self._buf
 
     @property
     def delivered(self) -> int:

@@ -100,11 +100,17 @@ _LIMITS = _limit_defaults()
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="wasm-bpf")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Same as the sub-command's -v (wasm-bpf -v run X).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Run eBPF programs whose user-space half is a WebAssembly module."""
+    if verbose:  # the default of every sub-command's own --verbose
+        assert isinstance(ctx.command, click.Group)
+        ctx.default_map = {name: {"verbose": True} for name in ctx.command.list_commands(ctx)}
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+              short_help="Run a wasm-bpf module, or a kernel-only BPF program.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable in the guest's environment (repeatable).")
 @click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]", help="Give the guest a host directory, at GUEST (default: the same path).")
 @click.option("--policy", type=click.Path(dir_okay=False), metavar="FILE", callback=_load_policy,
@@ -115,7 +121,7 @@ def main() -> None:
 @click.option("--callback-module", default="callback-wrapper", show_default=True, help="Import module of the export-callback poll (TinyGo guests).")
 @click.option("--callback-export", default="go-callback", show_default=True, help="Export called by that poll.")
 @click.option("--max-memory", type=Limit("size"), default=_LIMITS["max_memory"], show_default=True,
-              help="Wasm memory the guest may grow to.")
+              help="Wasm memory and tables, together, the guest may grow to.")
 @click.option("--cpu-limit", type=Limit("seconds"), default=_LIMITS["cpu_limit"], show_default=True, metavar="S",
               help="CPU seconds the guest may use in all; then it is stopped (exit status 152).")
 @click.option("--callback-limit", type=Limit("seconds"), default=_LIMITS["callback_limit"], show_default=True,
@@ -145,14 +151,40 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     Ctrl-C makes the guest's next buffer poll return -EINTR; a guest that has not
     returned after the grace period is interrupted (exit status 130).
     Example: wasm-bpf run bootstrap.wasm -- -d 100
+
+    \b
+    MODULE may also be a kernel-only program, with no user-space code
+    (docs/kernel-only.md): X.bpf.o, X.bpf.c (compiled first) or a JSON package
+    from `wasm-bpf package`. Its programs are attached and its ring buffer / perf
+    records and histograms printed. Its options go before or after it:
+      --json | --csv        JSON lines, or CSV with a header (default: a table)
+      --no-timestamp        no time column
+      --raw                 numbers as they are (no errno/signal names)
+      --event-type NAME     record type of the event buffers ('struct event')
+      --interval S          print maps every S seconds (default 1)
+      --map NAME            also print this map (repeatable)
+      --clear               clear printed maps after each interval
+      --attach PROG=TARGET  attach target of a program (interface, cgroup...)
+      --timeout S, -v       as above
+    and one flag per `const volatile` global of the program:
+    `wasm-bpf run X.bpf.o --help` lists them. Example:
+      wasm-bpf run --json opensnoop.bpf.o --min-pid 100
     """
     from .distribution import run_input
     module = run_input(module, plain_http=plain_http, verify_keys=verify_keys, policy=policy, assume_yes=assume_yes)
-    from .errors import WasmBpfError
+    from .errors import HostCallUnwind, WasmBpfError
     from .instance import Instance, RunConfig
     from .limits import Limits
 
     from .kernel_only import is_kernel_only_input
+    if module.startswith("-"):  # kernel-only options before the program: `run --json x.bpf.o`
+        items = [module, *args]
+        program = next((a for a in items if not a.startswith("-") and is_kernel_only_input(a)), None)
+        if program is None:
+            raise click.UsageError(f"no such option: {module} (a Wasm module's own options go after it: "
+                                   "run MODULE -- ARGS)")
+        items.remove(program)
+        module, args = program, tuple(items)
     if is_kernel_only_input(module):  # prog.bpf.o / prog.bpf.c / prog.json: no guest (kernel_only/)
         if policy is not None:
             raise click.UsageError("--policy applies to Wasm modules; a kernel-only run loads your own program")
@@ -171,6 +203,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
             code = inst.run()
             for line in inst.buffer_stats if stats else ():
                 click.echo(f"wasm-bpf: stats: {line}", err=True)
+    except HostCallUnwind:  # one out of a host call is a bug: its traceback
+        raise
     except WasmBpfError as exc:
         if verbose:
             raise

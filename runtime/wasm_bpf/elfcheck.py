@@ -24,22 +24,28 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section, StringTableSection, SymbolTableSection
 
+from ._native import lib
+from .errors import WasmBpfError
+
 SHN_LORESERVE = 0xFF00
 SHDR_SIZE, SYM_SIZE, REL_SIZE = 64, 24, 16  # ELF64
-BTF_MAGIC = 0xEB9F
 MAX_TYPE_CHAIN = 32  # the kernel's MAX_RESOLVE_DEPTH: longer modifier chains are refused there too
 
 # BTF kinds
-INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
-FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = (
+    lib.BTF_KIND_INT, lib.BTF_KIND_PTR, lib.BTF_KIND_ARRAY, lib.BTF_KIND_STRUCT, lib.BTF_KIND_UNION,
+    lib.BTF_KIND_ENUM, lib.BTF_KIND_FWD, lib.BTF_KIND_TYPEDEF, lib.BTF_KIND_VOLATILE, lib.BTF_KIND_CONST,
+    lib.BTF_KIND_RESTRICT)
+FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = (
+    lib.BTF_KIND_FUNC, lib.BTF_KIND_FUNC_PROTO, lib.BTF_KIND_VAR, lib.BTF_KIND_DATASEC, lib.BTF_KIND_FLOAT,
+    lib.BTF_KIND_DECL_TAG, lib.BTF_KIND_TYPE_TAG, lib.BTF_KIND_ENUM64)
 REFERS = {PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DECL_TAG, TYPE_TAG}
 MODIFIERS = {TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG}
-CORE_RELO_KINDS = 13
-BPF_MAP_TYPE_STRUCT_OPS = 26  # BPF_CORE_FIELD_BYTE_OFFSET .. BPF_CORE_TYPE_MATCHES
+CORE_RELO_KINDS = 13  # BPF_CORE_FIELD_BYTE_OFFSET .. BPF_CORE_TYPE_MATCHES
 ACCESS = re.compile(rb"^[0-9]+(:[0-9]+)*$")
 
 
-class ElfCheckError(ValueError):
+class ElfCheckError(WasmBpfError, ValueError):
     """The object is malformed; str() says where."""
 
 
@@ -217,7 +223,7 @@ def _btf_header(blob: bytes, what: str) -> Tuple[int, int]:
     if len(blob) < 8:
         raise ElfCheckError(f"{what} is too short for its header")
     magic, version, flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
-    if magic != BTF_MAGIC or version != 1 or flags != 0:
+    if magic != lib.BTF_MAGIC or version != 1 or flags != 0:
         raise ElfCheckError(f"{what}: bad magic {magic:#x}, version {version} or flags {flags}")
     if hdr_len < 8 or hdr_len > len(blob) or hdr_len % 4:
         raise ElfCheckError(f"{what}: header length {hdr_len} is wrong")
@@ -334,7 +340,7 @@ def _map_definitions(types: List[BtfType], strings: bytes) -> None:
                 if types[ptr][0] != PTR or types[types[ptr][2]][0] != ARRAY:
                     continue
                 map_type = struct.unpack_from("<III", types[types[ptr][2]][3])[2]
-                if map_type == BPF_MAP_TYPE_STRUCT_OPS:
+                if map_type == lib.BPF_MAP_TYPE_STRUCT_OPS:
                     raise ElfCheckError(f"map {var_name!r} in SEC(\".maps\") is a struct_ops map: "
                                         "declare those in SEC(\".struct_ops\")")
 

@@ -2,15 +2,22 @@
 numbering guests are compiled against (wasi-libc's <errno.h>: EINTR is 27, not 4)."""
 import errno as _linux
 
-__all__ = ["WasmBpfError", "HostCallError", "to_guest_errno"]
+__all__ = ["WasmBpfError", "HostCallUnwind", "HostCallError", "GuestExit", "to_guest_errno"]
 
 
 class WasmBpfError(Exception):
-    """A failure of the host outside the guest: bad module, unknown import, missing
-    kernel feature, libbpf too old. The message says what failed and what to do."""
+    """The base of every exception wasm-bpf raises. Raised as such: a failure of the
+    host outside the guest (bad module, unknown import, missing kernel feature, libbpf
+    too old); the message says what failed and what to do."""
 
 
-class HostCallError(Exception):
+class HostCallUnwind(WasmBpfError):
+    """Raised inside a host function and answered there (by the import wrapper or the
+    Instance): the guest gets an errno, a refusal or its exit. One that reaches a
+    top-level `except WasmBpfError` is a bug of the host, let through as a traceback."""
+
+
+class HostCallError(HostCallUnwind):
     """Raised inside an import's implementation; the guest receives -errno (WASI)."""
 
     def __init__(self, linux_errno: int, message: str = "") -> None:
@@ -18,7 +25,7 @@ class HostCallError(Exception):
         self.errno = linux_errno
 
 
-class GuestExit(Exception):
+class GuestExit(HostCallUnwind):
     """The guest called proc_exit: unwinds its calls, nested ones too (the status
     itself is kept by its Instance)."""
 

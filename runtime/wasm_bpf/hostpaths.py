@@ -6,19 +6,21 @@ issue 48).
 A guest path is read in the guest's own namespace, as WASI reads it: the grant whose
 GUEST path is the longest prefix of it maps it to HOST, and the rest is opened
 beneath HOST with openat2(RESOLVE_BENEATH), so neither `..` nor a symlink leads out
-of the grant. The attach then uses the open file through /proc/self/fd/N: the path
-is looked up once, here. A path outside every grant is refused with EACCES."""
+of the grant. Each grant is opened once, when the sandbox is made, and every lookup
+starts from that fd, so renaming or replacing the granted directory later changes
+nothing. The attach uses the file opened here (/proc/self/fd/N, or the fd): the path
+is looked up once. A path outside every grant is refused with EACCES."""
 import ctypes
 import errno
 import os
+import weakref
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+from ._native import lib
 from .attach.cgroup import cgroup2_mount, resolve_cgroup
 from .errors import HostCallError
 
-_NR_OPENAT2 = 437  # x86_64
-RESOLVE_NO_MAGICLINKS, RESOLVE_BENEATH = 0x02, 0x08
 # Where a library name is usually found on the host: only used to suggest a --dir.
 LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
                 "/lib", "/usr/lib", "/usr/local/lib")
@@ -32,26 +34,40 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def open_beneath(dir_path: str, rel: str, flags: int) -> int:
-    """openat2(dir, rel, RESOLVE_BENEATH): an fd, or OSError (EXDEV when rel would
-    leave dir through `..`, an absolute path or a symlink)."""
-    dir_fd = os.open(dir_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+def open_beneath(dir_fd: int, rel: str, flags: int) -> int:
+    """openat2(dir_fd, rel, RESOLVE_BENEATH): an fd, or OSError (EXDEV when rel would
+    leave the directory through `..`, an absolute path or a symlink)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, lib.RESOLVE_BENEATH | lib.RESOLVE_NO_MAGICLINKS)
+    fd = _libc.syscall(lib.SYS_openat2, dir_fd, (rel or ".").encode(), ctypes.byref(how), ctypes.sizeof(how))
+    if fd < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return int(fd)
+
+
+def open_own(path: str, what: str, directory: bool) -> int:
+    """A path of the host's own (a kernel-only run's target, not a guest's): opened
+    as it is, so the attach uses this fd like a guest's."""
     try:
-        how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-        fd = _libc.syscall(_NR_OPENAT2, dir_fd, (rel or ".").encode(), ctypes.byref(how), ctypes.sizeof(how))
-        if fd < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-        return int(fd)
-    finally:
-        os.close(dir_fd)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0))
+    except OSError as exc:
+        raise HostCallError(exc.errno or errno.ENOENT, f"cannot open {what} {path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)
 class Grant:
     host: str   # the host directory as the user named it
     guest: str  # its name in the guest
-    real: str   # the host directory with symlinks resolved
+    real: str   # the host directory with symlinks resolved, when it was opened
+    fd: int     # the directory, opened once (O_PATH); -1 if it could not be opened
+
+    @classmethod
+    def open(cls, host: str, guest: str) -> "Grant":
+        try:
+            fd = os.open(host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return cls(os.path.abspath(host), guest, os.path.realpath(host), -1)
+        return cls(os.path.abspath(host), guest, os.readlink(f"/proc/self/fd/{fd}"), fd)
 
     @property
     def flag(self) -> str:
@@ -81,6 +97,11 @@ class Opened:
             self.fd = -1
 
 
+def _close_all(fds: List[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 def _parts(path: str) -> List[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
@@ -89,7 +110,8 @@ class HostPaths:
     """The directories granted to one guest."""
 
     def __init__(self, dirs: Sequence[Tuple[str, str]]) -> None:
-        self.grants = [Grant(os.path.abspath(host), guest, os.path.realpath(host)) for host, guest in dirs]
+        self.grants = [Grant.open(host, guest) for host, guest in dirs]
+        weakref.finalize(self, _close_all, [g.fd for g in self.grants if g.fd >= 0])  # they live as long as the guest
 
     def _grant_of(self, path: str) -> Optional[Tuple[Grant, List[str]]]:
         """The grant with the longest GUEST prefix of path, and the rest of path."""
@@ -108,7 +130,9 @@ class HostPaths:
         host_path = os.path.join(grant.host, rel) if rel else grant.host
         flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
         try:
-            fd = open_beneath(grant.host, rel, flags)
+            if grant.fd < 0:
+                raise FileNotFoundError(errno.ENOENT, f"the granted directory {grant.host} could not be opened")
+            fd = open_beneath(grant.fd, rel, flags)
         except OSError as exc:
             if exc.errno in (errno.EXDEV, errno.ELOOP):
                 raise HostCallError(errno.EACCES, f"{what} {shown!r} leads out of {grant.flag} (through '..' "

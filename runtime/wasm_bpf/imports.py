@@ -7,24 +7,27 @@ host binds exactly the imports a module declares, with the types it declares the
 (the upstream Go/Rust SDKs declare map_operate's pointers as i64)."""
 import ctypes
 import errno
+from operator import attrgetter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import wasmtime
 from wasmtime import FuncType, ValType
 
 from ._native import ffi, lib
+from .attach import Link
 from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
+from .limits import LimitError
 from .loader import BpfObject
-from .ext_imports import ExtImports
-from .maps import MapInfo, map_operate
+from .maps import GuestMaps, MapInfo
 from .policy import PolicyRefusal
 from .sandbox import Sandbox
 
 WASI_MODULE = "wasi_snapshot_preview1"
 EXT_MODULE = "wasm_bpf_ext"
 MAX_OBJECT_SIZE = 1 << 30
+MAX_ITER_READ = 1 << 24
 
 # Argument kinds: how a raw Wasm value is decoded before the method sees it.
 PTR, PTR64, HANDLE, I32, U64 = "ptr", "ptr64", "handle", "i32", "u64"
@@ -59,14 +62,15 @@ class Signature:
         return f"({', '.join(self.wasm_params())}) -> {self.result}"
 
 
-# (module, name) -> (method, signatures accepted, value returned when the call fails or None for -errno, loud)
+# (module, name) -> (method of WasmBpfHost, signatures accepted, value returned when the call fails or
+# None for -errno, loud). "maps.*": the map operations, in maps.GuestMaps.
 _POLL = Signature([HANDLE, I32, I32, PTR, PTR, I32, I32], "i32")
 IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], bool]] = {
     ("wasm_bpf", "wasm_load_bpf_object"): ("load_object", (Signature([PTR, I32], "i64"),), 0, True),
     ("wasm_bpf", "wasm_attach_bpf_program"): ("attach_program", (Signature([HANDLE, PTR, PTR], "i32"),), None, True),
     ("wasm_bpf", "wasm_bpf_map_fd_by_name"): ("map_fd_by_name", (Signature([HANDLE, PTR], "i32"),), None, False),
     ("wasm_bpf", "wasm_bpf_buffer_poll"): ("buffer_poll", (_POLL,), None, False),
-    ("wasm_bpf", "wasm_bpf_map_operate"): ("map_operate", (
+    ("wasm_bpf", "wasm_bpf_map_operate"): ("maps.operate", (
         Signature([I32, I32, PTR, PTR, PTR, U64], "i32"),
         Signature([I32, I32, PTR64, PTR64, PTR64, U64], "i32"),
     ), None, False),
@@ -77,10 +81,10 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     (EXT_MODULE, "wasm_bpf_link_destroy"): ("link_destroy", (Signature([HANDLE], "i32"),), None, False),
     (EXT_MODULE, "wasm_bpf_iter_read"): ("iter_read", (Signature([HANDLE, PTR, PTR, I32], "i32"),), None, True),
     (EXT_MODULE, "wasm_bpf_num_possible_cpus"): ("num_possible_cpus", (Signature([], "i32"),), None, False),
-    (EXT_MODULE, "wasm_bpf_map_mirror"): ("map_mirror", (Signature([I32, PTR, I32], "i32"),), None, False),
-    (EXT_MODULE, "wasm_bpf_map_batch"): ("map_batch", (
+    (EXT_MODULE, "wasm_bpf_map_mirror"): ("maps.mirror", (Signature([I32, PTR, I32], "i32"),), None, False),
+    (EXT_MODULE, "wasm_bpf_map_batch"): ("maps.batch", (
         Signature([I32, I32, PTR, PTR, PTR, PTR, PTR, U64, U64], "i32"),), None, False),
-    (EXT_MODULE, "wasm_bpf_user_ringbuf_submit"): ("user_ringbuf_submit", (Signature([I32, PTR, I32], "i32"),),
+    (EXT_MODULE, "wasm_bpf_user_ringbuf_submit"): ("maps.user_ringbuf_submit", (Signature([I32, PTR, I32], "i32"),),
                                                    None, False),
     (EXT_MODULE, "wasm_bpf_prog_fd_by_name"): ("prog_fd_by_name", (Signature([HANDLE, PTR], "i32"),), None, False),
 }
@@ -104,21 +108,26 @@ def _takes_i32s(ty: FuncType, count: int) -> bool:
     return signature_of(ty) == (["i32"] * count, ["i32"])
 
 
-class WasmBpfHost(ExtImports):
-    """The BPF state of one guest instance: its objects and the map fds it was given."""
+class WasmBpfHost:
+    """The BPF state of one guest instance: its objects, links and the fds it was given.
+    Object and link handles are positive i64 values local to the instance; a link dies
+    with its object."""
 
     def __init__(self, report: Callable[[str], None], stop_flag: Any, *, verbose: bool = False,
                  perf_pages: int = 64, callback_export: str = "go-callback",
-                 sandbox: Optional[Sandbox] = None) -> None:
+                 sandbox: Optional[Sandbox] = None, object_name: str = "") -> None:
         self._report = report
+        self._object_name = object_name  # libbpf's name of the guest's objects (the module's)
         self.sandbox = sandbox or Sandbox(dirs=())  # a guest reaches no host path unless granted
         self._stop = stop_flag
         self._verbose = verbose
         self._perf_pages = perf_pages
         self._callback_export = callback_export
         self.objects: Dict[int, BpfObject] = {}
-        self._map_fds: Dict[int, Tuple[int, MapInfo]] = {}  # fd -> (handle, info)
         self._next_handle = 1
+        self._links: Dict[int, Tuple[int, Link]] = {}  # link handle -> (object handle, link)
+        self._next_link = 1
+        self.maps = GuestMaps(self.sandbox)
         self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
         self._polling: Dict[int, int] = {}  # handle -> its polls in progress (callbacks may nest)
@@ -137,33 +146,66 @@ class WasmBpfHost(ExtImports):
             names = [n.decode() for n in mem.read(no_load, no_load_size).split(b"\0") if n] if no_load_size > 0 else []
         except UnicodeDecodeError:  # found by fuzz/: it escaped as a Python exception
             raise HostCallError(errno.EILSEQ, "a name in the no_load list is not UTF-8") from None
-        obj = BpfObject(elf, no_load=names, sandbox=self.sandbox)
+        obj = BpfObject(elf, no_load=names, sandbox=self.sandbox, name=self._object_name)
         handle = self._next_handle
         self._next_handle += 1
         self.objects[handle] = obj
         return handle
 
     def attach_program(self, mem: GuestMemory, handle: int, name: int, target: int) -> int:
-        obj = self._object(handle)
-        prog_name, target_str = mem.string(name), mem.optional_string(target)
-        try:
-            obj.attach(prog_name, target_str)
-        except HostCallError as exc:
-            raise HostCallError(exc.errno, f"cannot attach program {prog_name!r}: {exc}") from None
+        self._attach(mem, handle, name, target)
+        return 0
+
+    def attach_link(self, mem: GuestMemory, handle: int, name: int, target: int) -> int:
+        link = self._attach(mem, handle, name, target)
+        link_handle = self._next_link
+        self._next_link += 1
+        self._links[link_handle] = (handle, link)
+        return link_handle
+
+    def link_destroy(self, mem: GuestMemory, link_handle: int) -> int:
+        entry = self._links.pop(link_handle, None)
+        if entry is None:
+            raise HostCallError(errno.EINVAL, f"unknown link handle {link_handle:#x}")
+        owner, link = entry
+        self.objects[owner].destroy_link(link)
         return 0
 
     def map_fd_by_name(self, mem: GuestMemory, handle: int, name: int) -> int:
         obj = self._object(handle)
         fd = obj.map_fd(mem.string(name))
-        if fd not in self._map_fds:
+        if fd not in self.maps:
             info = MapInfo.of_fd(fd)
             if info.type in (lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY, lib.BPF_MAP_TYPE_RINGBUF):
                 # Set the consumer up now, where a libbpf program calls perf_buffer__new
                 # or ring_buffer__new: perf records output before it would be dropped,
                 # and the first poll should not pay for mapping a large ring.
                 obj.buffer(fd, self._perf_pages)
-            self._map_fds[fd] = (handle, info)
+            self.maps.hand_out(handle, obj, info)
         return fd
+
+    def prog_fd_by_name(self, mem: GuestMemory, handle: int, name: int) -> int:
+        """The fd of a program of one of the guest's objects: the only program fds a
+        guest may store in a map (prog array, devmap/cpumap value)."""
+        fd = self._object(handle).program_fd(mem.string(name))
+        self.maps.hand_out_program(handle, fd)
+        return fd
+
+    def iter_read(self, mem: GuestMemory, handle: int, name: int, buf: int, size: int) -> int:
+        obj = self._object(handle)
+        prog_name = mem.string(name)
+        if size <= 0 or size > MAX_ITER_READ:
+            raise HostCallError(errno.EINVAL, f"buffer size {size} is out of range")
+        mem.check(buf, size)
+        data = obj.iter_read(prog_name, size)
+        mem.write(buf, data)
+        return len(data)
+
+    def num_possible_cpus(self, mem: GuestMemory) -> int:
+        n = int(lib.libbpf_num_possible_cpus())
+        if n < 0:
+            raise HostCallError(-n, "cannot read the number of possible CPUs")
+        return n
 
     def buffer_poll(self, mem: GuestMemory, handle: int, fd: int, sample_func: int, ctx: int,
                     data: int, max_size: int, timeout_ms: int) -> int:
@@ -182,13 +224,6 @@ class WasmBpfHost(ExtImports):
         return self._poll(mem, handle, fd, callback, f"export {self._callback_export!r}",
                           ctx, data, max_size, timeout_ms)
 
-    def map_operate(self, mem: GuestMemory, fd: int, cmd: int, key: int, value: int,
-                    next_key: int, flags: int) -> int:
-        owner, info = self._map(fd)
-        self.sandbox.check_map_command(self.objects[owner].maps(), fd, cmd)
-        self.check_inner_map_fd(mem, info, cmd, value)
-        return map_operate(mem, info, cmd, key, value, next_key, flags)
-
     def close_object(self, mem: GuestMemory, handle: int) -> int:
         self._object(handle)
         if self._polling.get(handle):
@@ -205,11 +240,13 @@ class WasmBpfHost(ExtImports):
             raise HostCallError(errno.EINVAL, f"unknown object handle {handle:#x}")
         return obj
 
-    def _map(self, fd: int) -> Tuple[int, MapInfo]:
-        entry = self._map_fds.get(fd)
-        if entry is None:
-            raise HostCallError(errno.EBADF, f"fd {fd} is not a map fd handed to this module")
-        return entry
+    def _attach(self, mem: GuestMemory, handle: int, name: int, target: int) -> Link:
+        obj = self._object(handle)
+        prog_name, target_str = mem.string(name), mem.optional_string(target)
+        try:
+            return obj.attach(prog_name, target_str)
+        except HostCallError as exc:
+            raise HostCallError(exc.errno, f"cannot attach program {prog_name!r}: {exc}") from None
 
     @staticmethod
     def _table_function(mem: GuestMemory, index: int) -> Any:
@@ -222,8 +259,7 @@ class WasmBpfHost(ExtImports):
     def _poll(self, mem: GuestMemory, handle: int, fd: int, callback: Any, what: str, ctx: int,
               data: int, max_size: int, timeout_ms: int, batch: bool = False) -> int:
         obj = self._object(handle)
-        owner, _ = self._map(fd)
-        if owner != handle:
+        if self.maps.get(fd).handle != handle:
             raise HostCallError(errno.EBADF, f"map fd {fd} belongs to another object")
         nargs = 4 if batch else 3
         if not isinstance(callback, wasmtime.Func) or not _takes_i32s(callback.type(mem.caller), nargs):
@@ -242,8 +278,8 @@ class WasmBpfHost(ExtImports):
 
     def _close(self, handle: int) -> None:
         obj = self.objects.pop(handle)
-        self.forget_links(handle)
-        self._map_fds = {fd: v for fd, v in self._map_fds.items() if v[0] != handle}
+        self._links = {k: v for k, v in self._links.items() if v[0] != handle}
+        self.maps.forget(handle)
         self.buffer_stats.extend(buf.stats(handle) for buf in obj.buffers.values())
         obj.close()
 
@@ -276,7 +312,7 @@ class WasmBpfHost(ExtImports):
                                 f"expected a function {accepted}")
                 continue
             linker.define_func(imp.module, imp.name or "", sig.func_type(),
-                               self._wrap(f"{imp.name}", getattr(self, method), sig, failure, loud),
+                               self._wrap(f"{imp.name}", attrgetter(method)(self), sig, failure, loud),
                                access_caller=True)
         if problems:
             raise WasmBpfError("the module's imports do not match this host: " + "; ".join(problems))
@@ -290,10 +326,10 @@ class WasmBpfHost(ExtImports):
                 args = [_decode(k, v) for k, v in zip(kinds, raw)]
                 mem = self._guest_memory(caller)
                 result = method(mem, *args)
-                self.refresh_mirrors(mem)  # live .bss/.data mirrors the guest asked for
+                self.maps.refresh_mirrors(mem)  # live .bss/.data mirrors the guest asked for
                 return result
             except HostCallError as exc:
-                if loud or self._verbose:
+                if loud or self._verbose or isinstance(exc, LimitError):  # limits always say their flag
                     self._report(f"{name}: {exc}")
                 return failure if failure is not None else -to_guest_errno(exc.errno)
             except PolicyRefusal as exc:  # always said: the user decides on the policy

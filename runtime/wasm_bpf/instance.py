@@ -13,7 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import wasmtime
 
@@ -22,9 +22,11 @@ from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
-from .limits import EXIT_LIMIT, CpuWatchdog, Limits, LimitError, human_size
+from .limits import EXIT_LIMIT, CpuWatchdog, Limits, human_size
+from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
+from .wasmfile import declared_items
 
 ModuleSource = Union[str, os.PathLike, bytes]
 TIMEOUT = "timeout"
@@ -47,6 +49,7 @@ class RunConfig:
     handle_signals: bool = False  # SIGINT/SIGTERM request a stop (the CLI sets this)
     policy: Optional[Policy] = None  # what the module may do (docs/policy.md); None: the default
     limits: Limits = field(default_factory=Limits)  # memory, CPU, objects, links (docs/sandbox.md)
+    sockets: Sequence[Any] = ()  # sockets (or their fds) a guest may filter by PID:FD (docs/policy.md)
 
 
 @dataclass
@@ -91,7 +94,9 @@ class Instance:
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,
-                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits))
+                                 sandbox=Sandbox(self.config.policy, self.config.dirs, self.config.limits,
+                                                 self.config.sockets),
+                                 object_name=object_name(self.module_path))
         self._watchdog = CpuWatchdog(self.config.limits, self._host.call_watch, self._exceeded)
 
     def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:
@@ -105,10 +110,11 @@ class Instance:
                 raise WasmBpfError(f"cannot read module {path}: {exc.strerror}") from None
         if not data.startswith(b"\0asm"):
             try:  # WAT text is accepted too: handy for small test guests
-                data = wasmtime.wat2wasm(data.decode())
+                data = bytes(wasmtime.wat2wasm(data.decode()))
             except (UnicodeDecodeError, wasmtime.WasmtimeError):
                 raise WasmBpfError(f"{path} is not a WebAssembly module (no \\0asm header, "
                                    "and not WAT text)") from None
+        self._declared = declared_items(data)  # for the store limits (_check_initial_memory)
         try:
             return path, wasmtime.Module(self._engine, data)
         except wasmtime.WasmtimeError as exc:
@@ -164,8 +170,7 @@ class Instance:
         restore_signals = None
         try:
             store.set_epoch_deadline(1)
-            if self.config.limits.max_memory is not None:
-                store.set_limits(memory_size=self.config.limits.max_memory)
+            self.config.limits.apply_to_store(store)
             store.set_wasi(self._wasi())
             self._define_imports(linker)
             self._check_wasi_imports(linker, store)
@@ -255,12 +260,7 @@ class Instance:
                 self._check_final_memory(instance, store)
 
     def _check_initial_memory(self) -> None:
-        for export in self._module.exports:
-            if isinstance(export.type, wasmtime.MemoryType):
-                try:
-                    self.config.limits.check_initial_memory(export.type.limits.min)
-                except LimitError as exc:
-                    raise WasmBpfError(str(exc)) from None
+        self.config.limits.check_module(self._declared)
 
     def _check_final_memory(self, instance: wasmtime.Instance, store: wasmtime.Store) -> None:
         """wasmtime refuses a memory.grow past the limit without telling the host (the

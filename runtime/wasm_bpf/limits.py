@@ -8,14 +8,20 @@ import re
 import threading
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Tuple
 
-from .errors import HostCallError
+from .errors import HostCallError, WasmBpfError
+from .wasmfile import DeclaredItems
 
-WASM_PAGE = 1 << 16
 MiB = 1 << 20
 GiB = 1 << 30
 EXIT_LIMIT = 152  # 128 + SIGXCPU: what a shell shows for a process over its CPU limit
+# The Wasm store under --max-memory: one linear memory and at most MAX_TABLES tables,
+# whose elements (TABLE_ELEMENT bytes each in wasmtime) share 1/TABLE_SHARE of the
+# budget, so memory + tables together stay within it.
+MAX_TABLES = 4
+TABLE_ELEMENT = 8
+TABLE_SHARE = 16
 
 
 @dataclass
@@ -23,27 +29,68 @@ class Limits:
     """None means no limit. The defaults let every example and the benchmarks run
     and stop a guest that runs away."""
 
-    max_memory: Optional[int] = GiB  # bytes of Wasm linear memory
+    max_memory: Optional[int] = GiB  # bytes of the Wasm store: linear memory and tables together
     cpu_limit: Optional[float] = None  # CPU seconds of the thread running the guest
     callback_limit: Optional[float] = 5.0  # CPU seconds one event callback may use
     max_objects: Optional[int] = 64  # BPF objects loaded at once
     max_links: Optional[int] = 1024  # attachments alive at once, all objects together
-    max_map_memory: Optional[int] = GiB  # estimated kernel memory of one object's maps
+    max_map_memory: Optional[int] = GiB  # estimated kernel memory of one object's maps and perf rings
 
     @classmethod
     def unlimited(cls) -> "Limits":
         """For the host loading its user's own program (kernel-only runs)."""
         return cls(**{f.name: None for f in fields(cls)})
 
-    def check_initial_memory(self, pages: int) -> None:
-        """pages: the minimum size of the module's memory (64 KiB pages)."""
-        if self.max_memory is not None and pages * WASM_PAGE > self.max_memory:
-            raise LimitError(errno.ENOMEM, f"the module's memory starts at {human_size(pages * WASM_PAGE)}, "
-                             f"over the limit of {human_size(self.max_memory)}", "--max-memory")
+    @property
+    def memory_share(self) -> Optional[int]:
+        """Bytes the linear memory may take: --max-memory less the tables' share."""
+        return None if self.max_memory is None else self.max_memory - self.max_memory // TABLE_SHARE
+
+    @property
+    def table_elements(self) -> Optional[int]:
+        """Elements one table may hold: the tables' share spread over MAX_TABLES."""
+        if self.max_memory is None:
+            return None
+        return self.max_memory // TABLE_SHARE // (MAX_TABLES * TABLE_ELEMENT)
+
+    def apply_to_store(self, store: Any) -> None:
+        """Bounds a wasmtime.Store: wasmtime limits each memory and each table on its
+        own, so the counts are limited too (one instance, one memory, MAX_TABLES
+        tables) and the sizes chosen so their sum cannot pass --max-memory."""
+        if self.max_memory is not None:
+            store.set_limits(memory_size=self.memory_share, table_elements=self.table_elements,
+                             instances=1, tables=MAX_TABLES, memories=1)
+
+    def check_module(self, declared: Optional[DeclaredItems]) -> None:
+        """Refuses, before instantiation, a module whose declared memories and tables
+        (their minimum sizes) already pass the store limits. declared None: the module
+        could not be read (wasmtime still enforces the limits when instantiating)."""
+        if self.max_memory is None or declared is None:
+            return
+        memories, tables = declared
+        counts = ""
+        if len(memories) > 1:
+            counts = f"{len(memories)} memories"
+        elif len(tables) > MAX_TABLES:
+            counts = f"{len(tables)} tables"
+        if counts:
+            raise WasmBpfError(f"resource limit: the module declares {counts}; --max-memory budgets one store of "
+                               f"1 memory and up to {MAX_TABLES} tables (build the module with fewer)")
+        problem = ""
+        if memories and memories[0] > (self.memory_share or 0):
+            problem = (f"the module's memory starts at {human_size(memories[0])}, over the limit of "
+                       f"{human_size(self.max_memory)} ({human_size(self.memory_share or 0)} for memory, "
+                       "the rest for tables)")
+        elif tables and max(tables) > (self.table_elements or 0):
+            problem = (f"the module declares a table of {max(tables)} elements "
+                       f"({human_size(max(tables) * TABLE_ELEMENT)}), over the {self.table_elements} per table "
+                       f"its {human_size(self.max_memory)} limit allows")
+        if problem:
+            raise WasmBpfError(limit_message(problem, "--max-memory"))
 
     def near_max_memory(self, size: int) -> bool:
         """Did a guest whose memory ended at `size` bytes probably have a growth refused?"""
-        return self.max_memory is not None and size + MiB > self.max_memory
+        return self.memory_share is not None and size + MiB > self.memory_share
 
     def check_objects(self, loaded: int) -> None:
         if self.max_objects is not None and loaded >= self.max_objects:
@@ -55,11 +102,13 @@ class Limits:
             raise LimitError(errno.EMFILE, f"the guest has {_count(attached, 'program')} attached, the most allowed",
                              "--max-links")
 
-    def check_map_memory(self, maps: Iterable) -> None:
-        """maps: MapSpec of an object about to be loaded (objspec.maps_of)."""
+    def check_map_memory(self, maps: Iterable, rings: Iterable[Tuple[str, int]] = ()) -> None:
+        """maps: MapSpec of an object about to be loaded (objspec.maps_of); rings:
+        (name, bytes) of the perf buffers the host creates for it, one ring per CPU."""
         if self.max_map_memory is None:
             return
-        sizes = sorted(((m.memory, m.name) for m in maps), reverse=True)
+        sizes = sorted([(m.memory, m.name) for m in maps] + [(size, f"{name} (perf rings)") for name, size in rings],
+                       reverse=True)
         total = sum(size for size, _ in sizes)
         if total > self.max_map_memory:
             largest = ", ".join(f"{name} {human_size(size)}" for size, name in sizes[:3])

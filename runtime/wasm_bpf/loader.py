@@ -3,33 +3,39 @@
 Lifecycle: open (libbpf parses the ELF) -> configure (autoload) -> load (the kernel
 verifies and creates maps) -> attach (links) -> poll (event buffers) -> close (links
 detached, buffers freed, object closed)."""
+import contextlib
 import errno
 import os
+import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import ffi, lib
-from .attach import Link, attach_program, section_of
+from .attach import Link, attach_program, kind_of_program, section_of
 from .attach.links import SharedLink
 from .attach import struct_ops
-from .attach.struct_ops import claims as is_struct_ops
+from .attach.targets import Kprobe, NoTarget, StructOps, Uprobe, parse
 from .buffers import EventBuffer
 from .errors import HostCallError
-from .objspec import open_object
+from .objspec import ProgramSpec, maps_of, open_object, programs_of
 from .sandbox import Sandbox
 from .user_ringbuf import UserRingBuffer
 
 INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class BpfObject:
     """Opens and loads a BPF ELF object; owns its links and event buffers."""
 
-    def __init__(self, elf: bytes, no_load: Iterable[str] = (), sandbox: Optional[Sandbox] = None) -> None:
+    def __init__(self, elf: bytes, no_load: Iterable[str] = (), sandbox: Optional[Sandbox] = None,
+                 name: str = "") -> None:
+        """name (the module's or file's, e.g. "bootstrap") is libbpf's object name: its
+        log and the names of internal maps use it."""
         _native.take_libbpf_log()  # start this object's log afresh
         self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
         try:
-            obj = open_object(self._elf)
+            obj = open_object(self._elf, name)
         except HostCallError as exc:
             raise HostCallError(exc.errno, _with_log(str(exc))) from None
         self._obj: Any = obj
@@ -38,20 +44,52 @@ class BpfObject:
         self._struct_ops: Dict[str, Link] = {}  # registered struct_ops, by target
         self._iters: Dict[str, Tuple[Link, Optional[int]]] = {}  # iterator link, open iterator fd
         self.buffers: Dict[int, EventBuffer] = {}
+        self._rings: List[Tuple[str, int]] = []  # (map, bytes) of the perf buffers created
+        self._pinned: List[Tuple[str, Any]] = []  # (path, struct bpf_map *) of the pins this object made
         self.user_rings: Dict[int, UserRingBuffer] = {}
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
-            self._sandbox.check_object(obj)  # before the first bpf() call
+            self._sandbox.check_object(obj, elf)  # before the first bpf() call
+            pins = self._claim_pins()
             struct_ops.prepare(obj)  # registrations as links: they go with the process
             rc = lib.bpf_object__load(obj)
             if rc < 0:
-                raise HostCallError(-rc, _with_log(f"the kernel refused it ({_native.strerror(rc)})"))
+                raise HostCallError(-rc, load_failure(-rc, _native.take_libbpf_log(), programs_of(obj)))
+            self._pin(pins)
         except BaseException:
             self.close()
             raise
         self._elf = None
         _native.take_libbpf_log()  # with -v, this load's log is printed now, not at the next one
+
+    # ---- pins ----
+    def _claim_pins(self) -> List[Tuple[str, Any, str]]:
+        """(name, map, path) of the maps the object pins by name, each path in the
+        policy's pin_root. libbpf would reuse a map already pinned at the path (anyone's
+        map, read and written by this guest); so the host clears libbpf's pin paths
+        and pins the maps itself after the load, where an existing path is refused.
+        The host loading for itself (no --dir confinement) keeps libbpf's pinning."""
+        if self._sandbox.paths is None:
+            return []
+        pins = []
+        for name, m in self.maps():
+            if lib.bpf_map__pin_path(m) != ffi.NULL:
+                pins.append((name, m, self._sandbox.policy.pin_path(name)))
+                lib.bpf_map__set_pin_path(m, ffi.NULL)
+        return pins
+
+    def _pin(self, pins: List[Tuple[str, Any, str]]) -> None:
+        for name, m, path in pins:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            rc = lib.bpf_map__pin(m, path.encode())
+            if rc == -errno.EEXIST:
+                raise HostCallError(errno.EEXIST, f"map {name!r}: {path} is already pinned, and a guest never "
+                                    "reuses a pin it did not create (remove it, or grant another [maps] pin_root)")
+            if rc < 0:
+                raise HostCallError(-rc, f"cannot pin map {name!r} at {path}: {_native.strerror(rc)} "
+                                    "([maps] pin_root must be a directory on the BPF filesystem, /sys/fs/bpf)")
+            self._pinned.append((path, m))
 
     # ---- programs ----
     def programs(self) -> Iterator[Tuple[str, Any]]:
@@ -80,21 +118,23 @@ class BpfObject:
         prog = self._program(name)
         if not lib.bpf_program__autoload(prog):
             raise HostCallError(errno.EINVAL, f"program {name!r} was not loaded (autoload is off)")
-        section = section_of(prog)
         self._sandbox.limits.check_links(self._sandbox.links_alive)
-        with self._sandbox.attach_target(name, section, target) as target:
-            if is_struct_ops(section):
+        with self._sandbox.attach_target(name, prog, target) as parsed:
+            if isinstance(parsed, StructOps):
                 # One registration of a struct_ops map serves all its programs: the
                 # skeleton attaches each of them.
-                first = self._struct_ops.get(target)
+                first = self._struct_ops.get(parsed.map_name)
                 if first is not None and first.alive:
                     link: Link = SharedLink()
                     self._add_link(link)
                     return link
-                link = attach_program(prog, target, self._obj)
-                self._struct_ops[target] = link
+                link = attach_program(prog, parsed, self._obj)
+                self._struct_ops[parsed.map_name] = link
             else:
-                link = attach_program(prog, target, self._obj)
+                try:
+                    link = attach_program(prog, parsed, self._obj)
+                except HostCallError as exc:
+                    raise HostCallError(exc.errno, attach_failure(kind_of_program(prog), section_of(prog), parsed, target, exc)) from None
         self._add_link(link)
         return link
 
@@ -162,11 +202,20 @@ class BpfObject:
         return int(fd)
 
     def buffer(self, fd: int, perf_pages: int) -> EventBuffer:
-        """The event buffer of map fd, created on first use."""
+        """The event buffer of map fd, created on first use. A perf event array's
+        buffer is one ring of perf_pages (+1 header page) per CPU that the host
+        creates: it counts against --max-map-memory with the object's maps."""
         buf = self.buffers.get(fd)
         if buf is None:
-            name = next((n for n, m in self.maps() if lib.bpf_map__fd(m) == fd), str(fd))
+            name, m = next(((n, m) for n, m in self.maps() if lib.bpf_map__fd(m) == fd), (str(fd), None))
+            rings = 0
+            if m is not None and lib.bpf_map__type(m) == lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                cpus = int(lib.libbpf_num_possible_cpus())
+                rings = min(cpus, int(lib.bpf_map__max_entries(m)) or cpus) * (perf_pages + 1) * PAGE_SIZE
+                self._sandbox.limits.check_map_memory(maps_of(self._obj), [*self._rings, (name, rings)])
             buf = self.buffers[fd] = EventBuffer(fd, name, perf_pages)
+            if rings:
+                self._rings.append((name, rings))
         return buf
 
     def user_ring(self, fd: int) -> UserRingBuffer:
@@ -192,15 +241,117 @@ class BpfObject:
             link.destroy()
         self._sandbox.links_alive -= len(self.links)
         self.links.clear()
+        for path, m in self._pinned:
+            lib.bpf_map__unpin(m, path.encode())
+        self._pinned.clear()
         if self._obj is not None:
             lib.bpf_object__close(self._obj)
             self._obj = None
 
 
 def _with_log(reason: str) -> str:
-    """The reason plus libbpf's last own messages, which usually say which program or
-    map failed and why (the verifier's log itself is shown with -v)."""
-    lines = [line.strip() for line in _native.take_libbpf_log().splitlines()]
-    own = [line for line in lines if line.startswith("libbpf:") and "PROG LOAD LOG" not in line]
-    detail = "; ".join(own[-2:])
+    """The reason plus libbpf's last own messages, which usually say what failed and why."""
+    detail = _libbpf_detail(_native.take_libbpf_log())
     return f"{reason}: {detail}" if detail else reason
+
+
+def _libbpf_detail(log: str) -> str:
+    """libbpf's last two messages of its own, without the generic ones."""
+    own = [line.strip() for line in log.splitlines() if line.startswith("libbpf:") and not _GENERIC.search(line)]
+    return "; ".join(line[len("libbpf: "):] for line in own[-2:])
+
+
+# A program libbpf failed to load, and one the kernel refused (its log follows this line).
+_FAILED_PROGRAM = re.compile(r"libbpf: prog '([^']+)': (?:failed to load|BPF program load failed)")
+_KERNEL_REFUSED = re.compile(r"libbpf: prog '([^']+)': BPF program load failed")
+_UNKNOWN_SECTION = re.compile(r"libbpf: prog '([^']+)': missing BPF prog type, check ELF section name '([^']*)'")
+_NO_KERNEL_FUNCTION = re.compile(r"libbpf: prog '([^']+)': failed to find kernel BTF type ID of '([^']+)'")
+# libbpf's generic lines: the ones that follow the reason, and its RLIMIT_MEMLOCK guess.
+_GENERIC = re.compile(r"failed to load( object|: -\d+)|PROG LOAD LOG|RLIMIT_MEMLOCK|Couldn't load trivial")
+# Verifier lines that are not the reason: instructions, source lines, state, the summary.
+_VERIFIER_TRACE = re.compile(r"^(\d+: |; |processed \d+ insns|from \d+ to \d+|R\d+=|verification time|"
+                             r"stack depth|mark_precise|last_idx |regs=|parent |func#|\[\.\.\. |\s*$)")
+
+
+def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
+    """Why a bpf_object__load failed, in one line, from libbpf's log: who refused
+    (libbpf, the kernel's verifier, the kernel), which program, and the reason. The
+    whole log is printed with -v."""
+    from .probe import NETWORK_PROGRAM_TYPES, missing_privileges, unsupported_reason
+    if err == errno.EPERM:  # root without capabilities, or a user: every bpf() call is refused
+        problem = missing_privileges(networking=any(p.type in NETWORK_PROGRAM_TYPES for p in programs))
+        if problem:
+            return problem
+    missing = _NO_KERNEL_FUNCTION.search(log)
+    if missing:
+        return (f"libbpf refused program {missing[1]!r}: the kernel has no function {missing[2]!r} to attach to "
+                "(it is not in the kernel's BTF)")
+    section = _UNKNOWN_SECTION.search(log)
+    if section:
+        return (f"libbpf refused program {section[1]!r}: SEC(\"{section[2]}\") is not a section name "
+                "libbpf knows (see libbpf's program types: kprobe/FUNC, tracepoint/CAT/NAME, xdp, ...)")
+    failed = _FAILED_PROGRAM.findall(log)
+    name = failed[-1] if failed else ""
+    reason = _verifier_reason(log, name) if name else ""
+    if reason:
+        return f"the kernel's verifier rejected program {name!r}: {reason} (-v shows the verifier's log)"
+    if name and name in _KERNEL_REFUSED.findall(log):
+        spec = next((p for p in programs if p.name == name), None)
+        kind = spec.section.split("/")[0].split(".")[0] if spec else ""
+        if spec and err == errno.EPERM and kind in ("fentry", "fexit", "fmod_ret", "lsm") \
+                and unsupported_reason(kind):
+            what = "LSM" if kind == "lsm" else kind
+            return (f"the kernel refused program {name!r} (SEC(\"{spec.section}\")): this kernel does not "
+                    f"allow {what} programs; see `wasm-bpf probe`")
+        return f"the kernel refused program {name!r} ({_native.strerror(err)})"
+    detail = _libbpf_detail(log)
+    who = "libbpf" if name else "the kernel"  # a program libbpf failed before the kernel saw it
+    return f"{who} refused it ({_native.strerror(err)})" + (f": {detail}" if detail else "") + \
+        " (-v shows libbpf's log)"
+
+
+def _verifier_reason(log: str, program: str) -> str:
+    """The last lines of the verifier's log of `program` that say why, not what it ran."""
+    begin = f"libbpf: prog '{program}': -- BEGIN PROG LOAD LOG --"
+    if begin not in log:
+        return ""
+    text = log.split(begin, 1)[1].split("-- END PROG LOAD LOG --", 1)[0]
+    lines = text.strip().splitlines()
+    reasons: List[str] = []
+    for line in reversed(lines):
+        if _VERIFIER_TRACE.match(line):
+            if reasons:
+                break
+            continue
+        reasons.insert(0, line.strip())
+    return "; ".join(reasons[-2:])
+
+
+_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+def attach_failure(kind: str, section: str, parsed: object, shown: str, exc: HostCallError) -> str:
+    """exc's message, naming the tracepoint, kernel function or uprobe symbol the
+    attach asked for when it does not exist (the kernel only says ENOENT). parsed is
+    the target the attach took; shown, the guest's text, only for the message."""
+    if exc.errno != errno.ENOENT:
+        return str(exc)
+    if isinstance(parsed, NoTarget) and kind in ("uprobe", "uretprobe", "kprobe", "kretprobe") and "/" in section:
+        shown = section.split("/", 1)[1]  # libbpf attached by the SEC() name: read it the same way
+        with contextlib.suppress(HostCallError):
+            parsed = parse(kind, shown)
+    if isinstance(parsed, Kprobe):
+        known = next((f"{d}/available_filter_functions" for d in _TRACEFS
+                      if os.path.exists(f"{d}/available_filter_functions")), None)
+        if known:
+            with open(known) as f:
+                if not any(line.split()[0] == parsed.function for line in f if line.strip()):
+                    return f"kernel function {parsed.function!r} does not exist or cannot be probed (see {known})"
+    elif isinstance(parsed, Uprobe) and parsed.function:
+        return f"no function {parsed.function!r} in {shown or section} ({exc})"
+    else:
+        kind, _, where = section.partition("/")
+        if kind in ("tp", "tracepoint") and where.count("/") == 1 \
+                and not any(os.path.isdir(f"{d}/events/{where}") for d in _TRACEFS):
+            return f"tracepoint {where!r} does not exist (see /sys/kernel/tracing/events/)"
+    return str(exc)

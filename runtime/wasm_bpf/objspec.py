@@ -2,6 +2,7 @@
 (bpf_object__open_mem makes no bpf() calls): its programs and maps. The sandbox
 checks these before the load; `wasm-bpf inspect` lists them."""
 import errno
+import os
 from dataclasses import dataclass
 from typing import Any, List
 
@@ -11,14 +12,23 @@ from .elfcheck import ElfCheckError, check as check_elf
 from .errors import HostCallError
 from .policy import map_type_name, policy_map_name, program_type_name
 
-OBJECT_NAME = b"wasm_bpf"
+DEFAULT_OBJECT_NAME = "wasm_bpf"
 # Kinds that can take their target from the SEC() name (kprobe/FUNC, uprobe/BIN:FUNC).
 TARGET_IN_SECTION = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt")
 
 
-def open_object(elf: Any) -> Any:
+def object_name(path: str) -> str:
+    """libbpf's name for the object of a module or file: "bootstrap" for bootstrap.wasm,
+    bootstrap.bpf.o, bootstrap.bpf.c or bootstrap.json."""
+    name = os.path.basename(path)
+    for suffix in (".wasm", ".wat", ".json", ".o", ".c", ".bpf"):
+        name = name[: -len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else name
+    return name or DEFAULT_OBJECT_NAME
+
+
+def open_object(elf: Any, name: str = "") -> Any:
     """A struct bpf_object * for the ELF bytes (a cffi buffer that must outlive the
-    load); raises HostCallError with libbpf's reason.
+    load), named `name` in libbpf's log; raises HostCallError with libbpf's reason.
 
     The bytes are checked first (elfcheck): libbpf 1.1 crashes the process on some
     malformed objects (out-of-range BTF type ids and string offsets), at open or at
@@ -28,7 +38,7 @@ def open_object(elf: Any) -> Any:
     except ElfCheckError as exc:
         raise HostCallError(errno.EINVAL, f"not a valid BPF ELF object: {exc}") from None
     err = ffi.new("int *")
-    obj = lib.wbpf_object_open_mem(elf, len(elf), OBJECT_NAME, err)
+    obj = lib.wbpf_object_open_mem(elf, len(elf), (name or DEFAULT_OBJECT_NAME).encode(), err)
     if obj == ffi.NULL:
         raise HostCallError(-err[0] or errno.EINVAL, "not a valid BPF ELF object")
     return obj
@@ -45,11 +55,17 @@ class ProgramSpec:
     @property
     def target(self) -> str:
         """Does an attach need a target: "none", "required" or "optional"."""
-        if self.kind in ("auto", "iter"):
-            return "none"
-        if self.kind == "struct_ops" or (self.kind in TARGET_IN_SECTION and "/" in self.section):
-            return "optional"
-        return "required"
+        return target_need(self.kind, self.section)
+
+
+def target_need(kind: str, section: str) -> str:
+    """Whether a program of attach kind `kind` in SEC(section) needs an attach target:
+    "none", "required" or "optional" (the section names it)."""
+    if kind in ("auto", "iter"):
+        return "none"
+    if kind == "struct_ops" or (kind in TARGET_IN_SECTION and "/" in section):
+        return "optional"
+    return "required"
 
 
 @dataclass(frozen=True)
@@ -79,19 +95,29 @@ def programs_of(obj: Any) -> List[ProgramSpec]:
     prog = lib.bpf_object__next_program(obj, ffi.NULL)
     while prog != ffi.NULL:
         section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section,
-                                 program_type_name(lib.bpf_program__type(prog)), kind_of(section),
-                                 bool(lib.bpf_program__autoload(prog))))
+        prog_type = program_type_name(lib.bpf_program__type(prog))
+        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section, prog_type,
+                                 kind_of(prog_type, section), bool(lib.bpf_program__autoload(prog))))
         prog = lib.bpf_object__next_program(obj, prog)
     return specs
 
 
 def maps_of(obj: Any) -> List[MapSpec]:
+    """The object's maps; a map-in-map is followed by its inner map template
+    ("OUTER.inner"), which the kernel creates at load like any map and whose type is
+    the type of every map the outer one holds."""
     specs = []
     m = lib.bpf_object__next_map(obj, ffi.NULL)
     while m != ffi.NULL:
-        name = policy_map_name(ffi.string(lib.bpf_map__name(m)).decode(), lib.bpf_map__is_internal(m))
-        specs.append(MapSpec(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
-                             int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m))))
+        specs.append(_map_spec(m))
+        inner = lib.bpf_map__inner_map(m)
+        if inner != ffi.NULL:
+            specs.append(_map_spec(inner))
         m = lib.bpf_object__next_map(obj, m)
     return specs
+
+
+def _map_spec(m: Any) -> MapSpec:
+    name = policy_map_name(ffi.string(lib.bpf_map__name(m)).decode(), lib.bpf_map__is_internal(m))
+    return MapSpec(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
+                   int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m)))

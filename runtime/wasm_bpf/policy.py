@@ -6,19 +6,24 @@ without one the built-in DEFAULT applies. Every check raises PolicyRefusal, whos
 text is the one line printed to the user: the rule that refused and how to allow it.
 The guest receives -EPERM (a failed load: handle 0)."""
 import fnmatch
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 from ._native import ffi, lib
 from .attach import KINDS
-from .errors import WasmBpfError
+from .attach.targets import BINARY_KINDS
+from .errors import HostCallUnwind, WasmBpfError
+from .helpers import helper_names
 
 ANY = "*"
+BPFFS = "/sys/fs/bpf"
+_PIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")  # no "/", and not "." or ".."
 READ_ONLY, READ_WRITE = "read-only", "read-write"
 ATTACH_KINDS = ("auto", "iter", *(kind.name for kind in KINDS))
-INTERNAL_SECTIONS = (".rodata", ".data", ".bss", ".kconfig")
 # Commands that change a map: update, delete, and the lookups that delete.
 WRITE_COMMANDS = {
     lib.BPF_MAP_UPDATE_ELEM: "update", lib.BPF_MAP_DELETE_ELEM: "delete",
@@ -35,28 +40,38 @@ types = ["*"]
 
 [attach]
 kinds = ["*"]
-processes = ["self"]    # a socket filter's PID:FD target: sockets of this host process only
+processes = []          # a socket filter's PID:FD target: no other process's sockets
+
+[helpers]
+allowed = ["*"]         # every helper but those acting outside tracing (OUTSIDE_TRACING)
 
 [maps]
 access = "read-write"
 """
 
-# section -> key -> "names" (a list of strings) or "level" (read-only | read-write)
+# section -> key -> "names" (a list of strings), "level" (read-only | read-write) or
+# "bpffs" (one directory below BPFFS)
 _SCHEMA: Dict[str, Dict[str, str]] = {
     "programs": {"types": "names"},
     "attach": {"kinds": "names", "interfaces": "names", "cgroups": "names", "binaries": "names",
                "processes": "names"},
-    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names"},
+    "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names", "pin_root": "bpffs"},
     "files": {"dirs": "names"},
+    "helpers": {"allowed": "names"},
     "registries": {"allow": "names", "signed": "names", "keys": "names"},  # OCI references (docs/oci.md)
 }
+# Helpers that act outside the traced event (signal a process, change a return value,
+# write user memory, run bpf() or close()): allowed only by name, never by "*" or a
+# missing key.
+OUTSIDE_TRACING = ("bpf_send_signal", "bpf_send_signal_thread", "bpf_override_return", "bpf_probe_write_user",
+                   "bpf_sys_bpf", "bpf_sys_close")
 
 
 class PolicyError(WasmBpfError):
     """The policy file itself is wrong (syntax, unknown key, unknown name)."""
 
 
-class PolicyRefusal(Exception):
+class PolicyRefusal(HostCallUnwind):
     """The policy refused something the guest asked for; str() is the user's line."""
 
 
@@ -106,12 +121,14 @@ class Policy:
     interfaces: Optional[Tuple[str, ...]] = None
     cgroups: Optional[Tuple[str, ...]] = None
     binaries: Optional[Tuple[str, ...]] = None
-    processes: Optional[Tuple[str, ...]] = None  # "self", pids or command names (socket PID:FD)
+    processes: Optional[Tuple[str, ...]] = None  # pids or command names of other processes (socket PID:FD)
     map_types: Optional[FrozenSet[str]] = None
     map_access: str = READ_WRITE
     read_only: FrozenSet[str] = field(default_factory=frozenset)
     read_write: FrozenSet[str] = field(default_factory=frozenset)
     dirs: Optional[Tuple[str, ...]] = None
+    pin_root: Optional[str] = None  # the directory of the maps the module pins; None: no pinning
+    helpers: Optional[FrozenSet[str]] = None  # None: all but OUTSIDE_TRACING
     registries: Optional[Tuple[str, ...]] = None  # REGISTRY/REPOSITORY patterns a run may pull from
     signed: Tuple[str, ...] = ()                  # those that must carry a signature by one of `keys`
     keys: Tuple[str, ...] = ()
@@ -159,6 +176,16 @@ class Policy:
             return items
 
         frozen = lambda t: None if t is None else frozenset(t)  # noqa: E731
+        processes = names("attach", "processes")
+        if processes is not None and "self" in processes:
+            raise PolicyError(f"policy {source}: [attach] processes no longer takes \"self\": the host's own "
+                              "sockets are the ones an embedding application hands over (RunConfig.sockets)")
+        helpers = cast(Optional[List[str]], values.get(("helpers", "allowed")))
+        known_helpers = sorted(helper_names().values())
+        for name in helpers or ():
+            if name != ANY and known_helpers and name not in known_helpers:
+                raise PolicyError(f"policy {source}: [helpers] allowed has unknown helper {name!r} "
+                                  "(names as in bpf_helpers.h: \"bpf_send_signal\")")
         read_only, read_write = names("maps", READ_ONLY) or (), names("maps", READ_WRITE) or ()
         both = sorted(set(read_only) & set(read_write))
         if both:
@@ -170,12 +197,15 @@ class Policy:
             interfaces=names("attach", "interfaces"),
             cgroups=paths("attach", "cgroups"),
             binaries=paths("attach", "binaries"),
-            processes=names("attach", "processes"),
+            processes=processes,
             map_types=frozen(names("maps", "types", MAP_TYPES)),
             map_access=values.get(("maps", "access"), READ_WRITE),
             read_only=frozenset(read_only), read_write=frozenset(read_write),
             dirs=paths("files", "dirs"),
-            registries=names("registries", "allow"), signed=tuple(values.get(("registries", "signed")) or ()),  # type: ignore[arg-type]
+            pin_root=values.get(("maps", "pin_root")),
+            helpers=None if helpers is None else frozenset(helpers),
+            registries=names("registries", "allow"),
+            signed=tuple(cast(Optional[List[str]], values.get(("registries", "signed"))) or ()),
             keys=paths("registries", "keys") or (),
         )
 
@@ -191,11 +221,22 @@ class Policy:
         if self.map_types is not None and map_type not in self.map_types:
             raise self._refuse(f"map '{name}' type {map_type}", "[maps] types", map_type)
 
+    def check_helpers(self, prog: str, helpers: Iterable[str]) -> None:
+        """helpers: the names of the helpers program `prog` calls (helpers.py)."""
+        for helper in helpers:
+            named = self.helpers is not None and helper in self.helpers
+            if helper in OUTSIDE_TRACING and not named:
+                raise PolicyRefusal(f"policy {self.source}: program '{prog}' calls {helper}, which acts outside "
+                                    f"tracing and is allowed only by name; add \"{helper}\" to [helpers] allowed "
+                                    "to allow it")
+            if not named and self.helpers is not None and ANY not in self.helpers:
+                raise self._refuse(f"program '{prog}' helper {helper}", "[helpers] allowed", helper)
+
     def check_attach(self, prog: str, kind: str, interface: Optional[str] = None,
                      cgroup: Sequence[str] = (), binary: Sequence[str] = (), process: Sequence[str] = ()) -> None:
         """kind: attach/kind_of(); the host paths as named and as resolved (symlinks
-        followed): a policy entry may match either. process: the names of the process
-        whose socket a PID:FD target names ("self" for the host, its pid, its command)."""
+        followed): a policy entry may match either. process: the pid and command of
+        another process whose socket a PID:FD target names."""
         if self.attach_kinds is not None and kind not in self.attach_kinds:
             raise self._refuse(f"program '{prog}' attach kind {kind}", "[attach] kinds", kind)
         if interface is not None and self.interfaces is not None and not _matches(interface, self.interfaces):
@@ -205,7 +246,7 @@ class Policy:
         if binary and self.binaries is not None and not any(_matches(p, self.binaries) for p in binary):
             raise self._refuse(f"program '{prog}' binary {binary[0]}", "[attach] binaries", binary[0])
         if process and self.processes is not None and not any(_matches(p, self.processes) for p in process):
-            pid, command = process[-2:] if len(process) > 1 else (process[0], "?")
+            pid, command = process
             raise self._refuse(f"program '{prog}' socket of process {pid} ({command})", "[attach] processes",
                                command)
 
@@ -216,16 +257,24 @@ class Policy:
             return READ_ONLY
         return self.map_access
 
-    def check_map_command(self, map_name: str, cmd: int) -> None:
-        if cmd in WRITE_COMMANDS:
-            self.check_map_write(map_name, WRITE_COMMANDS[cmd])
-
     def check_map_write(self, map_name: str, what: str) -> None:
         """what: the write, as the refusal names it ("update", "submit"...)."""
         if self.access_of(map_name) == READ_ONLY:
             listed = "is in [maps] read-only" if map_name in self.read_only else "is read-only ([maps] access)"
             raise PolicyRefusal(f"policy {self.source}: map '{map_name}' {listed}, so {what} is "
                                 f"refused; add \"{map_name}\" to [maps] read-write to allow it")
+
+    def pin_path(self, map_name: str) -> str:
+        """Where map `map_name`, pinned by name (LIBBPF_PIN_BY_NAME), is pinned: in
+        the granted pin_root, never below it."""
+        if self.pin_root is None:
+            raise PolicyRefusal(f"policy {self.source}: map '{map_name}' is pinned by name (LIBBPF_PIN_BY_NAME) "
+                                "and the policy grants no pin directory; set [maps] pin_root = "
+                                "\"/sys/fs/bpf/NAME\" to allow it")
+        if not _PIN_NAME.fullmatch(map_name):
+            raise PolicyRefusal(f"policy {self.source}: map name {map_name!r} cannot be a pin name: a pin is a file "
+                                "directly in [maps] pin_root, named with letters, digits, '_' and '.'")
+        return os.path.join(self.pin_root, map_name)
 
     def check_registry(self, name: str) -> None:
         """name: REGISTRY/REPOSITORY of an OCI reference about to be run."""
@@ -247,9 +296,9 @@ class Policy:
                                   f"add \"{real}\" to allow it")
 
 
-def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
+def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], Any]:
     """(section, key) -> value, after checking every key, type and placeholder."""
-    values: Dict[Tuple[str, str], object] = {}
+    values: Dict[Tuple[str, str], Any] = {}  # a str or a list of str, as _SCHEMA says
     for section, table in doc.items():
         keys = _SCHEMA.get(section)
         if keys is None or not isinstance(table, dict):
@@ -262,6 +311,11 @@ def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
             if shape == "level":
                 if value not in (READ_ONLY, READ_WRITE):
                     raise PolicyError(f"policy {source}: [{section}] {key} must be \"{READ_ONLY}\" or \"{READ_WRITE}\"")
+            elif shape == "bpffs":
+                if not isinstance(value, str) or not os.path.normpath(value).startswith(BPFFS + "/"):
+                    raise PolicyError(f"policy {source}: [{section}] {key} must be a directory below {BPFFS} "
+                                      f"(the BPF filesystem): \"{BPFFS}/NAME\"")
+                value = os.path.normpath(value)
             elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PolicyError(f"policy {source}: [{section}] {key} must be a list of strings")
             else:
@@ -272,3 +326,41 @@ def _validated(doc: dict, source: str) -> Dict[Tuple[str, str], object]:
             values[(section, key)] = value
     return values
 
+
+
+# Maps a guest cannot meaningfully write: event buffers (kernel to guest) and constants.
+READ_ONLY_MAP_TYPES = ("ringbuf", "perf_event_array")
+INTERFACE_KINDS = ("xdp", "tc", "socket")
+
+
+def policy_template(module: str, programs: Sequence[Any], maps: Sequence[Any], helpers: Iterable[str]) -> str:
+    """A policy allowing exactly what a module's objects declare (objspec.ProgramSpec
+    and MapSpec, the helpers its loaded programs call; `wasm-bpf inspect
+    --policy-template`); targets are placeholders the user replaces (a policy with one
+    left is refused)."""
+    loaded = [p for p in programs if p.autoload]
+    kinds = sorted({p.kind for p in loaded})
+    read_only = sorted({m.name for m in maps if m.type in READ_ONLY_MAP_TYPES or m.name.startswith(".rodata")})
+    read_write = sorted({m.name for m in maps} - set(read_only))
+    q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731
+    out = [f"# Policy for {module}, from `wasm-bpf inspect --policy-template`.",
+           "# Replace each <...> placeholder with what the module may use.", "",
+           "[programs]", f"types = {q(sorted({p.type for p in loaded}))}", "",
+           "[attach]", f"kinds = {q(kinds)}"]
+    if any(k in INTERFACE_KINDS for k in kinds):
+        out.append('interfaces = ["<INTERFACE>"]      # e.g. "eth0", "veth*"')
+    if "socket" in kinds:
+        out.append('processes = []                    # other processes whose sockets PID:FD may name: pids, commands')
+    if "cgroup" in kinds:
+        out.append('cgroups = ["<CGROUP_DIR>"]        # host path; the cgroups below it too')
+    if any(k in BINARY_KINDS for k in kinds):
+        out.append('binaries = ["<BINARY_PATH>"]      # host paths of probed programs and libraries')
+    out += ["", "[helpers]", f"allowed = {q(sorted(set(helpers)))}", "",
+            "[maps]", f'access = "{READ_ONLY}"',
+            f"{READ_WRITE} = {q(read_write)}   # remove the maps the module only reads", "",
+            "[files]"]
+    if "cgroup" in kinds or any(k in BINARY_KINDS for k in kinds):
+        out.append('dirs = ["<DIR>"]                  # what --dir may grant: the cgroups, the binaries')
+    else:
+        out.append("dirs = []                         # what --dir may grant (e.g. \"/proc\"); none")
+    return "\n".join(out) + "\n"

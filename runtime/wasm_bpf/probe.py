@@ -6,16 +6,49 @@ carries the kernel's errno."""
 import errno
 import functools
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from ._native import ffi, lib
 
+if TYPE_CHECKING:
+    import click
+
 _RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 
-PROG_TRACING, PROG_LSM, PROG_KPROBE, PROG_SCHED_CLS = 26, 29, 2, 3
-BPF_TRACE_FENTRY, BPF_TRACE_FEXIT, BPF_MODIFY_RETURN, BPF_LSM_MAC, BPF_TCX_INGRESS = 24, 25, 26, 27, 46
-BTF_KIND_FUNC = 12
+
+
+# Capability numbers (linux/capability.h).
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
+# Program types whose load or attach also needs CAP_NET_ADMIN (libbpf's names).
+NETWORK_PROGRAM_TYPES = frozenset((
+    "socket_filter", "sched_cls", "sched_act", "xdp", "cgroup_skb", "cgroup_sock", "lwt_in", "lwt_out",
+    "lwt_xmit", "sock_ops", "sk_skb", "cgroup_sock_addr", "lwt_seg6local", "sk_msg", "flow_dissector",
+    "cgroup_sockopt", "sk_reuseport", "sk_lookup", "netfilter"))
+
+
+def _effective_capabilities() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def missing_privileges(networking: bool = False) -> str:
+    """Empty when this process may load (and, with networking, attach) BPF programs,
+    else one line naming what it needs."""
+    caps = _effective_capabilities()
+    wanted = {"CAP_BPF": CAP_BPF, "CAP_PERFMON": CAP_PERFMON}
+    if networking:
+        wanted["CAP_NET_ADMIN"] = CAP_NET_ADMIN
+    lacking = [name for name, cap in wanted.items() if not caps >> cap & 1]
+    if caps >> CAP_SYS_ADMIN & 1:  # it stands for CAP_BPF and CAP_PERFMON
+        lacking = [name for name in lacking if name == "CAP_NET_ADMIN"]
+    if not lacking:
+        return ""
+    return ("BPF needs root, or CAP_BPF + CAP_PERFMON (+ CAP_NET_ADMIN for networking programs); "
+            f"this process lacks {', '.join(lacking)}")
 
 
 @dataclass(frozen=True)
@@ -34,7 +67,7 @@ def _load(prog_type: int, attach_type: int = 0, btf_func: str = "") -> int:
         btf = lib.btf__load_vmlinux_btf()
         if btf == ffi.NULL:
             return -errno.ENOENT
-        btf_id = lib.btf__find_by_name_kind(btf, btf_func.encode(), BTF_KIND_FUNC)
+        btf_id = lib.btf__find_by_name_kind(btf, btf_func.encode(), lib.BTF_KIND_FUNC)
         lib.btf__free(btf)
         if btf_id < 0:
             return btf_id
@@ -79,12 +112,12 @@ def _hardware_perf() -> str:
 
 
 def _tcx() -> str:
-    fd = _load(PROG_SCHED_CLS)
+    fd = _load(lib.BPF_PROG_TYPE_SCHED_CLS)
     if fd < 0:
         return f"cannot load a sched_cls program: {os.strerror(-fd)}"
     try:
         import socket
-        link = lib.bpf_link_create(fd, socket.if_nametoindex("lo"), BPF_TCX_INGRESS, ffi.NULL)
+        link = lib.bpf_link_create(fd, socket.if_nametoindex("lo"), lib.WBPF_TCX_INGRESS, ffi.NULL)
         if link < 0:
             return f"the kernel refuses tcx links (BPF_LINK_CREATE: {os.strerror(-link)})"
         os.close(link)
@@ -108,26 +141,26 @@ def _prog_type(type_id: int) -> Callable[[], str]:
 
 ATTACH_CHECKS: Dict[str, Callable[[], str]] = {
     "tracepoint": _tracepoints,
-    "raw_tp": _prog_type(17),
+    "raw_tp": _prog_type(lib.BPF_PROG_TYPE_RAW_TRACEPOINT),
     "tp_btf": lambda: "" if os.path.exists("/sys/kernel/btf/vmlinux") else "the kernel has no BTF",
     "uprobe": lambda: _pmu("uprobe"),
     "usdt": lambda: _pmu("uprobe"),
     "kprobe": lambda: _pmu("kprobe"),
-    "fentry": lambda: _load_check("fentry", PROG_TRACING, BPF_TRACE_FENTRY, "do_unlinkat"),
-    "fexit": lambda: _load_check("fexit", PROG_TRACING, BPF_TRACE_FEXIT, "do_unlinkat"),
-    "fmod_ret": lambda: _load_check("fmod_ret", PROG_TRACING, BPF_MODIFY_RETURN, "security_file_open"),
-    "lsm": lambda: _load_check("lsm", PROG_LSM, BPF_LSM_MAC, "bpf_lsm_file_open"),
-    "xdp": _prog_type(6),
-    "tc": _prog_type(3),
+    "fentry": lambda: _load_check("fentry", lib.BPF_PROG_TYPE_TRACING, lib.BPF_TRACE_FENTRY, "do_unlinkat"),
+    "fexit": lambda: _load_check("fexit", lib.BPF_PROG_TYPE_TRACING, lib.BPF_TRACE_FEXIT, "do_unlinkat"),
+    "fmod_ret": lambda: _load_check("fmod_ret", lib.BPF_PROG_TYPE_TRACING, lib.BPF_MODIFY_RETURN, "security_file_open"),
+    "lsm": lambda: _load_check("lsm", lib.BPF_PROG_TYPE_LSM, lib.BPF_LSM_MAC, "bpf_lsm_file_open"),
+    "xdp": _prog_type(lib.BPF_PROG_TYPE_XDP),
+    "tc": _prog_type(lib.BPF_PROG_TYPE_SCHED_CLS),
     "tcx": _tcx,
     "cgroup": _cgroup2,
-    "sk_msg": _prog_type(16),
-    "sk_skb": _prog_type(14),
-    "socket": _prog_type(1),
-    "perf_event": _prog_type(7),
+    "sk_msg": _prog_type(lib.BPF_PROG_TYPE_SK_MSG),
+    "sk_skb": _prog_type(lib.BPF_PROG_TYPE_SK_SKB),
+    "socket": _prog_type(lib.BPF_PROG_TYPE_SOCKET_FILTER),
+    "perf_event": _prog_type(lib.BPF_PROG_TYPE_PERF_EVENT),
     "perf_event_hardware": _hardware_perf,
-    "iter": lambda: _load_check("iter", PROG_TRACING, 28, "bpf_iter_task"),
-    "struct_ops": _prog_type(27),
+    "iter": lambda: _load_check("iter", lib.BPF_PROG_TYPE_TRACING, lib.BPF_TRACE_ITER, "bpf_iter_task"),
+    "struct_ops": _prog_type(lib.BPF_PROG_TYPE_STRUCT_OPS),
 }
 
 
@@ -163,31 +196,50 @@ def attach_kinds() -> List[Result]:
     return [Result(k, not unsupported_reason(k), unsupported_reason(k) or "") for k in ATTACH_CHECKS]
 
 
-def report() -> str:
+def report() -> Dict[str, List[Result]]:
+    return {"program types": program_types(), "attach kinds": attach_kinds(), "map types": map_types()}
+
+
+def report_text(results: Dict[str, List[Result]]) -> str:
     lines = []
-    for title, results in (("program types", program_types()), ("attach kinds", attach_kinds()),
-                           ("map types", map_types())):
+    for title, rows in results.items():
         lines.append(f"{title}:")
-        for r in results:
+        for r in rows:
             lines.append(f"  {r.name:<26} {'yes' if r.supported else 'no'}" + (f"  ({r.reason})" if r.reason else ""))
     return "\n".join(lines)
 
 
-def _command():  # type: ignore[no-untyped-def]
+def _command() -> "click.Command":
+    import json
+
     import click
 
-    @click.command("probe")
+    @click.command("probe", short_help="Show which program types, attach kinds and map types work here.")
     @click.option("--kind", metavar="KIND", help="Check one attach kind; exit status 1 if unsupported.")
-    def probe(kind: Optional[str]) -> None:
+    @click.option("--json", "as_json", is_flag=True,
+                  help='One JSON object: {"program types": [{"name", "supported", "reason"}...], ...}.')
+    def probe(kind: Optional[str], as_json: bool) -> None:
         """Print which program types, attach kinds and map types this kernel supports,
-        and why not where it does not."""
+        and why not where it does not. Needs the privileges of a BPF load (root, or
+        CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN)."""
+        if kind and kind not in ATTACH_CHECKS:
+            raise click.BadParameter(f"unknown kind (kinds: {', '.join(ATTACH_CHECKS)})", param_hint="--kind")
+        problem = missing_privileges(networking=True)
+        if problem:  # every load would fail with EPERM: that says nothing about the kernel
+            click.echo(f"wasm-bpf: error: cannot probe: {problem}", err=True)
+            raise SystemExit(1)
         if kind:
-            if kind not in ATTACH_CHECKS:
-                raise click.BadParameter(f"unknown kind (kinds: {', '.join(ATTACH_CHECKS)})", param_hint="--kind")
             reason = unsupported_reason(kind)
-            click.echo(f"{kind}: " + (f"no ({reason})" if reason else "yes"))
+            if as_json:
+                click.echo(json.dumps(asdict(Result(kind, not reason, reason or ""))))
+            else:
+                click.echo(f"{kind}: " + (f"no ({reason})" if reason else "yes"))
             raise SystemExit(1 if reason else 0)
-        click.echo(report())
+        results = report()
+        if as_json:
+            click.echo(json.dumps({title: [asdict(r) for r in rows] for title, rows in results.items()}, indent=1))
+        else:
+            click.echo(report_text(results))
 
     return probe
 

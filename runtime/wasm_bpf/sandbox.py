@@ -3,41 +3,54 @@ directories (hostpaths.py), applied where the host acts for the guest: before an
 object is loaded (no bpf() call has been made yet), before each attach, and on each
 map command."""
 import contextlib
+import dataclasses
+import errno
 import os
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+import socket
+import stat
+from typing import Any, ContextManager, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._native import lib
-from .attach import kind_of
-from .attach.common import split_options
-from .errors import HostCallError
-from .hostpaths import HostPaths, Opened
+from .attach import kind_of_program, section_of
+from .attach.cgroup import resolve_cgroup
+from .attach.net import take_socket
+from .attach.targets import (BINARY_KINDS, Cgroup, PacketSocket, ProcessSocket, Target, Tc, Uprobe, Usdt, Xdp,
+                             parse)
+from .errors import HostCallError, WasmBpfError
+from .helpers import helpers_of
+from .hostpaths import HostPaths, open_own
 from .limits import Limits
 from .objspec import maps_of, programs_of
 from .policy import WRITE_COMMANDS, Policy, policy_map_name
 
-BINARY_KINDS = ("uprobe", "uretprobe", "usdt")
+SocketGrant = Union[int, socket.socket]
 
 
 class Sandbox:
-    """policy None: the built-in default. dirs None: paths are the host's own (the
-    host attaching for itself, as kernel-only runs do); a sequence, even empty,
-    confines every guest-given path to those grants. limits None: the defaults."""
+    """policy None: the built-in default. dirs None: paths and sockets are the host's
+    own (the host attaching for itself, as kernel-only runs do); a sequence, even
+    empty, confines every guest-given path to those grants, and the host's own
+    sockets to `sockets` (RunConfig.sockets). limits None: the defaults."""
 
     def __init__(self, policy: Optional[Policy] = None, dirs: Optional[Sequence[Tuple[str, str]]] = None,
-                 limits: Optional[Limits] = None) -> None:
+                 limits: Optional[Limits] = None, sockets: Iterable[SocketGrant] = ()) -> None:
         self.policy = policy or Policy.default()
         self.limits = limits or Limits()
         self.links_alive = 0  # of all this guest's objects, kept by BpfObject
         self.paths = None if dirs is None else HostPaths(dirs)
         if dirs is not None:
             self.policy.check_dirs(host for host, _ in dirs)
+        self.sockets = None if dirs is None else _socket_identities(sockets)
 
-    def check_object(self, obj: Any) -> None:
-        """obj: a struct bpf_object * opened, not loaded. Programs that will not be
-        loaded (autoload off) are not the module's to use."""
+    def check_object(self, obj: Any, elf: bytes) -> None:
+        """obj: a struct bpf_object * opened, not loaded, from the ELF bytes `elf`.
+        Programs that will not be loaded (autoload off) are not the module's to use.
+        Helpers are a guest's rule: the host loading its own object calls any."""
+        helpers = helpers_of(obj, elf) if self.paths is not None else {}
         for prog in programs_of(obj):
             if prog.autoload:
                 self.policy.check_program(prog.name, prog.type)
+                self.policy.check_helpers(prog.name, helpers.get(prog.name, ()))
         maps = maps_of(obj)
         for m in maps:
             self.policy.check_map_type(m.name, m.type)
@@ -54,80 +67,113 @@ class Sandbox:
                 self.policy.check_map_write(policy_map_name(name, lib.bpf_map__is_internal(m)), what)
                 return
 
+    def attach_target(self, name: str, prog: Any, text: str) -> ContextManager[Target]:
+        """check_target() for program `name` (a struct bpf_program *)."""
+        return self.check_target(name, kind_of_program(prog), section_of(prog), text)
+
     @contextlib.contextmanager
-    def attach_target(self, prog: str, section: str, target: str) -> Iterator[str]:
-        """Checks an attach against the policy and yields the target to attach with:
-        host paths in it opened inside the grants and replaced by /proc/self/fd/N."""
-        kind = kind_of(section)
-        if kind in BINARY_KINDS and not target and "/" in section and self.paths is not None:
+    def check_target(self, name: str, kind: str, section: str, text: str) -> Iterator[Target]:
+        """Parses the target of a program of attach kind `kind`, checks it against the
+        grants and the policy, and yields the value to attach with: host files
+        replaced by what was opened here, which stays open until the attach is done
+        (the link then holds its own reference)."""
+        if kind in BINARY_KINDS and not text and "/" in section and self.paths is not None:
             # SEC("uprobe//usr/bin/app:main") names a host path too: attach it explicitly.
-            target = section.split("/", 1)[1]
-        opened: Optional[Opened] = None
-        attach_with = target
-        try:
-            if kind == "cgroup" and target and self.paths is not None:
-                opened = self.paths.open_cgroup(target)
-                attach_with = opened.proc_path
-            elif kind in BINARY_KINDS and self.paths is not None:
-                binary, rest = _split_binary(kind, target)
-                if binary:
-                    opened = self.paths.open_binary(binary)
-                    attach_with = opened.proc_path + rest
-            self.policy.check_attach(prog, kind, interface=_interface(kind, target),
-                                     cgroup=_names(opened) if kind == "cgroup" else (),
-                                     binary=_names(opened) if kind in BINARY_KINDS else (),
-                                     process=_socket_process(kind, target))
+            text = section.split("/", 1)[1]
+        target = parse(kind, text)
+        with contextlib.ExitStack() as opened:
+            target, names = self._open(target, opened)
+            self.policy.check_attach(name, kind, interface=_interface(target),
+                                     cgroup=names if isinstance(target, Cgroup) else (),
+                                     binary=names if isinstance(target, (Uprobe, Usdt)) else (),
+                                     process=names if isinstance(target, ProcessSocket) else ())
             try:
-                yield attach_with
+                yield target
             except HostCallError as exc:
-                if opened is None:
+                if not names or not isinstance(target, (Uprobe, Usdt)):
                     raise
-                raise HostCallError(exc.errno, str(exc).replace(opened.proc_path, opened.path)) from None
-        finally:
-            if opened is not None:
-                opened.close()  # the link holds the cgroup or the probed inode itself
+                raise HostCallError(exc.errno, str(exc).replace(target.binary, names[0])) from None
+
+    def _open(self, target: Target, opened: contextlib.ExitStack) -> Tuple[Target, List[str]]:
+        """The target with its host object opened once, and the names the policy may
+        give that object (a path as named and resolved; a process's names)."""
+        if isinstance(target, Cgroup):
+            if self.paths is None:
+                path = resolve_cgroup(target.path)
+                fd = open_own(path, "cgroup", directory=True)
+                opened.callback(os.close, fd)
+                return dataclasses.replace(target, fd=fd), [path]
+            cgroup = self.paths.open_cgroup(target.path)
+            opened.callback(cgroup.close)
+            return dataclasses.replace(target, fd=cgroup.fd), [cgroup.path, cgroup.real]
+        if isinstance(target, (Uprobe, Usdt)) and self.paths is not None:
+            binary = self.paths.open_binary(target.binary)
+            opened.callback(binary.close)
+            return dataclasses.replace(target, binary=binary.proc_path), [binary.path, binary.real]
+        if isinstance(target, ProcessSocket):
+            names: List[str] = []
+
+            def check(dup: int) -> None:
+                if _is_host(target.pid):
+                    self._check_own_socket(target, dup)
+                else:
+                    names.extend(_process_names(target.pid))
+            sock = take_socket(target.pid, target.fd, check)
+            opened.callback(sock.close)
+            return dataclasses.replace(target, sock=sock), names
+        return target, []
+
+    def _check_own_socket(self, target: ProcessSocket, dup: int) -> None:
+        """A socket of the host itself must be one handed to the guest: checked on
+        the duplicate that will be attached, so a reused fd number is no way in."""
+        if self.sockets is not None and _identity(dup) not in self.sockets:
+            raise HostCallError(errno.EACCES, f"socket {target.pid}:{target.fd} is the host's own and was not "
+                                "handed to the module: an embedding application grants a socket with "
+                                "RunConfig(sockets=[sock])")
 
 
-def _names(opened: Optional[Opened]) -> List[str]:
-    return [] if opened is None else [opened.path, opened.real]
-
-
-def _split_binary(kind: str, target: str) -> Tuple[str, str]:
-    """(BINARY, the rest of the target) when the target is well formed, else ("", "")
-    and the attach kind reports the malformed target itself."""
-    spec, sep, options = target.partition(",")
-    if kind == "usdt":
-        parts = spec.rsplit(":", 2)
-        binary, rest = (parts[0], ":" + ":".join(parts[1:])) if len(parts) == 3 and all(parts) else ("", "")
-    else:
-        binary, colon, func = spec.rpartition(":")
-        binary, rest = (binary, colon + func) if binary and func else ("", "")
-    return (binary, rest + sep + options) if binary else ("", "")
-
-
-def _socket_process(kind: str, target: str) -> List[str]:
-    """The names a policy may give the process of a socket filter's PID:FD target:
-    "self" for the host itself, the pid, and the command (/proc/PID/comm)."""
-    pid, sep, fd = target.partition(":")
-    if kind != "socket" or not sep or not (pid.isdigit() and fd.isdigit()) or max(int(pid), int(fd)) >= 1 << 31:
-        return []  # an interface, or a malformed target attach_socket reports itself
-    names = ["self"] if int(pid) == os.getpid() else []
+def _is_host(pid: int) -> bool:
+    """Is pid this process, or one of its threads (a thread id names it too)?"""
+    if pid == os.getpid():
+        return True
     try:
-        with open(f"/proc/{int(pid)}/comm") as f:
-            names += [pid, f.read().strip()]
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split() == ["Tgid:", str(os.getpid())] for line in f)
     except OSError:
-        names.append(pid)  # no such process: the attach says so
-    return names
+        return False  # ended meanwhile: take_socket says so
 
 
-def _interface(kind: str, target: str) -> Optional[str]:
+def _process_names(pid: int) -> List[str]:
+    """The names a policy may give another process whose socket a PID:FD target
+    names: its pid and command."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return [str(pid), f.read().strip()]
+    except OSError:
+        return [str(pid), "?"]  # ended meanwhile: take_socket says so
+
+
+def _identity(fd: int) -> Tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _socket_identities(sockets: Iterable[SocketGrant]) -> FrozenSet[Tuple[int, int]]:
+    """The sockets an embedding application handed to the guest, by inode: a socket,
+    not an fd number that may be closed and reused."""
+    found = set()
+    for sock in sockets:
+        fd = sock if isinstance(sock, int) else sock.fileno()
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISSOCK(st.st_mode):
+            raise WasmBpfError(f"RunConfig.sockets: fd {fd} is not an open socket")
+        found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
+
+
+def _interface(target: Target) -> Optional[str]:
     """The network interface an xdp, tc or socket target names (None: none)."""
-    if not target:
-        return None
-    if kind == "xdp":
-        return split_options(target, ["mode"])[0]
-    if kind == "tc":
-        return target.removeprefix("tcx:").rpartition(":")[0] or None
-    if kind == "socket" and ":" not in target:
-        return target
-    return None
+    return target.ifname if isinstance(target, (Xdp, Tc, PacketSocket)) else None

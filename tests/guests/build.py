@@ -97,6 +97,9 @@ def guests() -> dict:
 
     for name in ("attach", "matrix", "maps", "cgstorage", "isolation", "cleanup"):
         embed(name)
+    for name in ("pin", "mapmem"):  # loaded from files by the objfile guest
+        embed(name)
+    embed("mapmem_inner", "mapmem", "-DINNER")
     for kind in TRAMP_KINDS:  # one object per kind: each loads (or is refused) alone
         embed(f"tramp_{kind}", "tramp", f"-DTRAMP_{kind.upper()}")
 
@@ -119,6 +122,7 @@ def guests() -> dict:
     cc("mapop64", "mapop64_guest.c")
     cc("hostile", "hostile_guest.c", "-Wl,--export=cb_not_func")  # tests/test_hostile.py
     cc("cbwrap", "cbwrap_guest.c")
+    cc("objfile", "objfile_guest.c")  # tests/test_limits.py
     cc("cbwrap_noexport", "cbwrap_guest.c", "-DNO_EXPORT")
     cc("cbwrap_wrongtype", "cbwrap_guest.c", "-DWRONG_EXPORT_TYPE")
     cc("cbwrap_renamed", "cbwrap_guest.c", '-DCB_MODULE="my-wrapper"', '-DCB_EXPORT="my-cb"')

@@ -8,6 +8,7 @@ from .._native import lib
 from ..errors import HostCallError
 from .common import shim_link
 from .links import Link
+from .targets import Cgroup
 
 
 def cgroup2_mount() -> Optional[str]:
@@ -34,17 +35,8 @@ def resolve_cgroup(path: str) -> str:
     return os.path.normpath(os.path.join(root, rel))
 
 
-def claims(section: str) -> bool:
-    return section == "sockops" or section.startswith("cgroup")
-
-
-def attach_cgroup(prog: Any, path: str, obj: Any = None) -> Link:
-    resolved = resolve_cgroup(path)
-    try:
-        fd = os.open(resolved, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise HostCallError(exc.errno or errno.ENOENT, f"cannot open cgroup {resolved}: {exc.strerror}") from None
-    try:
-        return shim_link(lib.wbpf_attach_cgroup, prog, fd, what=f"cgroup attach to {resolved}")
-    finally:
-        os.close(fd)  # the link holds its own reference to the cgroup
+def attach_cgroup(prog: Any, target: Cgroup, obj: Any = None) -> Link:
+    """target.fd: the cgroup directory the sandbox opened (hostpaths.py)."""
+    if target.fd < 0:
+        raise HostCallError(errno.EBADF, f"cgroup {target.path!r} was not opened")
+    return shim_link(lib.wbpf_attach_cgroup, prog, target.fd, what=f"cgroup attach to {target.path}")

@@ -4,50 +4,35 @@ the kernel has sockmap links)."""
 import ctypes
 import errno
 import os
+import signal
 import socket
 import threading
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Union
 
 from .._native import ffi, lib
 from ..errors import HostCallError
-from .common import check_rc, ifindex, prog_fd, shim_link, split_options
+from .common import check_rc, ifindex, prog_fd, shim_link
 from .links import CallbackLink, FdLink, Link
+from .targets import PacketSocket, ProcessSocket, Sockmap, Tc, Xdp
 
-BPF_XDP = 37
-BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
-BPF_SK_SKB_STREAM_PARSER, BPF_SK_SKB_STREAM_VERDICT, BPF_SK_MSG_VERDICT, BPF_SK_SKB_VERDICT = 4, 5, 7, 38
-XDP_MODES = {"generic": 1 << 1, "skb": 1 << 1, "native": 1 << 2, "drv": 1 << 2}
-SO_ATTACH_BPF, SO_DETACH_BPF = 50, 27
-ETH_P_ALL = 0x0003
+XDP_MODES = {"generic": lib.XDP_FLAGS_SKB_MODE, "skb": lib.XDP_FLAGS_SKB_MODE,
+             "native": lib.XDP_FLAGS_DRV_MODE, "drv": lib.XDP_FLAGS_DRV_MODE}  # targets.py checks the names
 
 
 # ---- XDP ------------------------------------------------------------------------------
-def claims_xdp(section: str) -> bool:
-    return section == "xdp" or section.startswith("xdp/") or section.startswith("xdp.")
-
-
-def attach_xdp(prog: Any, target: str, obj: Any = None) -> Link:
-    """IFNAME[,mode=generic|native]."""
-    ifname, opts = split_options(target, ["mode"])
-    index = ifindex(ifname)
-    if "mode" not in opts:
-        return shim_link(lib.wbpf_attach_xdp, prog, index, what=f"XDP attach to {ifname}")
-    if opts["mode"] not in XDP_MODES:
-        raise HostCallError(errno.EINVAL, f"XDP mode {opts['mode']!r} is not generic or native")
+def attach_xdp(prog: Any, target: Xdp, obj: Any = None) -> Link:
+    index = ifindex(target.ifname)
+    if target.mode is None:
+        return shim_link(lib.wbpf_attach_xdp, prog, index, what=f"XDP attach to {target.ifname}")
     link_opts = ffi.new("struct bpf_link_create_opts *")
     link_opts.sz = ffi.sizeof("struct bpf_link_create_opts")
-    link_opts.flags = XDP_MODES[opts["mode"]]
-    fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, BPF_XDP, link_opts),
-                  f"XDP ({opts['mode']}) attach to {ifname}")
+    link_opts.flags = XDP_MODES[target.mode]
+    fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, lib.BPF_XDP, link_opts),
+                  f"XDP ({target.mode}) attach to {target.ifname}")
     return FdLink(fd)
 
 
 # ---- tc and tcx -----------------------------------------------------------------------
-def claims_tc(section: str) -> bool:
-    return section in ("tc", "classifier") or section.startswith(("tc/", "tcx", "classifier/"))
-
-
-_DIRECTIONS = {"ingress": 0, "egress": 1}
 # clsact qdiscs this process created, per ifindex: how many of our filters use them.
 # Instances attach and detach in their own threads: a qdisc's creation or removal and
 # its count change together under the lock, or one instance's detach could remove the
@@ -56,21 +41,15 @@ _clsact_users: Dict[int, int] = {}
 _clsact_lock = threading.Lock()
 
 
-def attach_tc(prog: Any, target: str, obj: Any = None) -> Link:
-    """IFNAME:ingress|egress (a filter on the clsact qdisc) or tcx:IFNAME:ingress|egress."""
-    parts = target.split(":")
-    tcx = parts[0] == "tcx"
-    if tcx:
-        parts = parts[1:]
-    if len(parts) != 2 or parts[1] not in _DIRECTIONS or not parts[0]:
-        raise HostCallError(errno.EINVAL, f"tc target {target!r} is not '[tcx:]ifname:ingress|egress'")
-    ifname, direction = parts
-    index = ifindex(ifname)
-    if tcx:
-        attach_type = BPF_TCX_INGRESS if direction == "ingress" else BPF_TCX_EGRESS
-        fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, attach_type, ffi.NULL), f"tcx attach to {target}")
+def attach_tc(prog: Any, target: Tc, obj: Any = None) -> Link:
+    """A filter on the clsact qdisc, or a tcx link."""
+    index = ifindex(target.ifname)
+    if target.tcx:
+        attach_type = lib.WBPF_TCX_INGRESS if target.direction == "ingress" else lib.WBPF_TCX_EGRESS
+        fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, attach_type, ffi.NULL),
+                      f"tcx attach to {target.ifname} {target.direction}")
         return FdLink(fd)
-    return _tc_filter(prog, index, ifname, direction)
+    return _tc_filter(prog, index, target.ifname, target.direction)
 
 
 def _tc_hook(index: int, point: int) -> Any:
@@ -125,59 +104,68 @@ def _release_clsact(index: int) -> None:
 
 
 # ---- socket filters -------------------------------------------------------------------
-_NR_PIDFD_GETFD = 438
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def claims_socket(section: str) -> bool:
-    return section == "socket" or section.startswith("socket/")
-
-
-def _foreign_socket(pid: int, fd: int) -> socket.socket:
-    """A duplicate of fd `fd` of process `pid` (pidfd_getfd), as a socket object."""
+def take_socket(pid: int, fd: int, check: Callable[[int], None]) -> socket.socket:
+    """A duplicate of fd `fd` of process `pid` (pidfd_getfd), as a socket object.
+    check(duplicate) runs first and may refuse it (then nothing is said of the fd);
+    the process is still alive after it, so what check read of /proc/PID was that
+    process's and not of another one that reused the pid."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as exc:
         raise HostCallError(exc.errno or errno.ESRCH, f"no process {pid}: {exc.strerror}") from None
+    dup = -1
     try:
-        dup = _libc.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
+        dup = _libc.syscall(lib.SYS_pidfd_getfd, pidfd, fd, 0)
         if dup < 0:
             code = ctypes.get_errno()
             raise HostCallError(code, f"cannot get fd {fd} of process {pid}: {os.strerror(code)}")
+        check(dup)
+        signal.pidfd_send_signal(pidfd, 0)  # ESRCH: it ended meanwhile
+        sock = socket.socket(fileno=dup)
+    except OSError as exc:
+        if dup >= 0:
+            os.close(dup)
+        if exc.errno == errno.ESRCH:
+            raise HostCallError(errno.ESRCH, f"process {pid} ended while its fd {fd} was taken") from None
+        raise HostCallError(errno.ENOTSOCK, f"fd {fd} of process {pid} is not a socket") from None
+    except BaseException:
+        if dup >= 0:
+            os.close(dup)
+        raise
     finally:
         os.close(pidfd)
-    try:
-        return socket.socket(fileno=dup)
-    except OSError as exc:
-        os.close(dup)
-        raise HostCallError(errno.ENOTSOCK, f"fd {fd} of process {pid} is not a socket") from exc
+    return sock
 
 
-def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
-    """PID:FD (a socket of a running process) or IFNAME (a raw packet socket the host
-    opens on that interface and keeps until detach)."""
-    pid_s, sep, fd_s = target.partition(":")
-    if sep:
-        if not (pid_s.isdigit() and fd_s.isdigit()) or max(int(pid_s), int(fd_s)) >= 1 << 31:
-            raise HostCallError(errno.EINVAL, f"socket target {target!r} is not 'pid:fd' or an interface")
-        sock = _foreign_socket(int(pid_s), int(fd_s))
+def attach_socket(prog: Any, target: Union[ProcessSocket, PacketSocket], obj: Any = None) -> Link:
+    """A socket of a process, through the duplicate the sandbox took and checked
+    (target.sock; the link keeps a duplicate of its own), or a raw packet socket the
+    host opens on an interface and keeps until detach."""
+    if isinstance(target, ProcessSocket):
+        if target.sock is None:
+            raise HostCallError(errno.EBADF, f"socket {target.pid}:{target.fd} was not taken")
+        where, sock = f"{target.pid}:{target.fd}", target.sock.dup()
     else:
-        ifindex(target)  # -ENODEV for an interface that does not exist
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        where = target.ifname
+        ifindex(where)  # -ENODEV for an interface that does not exist
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(lib.ETH_P_ALL))
         try:
-            sock.bind((target, 0))
+            sock.bind((where, 0))
         except OSError as exc:
             sock.close()
-            raise HostCallError(exc.errno or errno.EINVAL, f"cannot bind a raw socket to {target}") from None
+            raise HostCallError(exc.errno or errno.EINVAL, f"cannot bind a raw socket to {where}") from None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd(prog))
+        sock.setsockopt(socket.SOL_SOCKET, lib.SO_ATTACH_BPF, prog_fd(prog))
     except OSError as exc:
         sock.close()
-        raise HostCallError(exc.errno or errno.EINVAL, f"SO_ATTACH_BPF on {target}: {exc.strerror}") from None
+        raise HostCallError(exc.errno or errno.EINVAL, f"SO_ATTACH_BPF on {where}: {exc.strerror}") from None
 
     def detach() -> None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
+            sock.setsockopt(socket.SOL_SOCKET, lib.SO_DETACH_BPF, 0)
         except OSError:
             pass  # the socket was closed meanwhile
         sock.close()
@@ -186,22 +174,19 @@ def attach_socket(prog: Any, target: str, obj: Any = None) -> Link:
 
 
 # ---- sk_msg / sk_skb ------------------------------------------------------------------
-def claims_sockmap(section: str) -> bool:
-    return section.startswith(("sk_msg", "sk_skb"))
-
-
-def attach_sockmap(prog: Any, target: str, obj: Any = None) -> Link:
-    """MAP: a sockmap or sockhash of the same object."""
+def attach_sockmap(prog: Any, sockmap: Sockmap, obj: Any = None) -> Link:
+    """A sockmap or sockhash of the same object."""
     if obj is None:
         raise HostCallError(errno.EINVAL, "sockmap attach needs the program's object")
+    target = sockmap.map_name
     bpf_map = lib.bpf_object__find_map_by_name(obj, target.encode())
     if bpf_map == ffi.NULL:
         raise HostCallError(errno.ENOENT, f"no map named {target!r} in the object")
     map_fd = int(lib.bpf_map__fd(bpf_map))
     attach_type = int(lib.bpf_program__expected_attach_type(prog))
-    if attach_type not in (BPF_SK_SKB_STREAM_PARSER, BPF_SK_SKB_STREAM_VERDICT, BPF_SK_MSG_VERDICT,
-                           BPF_SK_SKB_VERDICT):
-        attach_type = BPF_SK_SKB_STREAM_VERDICT  # plain SEC("sk_skb")
+    if attach_type not in (lib.BPF_SK_SKB_STREAM_PARSER, lib.BPF_SK_SKB_STREAM_VERDICT, lib.BPF_SK_MSG_VERDICT,
+                           lib.BPF_SK_SKB_VERDICT):
+        attach_type = lib.BPF_SK_SKB_STREAM_VERDICT  # plain SEC("sk_skb")
     fd = prog_fd(prog)
     # A sockmap link (kernel >= 6.10) is an fd: it goes with the process however that
     # ends. Older kernels refuse it with EINVAL: there the program is attached to the map.

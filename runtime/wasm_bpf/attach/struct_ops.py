@@ -12,10 +12,7 @@ from .._native import ffi, lib
 from ..errors import HostCallError
 from .common import check_rc, libbpf_link
 from .links import FdLink, Link, MultiLink
-
-BPF_MAP_TYPE_STRUCT_OPS = 26
-BPF_F_LINK = 1 << 13
-BPF_STRUCT_OPS = 44  # the attach type of a struct_ops link
+from .targets import StructOps
 
 
 def _kernel_has_links() -> bool:
@@ -31,25 +28,24 @@ def prepare(obj: Any) -> None:
     if not _kernel_has_links():
         return
     for bpf_map in struct_ops_maps(obj).values():
-        lib.bpf_map__set_map_flags(bpf_map, lib.bpf_map__map_flags(bpf_map) | BPF_F_LINK)
-
-
-def claims(section: str) -> bool:
-    return section.startswith("struct_ops")
+        lib.bpf_map__set_map_flags(bpf_map, lib.bpf_map__map_flags(bpf_map) | lib.WBPF_F_LINK)
 
 
 def struct_ops_maps(obj: Any) -> Dict[str, Any]:
     found = {}
     m = lib.bpf_object__next_map(obj, ffi.NULL)
     while m != ffi.NULL:
-        if lib.bpf_map__type(m) == BPF_MAP_TYPE_STRUCT_OPS:
+        if lib.bpf_map__type(m) == lib.BPF_MAP_TYPE_STRUCT_OPS:
             found[ffi.string(lib.bpf_map__name(m)).decode()] = m
         m = lib.bpf_object__next_map(obj, m)
     return found
 
 
-def register(obj: Any, target: str) -> Link:
-    """Registers struct_ops map `target` (or the object's only one when target is empty)."""
+def register(prog: Any, struct_ops: StructOps, obj: Any) -> Link:
+    """Registers the struct_ops map named by the target (or the object's only one)."""
+    if obj is None:
+        raise HostCallError(errno.EINVAL, "struct_ops registration needs the program's object")
+    target = struct_ops.map_name
     maps = struct_ops_maps(obj)
     if target:
         if target not in maps:
@@ -63,9 +59,9 @@ def register(obj: Any, target: str) -> Link:
     ffi.errno = 0
     # On a BPF_F_LINK map this update only makes it ready; the link registers it.
     update = libbpf_link(lib.bpf_map__attach_struct_ops(bpf_map), "struct_ops registration")
-    if not lib.bpf_map__map_flags(bpf_map) & BPF_F_LINK:
+    if not lib.bpf_map__map_flags(bpf_map) & lib.WBPF_F_LINK:
         return update
-    fd = lib.bpf_link_create(lib.bpf_map__fd(bpf_map), 0, BPF_STRUCT_OPS, ffi.NULL)
+    fd = lib.bpf_link_create(lib.bpf_map__fd(bpf_map), 0, lib.WBPF_STRUCT_OPS, ffi.NULL)  # a struct_ops link
     if fd < 0:
         update.destroy()
         check_rc(fd, "struct_ops registration (link)")

@@ -4,92 +4,55 @@ perf_event."""
 import ctypes
 import errno
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, List
 
 from .._native import ffi, lib
 from ..errors import HostCallError
-from .common import int_option, libbpf_link, prog_fd, shim_link, split_options
+from .common import libbpf_link, prog_fd, shim_link
 from .links import Link, MultiLink
+from .targets import Kprobe, PerfEvent, Uprobe, Usdt
 
 
-def attach_auto(prog: Any, target: str = "", obj: Any = None) -> Link:
+def attach_auto(prog: Any) -> Link:
     return shim_link(lib.wbpf_attach, prog, what="auto-attach")
 
 
-def _func_offset(spec: str, target: str) -> Tuple[Optional[str], int]:
-    """'function', 'function+off' or 'off' -> (function or None, offset)."""
-    func, plus, off = spec.partition("+")
-    try:
-        if not plus and func[:1].isdigit():
-            result: Tuple[Optional[str], int] = None, int(func, 0)
-        else:
-            result = func, int(off, 0) if plus else 0
-    except ValueError:
-        raise HostCallError(errno.EINVAL, f"bad offset in target {target!r}") from None
-    if not 0 <= result[1] < 1 << 63:  # the C side takes a size_t (host_abi/ABI.md, Bad input)
-        raise HostCallError(errno.EINVAL, f"offset out of range in target {target!r}")
-    return result
+def attach_uprobe(prog: Any, target: Uprobe, obj: Any = None) -> Link:
+    """target.binary: a library name, a path, or (from a guest) the /proc/self/fd/N of
+    the binary the sandbox opened."""
+    func = target.function.encode() if target.function is not None else ffi.NULL
+    return shim_link(lib.wbpf_attach_uprobe, prog, int(target.retprobe), target.pid, target.binary.encode(),
+                     func, target.offset, what=f"uprobe attach to {target.binary}:{target.function or target.offset}")
 
 
-def attach_uprobe(prog: Any, target: str, retprobe: bool) -> Link:
-    """BINARY:FUNCTION[+OFFSET][,pid=PID] (BINARY: a path, or a library name such as libc.so.6)."""
-    spec, opts = split_options(target, ["pid"])
-    binary, sep, func_spec = spec.rpartition(":")
-    if not sep or not binary or not func_spec:
-        raise HostCallError(errno.EINVAL, f"uprobe target {target!r} is not 'binary:function[+offset]'")
-    func, offset = _func_offset(func_spec, target)
-    pid = int_option(opts, "pid", -1)
-    return shim_link(lib.wbpf_attach_uprobe, prog, int(retprobe), pid, binary.encode(),
-                     func.encode() if func else ffi.NULL, offset, what=f"uprobe attach to {target}")
-
-
-def attach_usdt(prog: Any, target: str, obj: Any = None) -> Link:
-    """BINARY:PROVIDER:NAME[,pid=PID]."""
-    spec, opts = split_options(target, ["pid"])
-    parts = spec.rsplit(":", 2)
-    if len(parts) != 3 or not all(parts):
-        raise HostCallError(errno.EINVAL, f"USDT target {target!r} is not 'binary:provider:name'")
-    binary, provider, name = parts
-    pid = int_option(opts, "pid", -1)
+def attach_usdt(prog: Any, target: Usdt, obj: Any = None) -> Link:
     ffi.errno = 0
-    return libbpf_link(lib.bpf_program__attach_usdt(prog, pid, binary.encode(), provider.encode(),
-                                                     name.encode(), ffi.NULL), f"USDT attach to {target}")
+    return libbpf_link(lib.bpf_program__attach_usdt(prog, target.pid, target.binary.encode(),
+                                                     target.provider.encode(), target.name.encode(), ffi.NULL),
+                       f"USDT attach to {target.binary}:{target.provider}:{target.name}")
 
 
-def kprobe_target(target: str) -> Tuple[str, int]:
-    """FUNCTION[+OFFSET] -> (function, offset); a kernel function is required."""
-    if not target or ":" in target or "," in target:
-        raise HostCallError(errno.EINVAL, f"kprobe target {target!r} is not FUNCTION[+OFFSET]")
-    func, offset = _func_offset(target, target)
-    if not func or offset < 0:
-        raise HostCallError(errno.EINVAL, f"kprobe target {target!r} is not FUNCTION[+OFFSET]")
-    return func, offset
-
-
-def attach_kprobe(prog: Any, target: str, retprobe: bool) -> Link:
-    """FUNCTION[+OFFSET] (a kernel function, an offset into it)."""
-    func, offset = kprobe_target(target)
+def attach_kprobe(prog: Any, target: Kprobe, obj: Any = None) -> Link:
     opts = ffi.new("struct bpf_kprobe_opts *")
     opts.sz = ffi.sizeof("struct bpf_kprobe_opts")
-    opts.offset, opts.retprobe = offset, retprobe
+    opts.offset, opts.retprobe = target.offset, target.retprobe
     ffi.errno = 0
-    return libbpf_link(lib.bpf_program__attach_kprobe_opts(prog, func.encode(), opts),
-                       f"kprobe attach to {target}")
+    return libbpf_link(lib.bpf_program__attach_kprobe_opts(prog, target.function.encode(), opts),
+                       f"kprobe attach to {target.function}+{target.offset}")
 
 
 # ---- perf_event ----------------------------------------------------------------------
-PERF_TYPE_HARDWARE, PERF_TYPE_SOFTWARE = 0, 1
+_SW, _HW = lib.PERF_TYPE_SOFTWARE, lib.PERF_TYPE_HARDWARE
 PERF_EVENTS = {
-    "cpu-clock": (PERF_TYPE_SOFTWARE, 0), "task-clock": (PERF_TYPE_SOFTWARE, 1),
-    "page-faults": (PERF_TYPE_SOFTWARE, 2), "context-switches": (PERF_TYPE_SOFTWARE, 3),
-    "cpu-migrations": (PERF_TYPE_SOFTWARE, 4), "minor-faults": (PERF_TYPE_SOFTWARE, 5),
-    "major-faults": (PERF_TYPE_SOFTWARE, 6),
-    "cycles": (PERF_TYPE_HARDWARE, 0), "instructions": (PERF_TYPE_HARDWARE, 1),
-    "cache-references": (PERF_TYPE_HARDWARE, 2), "cache-misses": (PERF_TYPE_HARDWARE, 3),
-    "branches": (PERF_TYPE_HARDWARE, 4), "branch-misses": (PERF_TYPE_HARDWARE, 5),
+    "cpu-clock": (_SW, lib.PERF_COUNT_SW_CPU_CLOCK), "task-clock": (_SW, lib.PERF_COUNT_SW_TASK_CLOCK),
+    "page-faults": (_SW, lib.PERF_COUNT_SW_PAGE_FAULTS), "context-switches": (_SW, lib.PERF_COUNT_SW_CONTEXT_SWITCHES),
+    "cpu-migrations": (_SW, lib.PERF_COUNT_SW_CPU_MIGRATIONS), "minor-faults": (_SW, lib.PERF_COUNT_SW_PAGE_FAULTS_MIN),
+    "major-faults": (_SW, lib.PERF_COUNT_SW_PAGE_FAULTS_MAJ),
+    "cycles": (_HW, lib.PERF_COUNT_HW_CPU_CYCLES), "instructions": (_HW, lib.PERF_COUNT_HW_INSTRUCTIONS),
+    "cache-references": (_HW, lib.PERF_COUNT_HW_CACHE_REFERENCES),
+    "cache-misses": (_HW, lib.PERF_COUNT_HW_CACHE_MISSES),
+    "branches": (_HW, lib.PERF_COUNT_HW_BRANCH_INSTRUCTIONS), "branch-misses": (_HW, lib.PERF_COUNT_HW_BRANCH_MISSES),
 }
-_NR_PERF_EVENT_OPEN = 298  # x86_64
-_PERF_FLAG_FD_CLOEXEC = 8
 _ATTR_SIZE = 128
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -102,8 +65,8 @@ def perf_event_open(event: str, pid: int, cpu: int, freq: int, period: int) -> i
     ctypes.c_uint64.from_buffer(attr, 8).value = config
     ctypes.c_uint64.from_buffer(attr, 16).value = freq or period
     ctypes.c_uint64.from_buffer(attr, 40).value = (1 << 10) if freq else 0  # .freq
-    fd = _libc.syscall(_NR_PERF_EVENT_OPEN, attr, ctypes.c_int(pid), ctypes.c_int(cpu),
-                       ctypes.c_int(-1), ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC))
+    fd = _libc.syscall(lib.SYS_perf_event_open, attr, ctypes.c_int(pid), ctypes.c_int(cpu),
+                       ctypes.c_int(-1), ctypes.c_ulong(lib.PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
         code = ctypes.get_errno()
         raise HostCallError(code, f"perf_event_open({event}, pid={pid}, cpu={cpu}): {os.strerror(code)}")
@@ -119,19 +82,16 @@ def online_cpus() -> List[int]:
     return cpus
 
 
-def attach_perf_event(prog: Any, target: str, obj: Any = None) -> Link:
-    """EVENT[,cpu=N|all][,freq=HZ|,period=N][,pid=PID]; EVENT: cpu-clock, task-clock,
-    page-faults, context-switches, ... or a hardware event (cycles, instructions, ...)."""
-    event, opts = split_options(target, ["cpu", "freq", "period", "pid"])
+def attach_perf_event(prog: Any, target: PerfEvent, obj: Any = None) -> Link:
+    """EVENT: cpu-clock, task-clock, page-faults, context-switches, ... or a hardware
+    event (cycles, instructions, ...)."""
+    event, pid, period, freq = target.event, target.pid, target.period, target.freq
     if event not in PERF_EVENTS:
         raise HostCallError(errno.EINVAL, f"unknown perf event {event!r} (known: {', '.join(PERF_EVENTS)})")
-    pid = int_option(opts, "pid", -1)
-    period = int_option(opts, "period", 0)
-    freq = int_option(opts, "freq", 0 if period else 49)
-    if opts.get("cpu", "all") == "all":
+    if target.cpu is None:
         cpus = online_cpus() if pid == -1 else [-1]
     else:
-        cpus = [int_option(opts, "cpu", -1)]
+        cpus = [target.cpu]
     links: List[Link] = []
     try:
         for cpu in cpus:
@@ -150,7 +110,7 @@ def attach_perf_event(prog: Any, target: str, obj: Any = None) -> Link:
     return MultiLink(links)
 
 
-def attach_iter(prog: Any, target: str = "", obj: Any = None) -> Link:
+def attach_iter(prog: Any) -> Link:
     prog_fd(prog)
     ffi.errno = 0
     return libbpf_link(lib.bpf_program__attach_iter(prog, ffi.NULL), "iterator attach")

@@ -5,7 +5,7 @@ from typing import Optional
 import click
 
 
-@click.command()
+@click.command(short_help="Write a kernel-only program as one JSON package.")
 @click.argument("program", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", metavar="FILE", help="Where to write the package (default: NAME.json).")
 @click.option("--event-type", default="", metavar="NAME", help="Record type of the event buffers.")

@@ -13,10 +13,12 @@ import signal as _signal
 import struct
 from typing import Any, Dict, List, Tuple
 
+from wasm_bpf.errors import WasmBpfError
+
 from .types import Type
 
 
-class DecodeError(Exception):
+class DecodeError(WasmBpfError):
     pass
 
 

@@ -127,6 +127,7 @@ def patch_rodata(elf: bytes, globals_: List[GlobalSpec], values: Dict[str, bytes
     if not values:
         return elf
     sec = ELFFile(io.BytesIO(elf)).get_section_by_name(".rodata")
+    assert sec is not None  # values are only given for globals, which live in .rodata
     base = sec["sh_offset"]
     out = bytearray(elf)
     by_name = {g.name: g for g in globals_}

@@ -13,20 +13,21 @@ import datetime
 import json
 from typing import IO, Any, List, Optional, Tuple
 
-from wasm_bpf._shim import ffi, lib
+from wasm_bpf._native import ffi, lib
+from wasm_bpf.maps import PERCPU_TYPES
 
 from .decode import RecordDecoder, decode, pick
 from .output import writer
 from .spec import MapSpec
 from .types import Type
 
-_PERCPU = frozenset({5, 6, 10})
+_ARRAYS = (lib.BPF_MAP_TYPE_ARRAY, lib.BPF_MAP_TYPE_PERCPU_ARRAY)
 
 
 def entries(fd: int, spec: MapSpec, key_size: int, value_size: int) -> List[Tuple[bytes, List[bytes]]]:
     """(key bytes, [value bytes per CPU]) of every entry."""
-    ncpu = lib.libbpf_num_possible_cpus() if spec.type in _PERCPU else 1
-    stride = (value_size + 7) // 8 * 8 if spec.type in _PERCPU else value_size
+    ncpu = lib.libbpf_num_possible_cpus() if spec.type in PERCPU_TYPES else 1
+    stride = (value_size + 7) // 8 * 8 if spec.type in PERCPU_TYPES else value_size
     key, nxt = ffi.new("char[]", max(key_size, 1)), ffi.new("char[]", max(key_size, 1))
     value = ffi.new("char[]", max(stride * ncpu, 1))
     out, first = [], True
@@ -43,7 +44,7 @@ def entries(fd: int, spec: MapSpec, key_size: int, value_size: int) -> List[Tupl
 
 def clear(fd: int, keys: List[bytes], spec: MapSpec) -> None:
     for k in keys:
-        if spec.type in (2, 6):  # arrays cannot delete: zero the value instead
+        if spec.type in _ARRAYS:  # arrays cannot delete: zero the value instead
             continue
         lib.bpf_map_delete_elem_flags(fd, k, 0)
 
@@ -132,7 +133,7 @@ class MapPrinter:
     def print(self, out: IO[str], when: datetime.datetime) -> bool:
         """Prints the map's current content; False when it was empty."""
         ents = entries(self.fd, self.spec, self.key_size, self.value_size)
-        if self.spec.type in (2, 6) and self.spec.value is not None:  # arrays: skip all-zero slots
+        if self.spec.type in _ARRAYS and self.spec.value is not None:  # arrays: skip all-zero slots
             ents = [(k, v) for k, v in ents if any(any(b) for b in v)]
         if not ents:
             return False

@@ -24,6 +24,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from . import schema
 from .spec import ObjectSpec, SpecError
 
 FORMAT = 1
@@ -74,30 +75,20 @@ def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
 
 
 def read(text: str, what: str) -> Package:
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise SpecError(f"{what} is not JSON ({e}): give a package written by 'wasm-bpf package' "
-                        "or an eunomia-bpf package.json") from None
-    if not isinstance(doc, dict) or "bpf_object" not in doc:
-        raise SpecError(f"{what} has no \"bpf_object\": it is not a wasm-bpf or eunomia-bpf package "
-                        "(write one with 'wasm-bpf package prog.bpf.o -o prog.json')")
+    doc = schema.parse(text, what)  # every bound checked before any use
     try:
         raw = base64.b64decode(doc["bpf_object"], validate=False)
-    except (binascii.Error, TypeError):
+    except (binascii.Error, ValueError):
         raise SpecError(f"{what}: \"bpf_object\" is not base64") from None
-    try:
-        elf = zlib.decompress(raw)
-    except zlib.error:
-        elf = raw  # stored uncompressed
+    elf = _decompressed(raw, what)
     size = doc.get("bpf_object_size")
-    if isinstance(size, int) and size != len(elf):
+    if size is not None and size != len(elf):
         raise SpecError(f"{what}: the object is {len(elf)} bytes, \"bpf_object_size\" says {size}: the file is damaged")
     meta = doc.get("meta") or {}
     skel = meta.get("bpf_skel") or {}
     pkg = Package(elf=elf, name=skel.get("obj_name") or "")
     exports = meta.get("export_types") or []
-    if exports and isinstance(exports[0], dict):
+    if exports:
         pkg.event_type = exports[0].get("name", "")
     ours = doc.get("wasm_bpf") or {}
     pkg.records = ours.get("records") or {}
@@ -116,9 +107,23 @@ def read(text: str, what: str) -> Package:
             elif "default" in cmd:
                 pkg.defaults[name] = cmd["default"]
     for m in skel.get("maps") or []:
-        if isinstance(m, dict) and isinstance(m.get("sample"), dict):
+        if "sample" in m:
             pkg.samples[m.get("name", "")] = m["sample"]
     return pkg
+
+
+def _decompressed(raw: bytes, what: str) -> bytes:
+    """The object, inflated to at most schema.MAX_OBJECT bytes (a few KiB of zlib
+    can inflate to gigabytes)."""
+    inflate = zlib.decompressobj()
+    try:
+        elf = inflate.decompress(raw, schema.MAX_OBJECT)
+    except zlib.error:
+        return raw  # stored uncompressed
+    if inflate.unconsumed_tail:
+        raise SpecError(f"{what}: the object inflates past {schema.MAX_OBJECT >> 20} MiB, more than a BPF object "
+                        "may be")
+    return elf
 
 
 def is_package(data: bytes) -> bool:

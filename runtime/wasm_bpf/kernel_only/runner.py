@@ -9,29 +9,47 @@ import os
 import platform
 import select
 import signal
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+
+from wasm_bpf._native import capture_libbpf_log
+from wasm_bpf.attach import kind_of_program
+from wasm_bpf.buffers import EventBuffer
+from wasm_bpf.errors import HostCallError, WasmBpfError
+from wasm_bpf.limits import Limits
+from wasm_bpf.loader import BpfObject
+from wasm_bpf.maps import MapInfo
+from wasm_bpf.objspec import target_need
+from wasm_bpf.sandbox import Sandbox
 
 from . import flags as F
+from .clang import compile_bpf
 from . import package as P
 from .decode import RecordDecoder
 from .mapprint import MapPrinter, hist_member
-from .output import writer
-from .spec import TABLE_MAP_TYPES, ObjectSpec, SpecError, inspect
+from .output import Writer, writer
+from .spec import TABLE_MAP_TYPES, MapSpec, ObjectSpec, SpecError, inspect
+
+PERF_PAGES = 64  # per CPU, for perf event arrays
 
 
-class RunError(Exception):
+class RunError(WasmBpfError):
     pass
 
 
 def build_object(src: Path, verbose: bool = False) -> bytes:
     """Compiles prog.bpf.c (CO-RE, -g: BTF and DWARF kept, so record types are found)."""
-    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, vmlinux_header
+    from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, is_bpf_source, vmlinux_header
 
+    if not is_bpf_source(src):
+        sibling = src.with_name(src.name[:-len(src.suffix)] + ".bpf.c")
+        bpf = sibling.name if sibling.is_file() else "X.bpf.c"
+        raise RunError(f"{src} has no BPF program (no SEC(...)): if it is the user-space half of a wasm-bpf "
+                       f"program, build it with `wasm-bpf build {bpf} {src.name}` and run the .wasm")
     cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
     try:
         vmlinux = vmlinux_header(cfg)
@@ -40,15 +58,7 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
     arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-ko-") as tmp:
         obj = Path(tmp) / "prog.bpf.o"
-        argv = [cfg.clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}", f"-I{vmlinux.parent}",
-                f"-I{src.resolve().parent}", f"-I/usr/include/{platform.machine()}-linux-gnu",
-                "-c", str(src), "-o", str(obj)]
-        if verbose:
-            print("+ " + " ".join(argv), file=sys.stderr)
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            raise RunError(f"cannot compile {src} (fix the errors below, or pass a built .bpf.o):\n"
-                           + proc.stdout.decode(errors="replace").rstrip())
+        compile_bpf(cfg.clang, src, obj, vmlinux.parent, [f"-D__TARGET_ARCH_{arch}"], verbose=verbose)
         return obj.read_bytes()
 
 
@@ -148,6 +158,8 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
             event_type = a.split("=", 1)[1]
     try:
         spec, pkg = load_input(path, event_type, verbose)
+        if not spec.programs:  # it would attach nothing and print nothing, until Ctrl-C
+            raise SpecError(f"{path} has no BPF programs (functions in a SEC(\"...\") section): nothing to run")
         flags = F.flags_of(spec.globals, pkg.flag_overrides if pkg else None)
         parser = _parser(spec, f"wasm-bpf run {os.path.basename(path)}", flags)
         ns = parser.parse_args(list(args))
@@ -172,22 +184,17 @@ def _targets(spec: ObjectSpec, pkg: Optional[P.Package], items: List[str]) -> Di
     return targets
 
 
-def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argparse.Namespace,
-                out: IO[str], err: IO[str]) -> int:
-    from wasm_bpf import _native
-    from wasm_bpf._native import ffi as dffi, lib as dlib
-    from wasm_bpf.errors import HostCallError
-    from wasm_bpf.limits import Limits
-    from wasm_bpf.loader import BpfObject
-    from wasm_bpf.maps import MapInfo
-    from wasm_bpf.sandbox import Sandbox
+@dataclass
+class _Outputs:
+    """What a run prints: the event buffers whose record type is known, and the maps
+    (histograms, tables) printed every interval."""
 
-    fmt = ns.fmt or "table"
-    if ns.verbose:
-        _native.capture_libbpf_log(1, err.write)
-    targets = _targets(spec, pkg, ns.attach)
-    samples = pkg.samples if pkg else {}
+    buffers: List[MapSpec]
+    maps: List[MapSpec]
 
+
+def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace,
+                    err: IO[str]) -> _Outputs:
     buffers = [m for m in spec.buffers() if m.record is not None]
     untyped = [m for m in spec.buffers() if m.record is None]
     hist_maps = [m for m in spec.maps if m.type in TABLE_MAP_TYPES and
@@ -204,124 +211,149 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
         table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES}
     if ns.verbose and untyped and buffers:
         err.write(f"wasm-bpf: note: not printing {', '.join(m.name for m in untyped)} (no record type found)\n")
+    return _Outputs(buffers, [m for m in spec.maps if m in hist_maps or m.name in table_names])
 
-    obj = None
-    drains: List[Tuple[object, RecordDecoder, object]] = []
-    stop = _Stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    status = 0
+
+def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str]) -> BpfObject:
+    """The loaded object with every program attached; closed again if one fails."""
     try:
-        try:
-            obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()))
-        except HostCallError as e:
-            raise RunError(f"cannot load {spec.name}: {e} (-v shows libbpf's log)") from None
+        obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()), name=spec.name)
+    except HostCallError as e:
+        raise RunError(f"cannot load {spec.name}: {e}") from None
+    try:
+        opened = dict(obj.programs())
         for p in spec.programs:
             try:
                 obj.attach(p.name, targets.get(p.name, ""))
             except HostCallError as e:
-                hint = "" if p.name in targets else f"; give a target with --attach {p.name}=TARGET"
+                needs = target_need(kind_of_program(opened[p.name]), p.section) == "required"
+                hint = f"; give a target with --attach {p.name}=TARGET" if needs and p.name not in targets else ""
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
-        columns_done = {}
-        writers = {}
-        for m in buffers:
-            fd = obj.map_fd(m.name)
-            e = dffi.new("int *")
-            d = dlib.wbpf_buffer_new(fd, 64, e)
-            if d == dffi.NULL:
-                raise RunError(f"cannot read events of map {m.name}: {os.strerror(-e[0] or 22)}")
-            dec = RecordDecoder(m.record, raw=ns.raw)
-            key = tuple(c for c, _ in dec.columns)
-            if key not in columns_done:
-                columns_done[key] = writer(fmt, out, dec.columns, not ns.no_timestamp)
-            writers[m.name] = columns_done[key]
-            drains.append((d, dec, m))
-        printers = []
-        for m in spec.maps:
-            if m in hist_maps or m.name in table_names:
-                info = MapInfo.of_fd(obj.map_fd(m.name))
-                sample = samples.get(m.name, {})
-                hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
-                printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
-                                           clear_after=ns.clear or bool(sample.get("clear_map")),
-                                           hist=hist, unit=sample.get("unit", ""), raw=ns.raw))
-        if fmt == "table" and buffers:
-            pass  # the header comes with the first record
+    except BaseException:
+        obj.close()
+        raise
+    return obj
+
+
+class _Drain:
+    """One event buffer, decoded and written as it is read."""
+
+    def __init__(self, buffer: EventBuffer, decoder: RecordDecoder, out: Writer) -> None:
+        self.buffer, self.decoder, self.out = buffer, decoder, out
+
+    def __call__(self) -> None:
+        when = datetime.datetime.now()
+        for record in self.buffer.take_records():
+            self.out.emit(when, self.decoder.row(record))
+
+
+def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace,
+                  fmt: str, out: IO[str]) -> Tuple[List[_Drain], List[MapPrinter]]:
+    drains = []
+    writers: Dict[Tuple[str, ...], Writer] = {}  # buffers with the same columns share a table
+    for m in outputs.buffers:
+        assert m.record is not None  # _choose_outputs keeps typed buffers only
+        try:
+            buffer = obj.buffer(obj.map_fd(m.name), PERF_PAGES)
+        except HostCallError as e:
+            raise RunError(f"cannot read events of map {m.name}: {os.strerror(e.errno)}") from None
+        dec = RecordDecoder(m.record, raw=ns.raw)
+        key = tuple(c for c, _ in dec.columns)
+        if key not in writers:
+            writers[key] = writer(fmt, out, dec.columns, not ns.no_timestamp)
+        drains.append(_Drain(buffer, dec, writers[key]))
+    printers = []
+    for m in outputs.maps:
+        info = MapInfo.of_fd(obj.map_fd(m.name))
+        sample = samples.get(m.name, {})
+        hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
+        printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
+                                   clear_after=ns.clear or bool(sample.get("clear_map")),
+                                   hist=hist, unit=sample.get("unit", ""), raw=ns.raw))
+    if fmt == "table" and len(drains) == 1 and not printers:  # else the header comes with the first record
+        drains[0].out.header()
+        drains[0].out.started = True
+    return drains, printers
+
+
+def _print_maps(printers: List[MapPrinter], out: IO[str]) -> None:
+    when = datetime.datetime.now()
+    for p in printers:
+        p.print(out, when)
+
+
+def _poll_loop(drains: List[_Drain], printers: List[MapPrinter], ns: argparse.Namespace, stop: _Stop,
+               out: IO[str], err: IO[str]) -> None:
+    """Prints records as they arrive and the maps every interval, until the stop or
+    the timeout; then what arrived before it, and the last partial interval."""
+    poller = select.poll()
+    for d in drains:
+        poller.register(d.buffer.fileno(), select.POLLIN)
+    start = time.monotonic()
+    next_print = start + ns.interval
+    last_print = 0.0
+    interval = max(ns.interval, 0.05)
+    while not stop.flag:
+        now = time.monotonic()
+        if ns.timeout is not None and now - start >= ns.timeout:
+            break
+        wait = min(next_print - now, 0.2)
+        if ns.timeout is not None:
+            wait = min(wait, ns.timeout - (now - start))
+        if drains:
+            ready = poller.poll(max(int(wait * 1000), 0))
+        else:
+            time.sleep(max(wait, 0))
+            ready = []
+        if ready:
+            for d in drains:
+                d()
+        if printers and time.monotonic() >= next_print:
+            _print_maps(printers, out)
+            last_print = time.monotonic()
+            next_print += interval
+    for d in drains:  # what arrived before the stop
+        d()
+    if printers and time.monotonic() - last_print > 0.25:  # the last partial interval
+        _print_maps(printers, out)
+    lost = sum(d.buffer.lost for d in drains)
+    if lost:
+        err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
+
+
+def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argparse.Namespace,
+                out: IO[str], err: IO[str]) -> int:
+    fmt = ns.fmt or "table"
+    if ns.verbose:
+        capture_libbpf_log(1, err.write)
+    targets = _targets(spec, pkg, ns.attach)
+    samples = pkg.samples if pkg else {}
+    outputs = _choose_outputs(spec, samples, ns, err)
+
+    obj = None
+    stop = _Stop()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        obj = _load_and_attach(spec, elf, targets)
+        drains, printers = _open_outputs(obj, outputs, samples, ns, fmt, out)
         if ns.verbose:
             err.write(f"wasm-bpf: attached {len(spec.programs)} program(s); printing "
-                      f"{', '.join(m.name for m in buffers) or 'no buffer'}"
+                      f"{', '.join(m.name for m in outputs.buffers) or 'no buffer'}"
                       f"{'; maps ' + ', '.join(p.spec.name for p in printers) if printers else ''}\n")
-        if fmt == "table" and len(writers) == 1 and not printers:
-            next(iter(writers.values())).header()
-            next(iter(writers.values())).started = True
         out.flush()
-
-        poller = select.poll()
-        by_fd = {}
-        for d, dec, m in drains:
-            efd = dlib.wbpf_buffer_epoll_fd(d)
-            poller.register(efd, select.POLLIN)
-            by_fd[efd] = (d, dec, m)
-        bufsize = 1 << 20
-        chunk = dffi.new("char[]", bufsize)
-        start = time.monotonic()
-        next_print = start + ns.interval
-        last_print = 0.0
-        interval = max(ns.interval, 0.05)
-        while not stop.flag:
-            now = time.monotonic()
-            if ns.timeout is not None and now - start >= ns.timeout:
-                break
-            wait = min(next_print - now, 0.2)
-            if ns.timeout is not None:
-                wait = min(wait, ns.timeout - (now - start))
-            ready = poller.poll(max(int(wait * 1000), 0)) if by_fd else (time.sleep(max(wait, 0)) or [])
-            if ready:
-                for d, dec, m in drains:
-                    _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
-            if printers and time.monotonic() >= next_print:
-                when = datetime.datetime.now()
-                for p in printers:
-                    p.print(out, when)
-                last_print = time.monotonic()
-                next_print += interval
-        for d, dec, m in drains:  # what arrived before the stop
-            _drain(dlib, dffi, d, dec, writers[m.name], chunk, bufsize)
-        if printers and time.monotonic() - last_print > 0.25:  # the last partial interval
-            when = datetime.datetime.now()
-            for p in printers:
-                p.print(out, when)
-        lost = sum(dlib.wbpf_buffer_lost(d) for d, _, _ in drains)
-        if lost:
-            err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
+        _poll_loop(drains, printers, ns, stop, out, err)
     except BrokenPipeError:
         status = 0
     except (RunError, SpecError) as e:
         err.write(f"wasm-bpf: error: {e}\n")
         status = 1
     finally:
-        for d, _, _ in drains:
-            dlib.wbpf_buffer_free(d)
         if obj is not None:
-            obj.close()
+            obj.close()  # its event buffers too
         for s, h in old.items():
             signal.signal(s, h)
     return status
-
-
-def _drain(dlib, dffi, d, dec: RecordDecoder, w, chunk, bufsize: int) -> None:
-    dlib.wbpf_buffer_collect(d, 0)
-    while dlib.wbpf_buffer_queued(d):
-        n = dlib.wbpf_buffer_take(d, chunk, bufsize)
-        if n == 0:
-            break
-        data = dffi.buffer(chunk, n)[:]
-        when = datetime.datetime.now()
-        pos = 0
-        while pos + 4 <= n:
-            size = int.from_bytes(data[pos:pos + 4], "little")
-            rec = data[pos + 4: pos + 4 + size]
-            pos += 4 + ((size + 7) & ~7)
-            w.emit(when, dec.row(rec))
 
 
 def package_command(path: str, output: Optional[str], event_type: str = "", verbose: bool = False,

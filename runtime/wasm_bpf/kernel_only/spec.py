@@ -24,22 +24,22 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from wasm_bpf._shim import ffi, lib
+from wasm_bpf._native import ffi, lib
+from wasm_bpf.errors import WasmBpfError
+from wasm_bpf.policy import map_type_name
 from wasm_bpf_sdk import btf as B
 
 from . import types as T
 
 
-class SpecError(Exception):
+class SpecError(WasmBpfError):
     """The input cannot be run; the message names the cause and the fix."""
 
 
-# BPF map type numbers (include/uapi/linux/bpf.h) the runner cares about.
-MAP_TYPES = {1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash",
-             6: "percpu_array", 7: "stack_trace", 9: "lru_hash", 10: "lru_percpu_hash",
-             12: "array_of_maps", 13: "hash_of_maps", 27: "ringbuf"}
-RINGBUF, PERF_EVENT_ARRAY = 27, 4
-TABLE_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10})
+# Maps printed as tables or histograms.
+TABLE_MAP_TYPES = frozenset({lib.BPF_MAP_TYPE_HASH, lib.BPF_MAP_TYPE_ARRAY, lib.BPF_MAP_TYPE_PERCPU_HASH,
+                             lib.BPF_MAP_TYPE_PERCPU_ARRAY, lib.BPF_MAP_TYPE_LRU_HASH,
+                             lib.BPF_MAP_TYPE_LRU_PERCPU_HASH})
 
 
 @dataclass
@@ -53,11 +53,11 @@ class MapSpec:
 
     @property
     def type_name(self) -> str:
-        return MAP_TYPES.get(self.type, str(self.type))
+        return map_type_name(self.type)
 
     @property
     def is_buffer(self) -> bool:
-        return self.type in (RINGBUF, PERF_EVENT_ARRAY)
+        return self.type in (lib.BPF_MAP_TYPE_RINGBUF, lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY)
 
 
 @dataclass
@@ -178,7 +178,7 @@ def _maps(btf: "B.Btf") -> List[MapSpec]:
             elif mem.name in ("key", "value") and target:
                 try:
                     setattr(m, mem.name, T.from_btf(btf, target))
-                except T.TypeError_:
+                except T.BtfTypeError:
                     pass
         out.append(m)
     return out
@@ -227,7 +227,7 @@ def btf_ext_lines(elf: ELFFile, btf: "B.Btf") -> List[str]:
     if len(data) < 32:
         return []
     magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
-    if magic != 0xEB9F:
+    if magic != lib.BTF_MAGIC:
         return []
     _fi_off, _fi_len, li_off, li_len = struct.unpack_from("<IIII", data, 8)
     pos, end = hdr_len + li_off, hdr_len + li_off + li_len
@@ -316,9 +316,9 @@ def _header_struct(header: Optional[Path], btf: "B.Btf", dwarf: _Dwarf) -> Optio
 def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
     """The type `name` of header, from the BTF of a one-line object that uses it (for
     objects whose BTF lacks it and whose DWARF is stripped)."""
-    import platform
-    import subprocess
     import tempfile
+
+    from .clang import compile_bpf
 
     try:
         from wasm_bpf_sdk.build import BuildConfig, vmlinux_header
@@ -327,16 +327,16 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
         return None
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-hdr-") as tmp:
         src, obj = Path(tmp) / "types.c", Path(tmp) / "types.o"
-        src.write_text(f'#include "vmlinux.h"\n#include "{header.resolve()}"\n{name} *__wasm_bpf_record_ref;\n')
-        argv = ["clang-19", "-g", "-O2", "-target", "bpf", f"-I{vmlinux.parent}", f"-I{header.resolve().parent}",
-                f"-I/usr/include/{platform.machine()}-linux-gnu", "-c", str(src), "-o", str(obj)]
-        if subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        src.write_text(f'#include "vmlinux.h"\n#include "{header.name}"\n{name} *__wasm_bpf_record_ref;\n')
+        try:
+            compile_bpf("clang-19", src, obj, vmlinux.parent, include_dirs=[header.resolve().parent])
+        except SpecError:
             return None
         try:
             with B.Btf.from_file(str(obj)) as hbtf:
                 tid = T.find_btf_type(hbtf, name)
                 return T.from_btf(hbtf, tid) if tid is not None else None
-        except (B.BtfError, T.TypeError_):
+        except (B.BtfError, T.BtfTypeError):
             return None
 
 
@@ -359,11 +359,11 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
         return
     by_map: Dict[str, Tuple[str, str]] = {}
     for line in btf_ext_lines(elf, btf):
-        for m in _RESERVE.finditer(line):
-            by_map.setdefault(m.group(1), ("", m.group(2)))
+        for call in _RESERVE.finditer(line):
+            by_map.setdefault(call.group(1), ("", call.group(2)))
         for rx in (_RB_OUTPUT, _PERF_OUTPUT):
-            for m in rx.finditer(line):
-                by_map.setdefault(m.group(1), (m.group(2), m.group(3)))
+            for call in rx.finditer(line):
+                by_map.setdefault(call.group(1), (call.group(2), call.group(3)))
     fallback = _header_struct(header, btf, dwarf)
     for m in buffers:
         if m.name in by_map:

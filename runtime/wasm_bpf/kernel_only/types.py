@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from elftools.dwarf.enums import ENUM_DW_ATE as ATE
+
+from wasm_bpf.errors import WasmBpfError
 from wasm_bpf_sdk import btf as B
 
 Type = Dict[str, Any]
 
 
-class TypeError_(Exception):
+class BtfTypeError(WasmBpfError):
     """A type the decoder cannot describe."""
 
 
@@ -29,7 +32,7 @@ class TypeError_(Exception):
 def from_btf(btf: "B.Btf", tid: int, _depth: int = 0) -> Type:
     """The description of BTF type `tid` (typedefs and modifiers resolved)."""
     if _depth > 64:
-        raise TypeError_(f"{btf.what}: type {tid} nests too deeply")
+        raise BtfTypeError(f"{btf.what}: type {tid} nests too deeply")
     declared = _btf_spelling(btf, tid)
     rid = btf.resolve(tid)
     kind = btf.kind(rid)
@@ -57,7 +60,7 @@ def from_btf(btf: "B.Btf", tid: int, _depth: int = 0) -> Type:
     elif kind == B.VOID:
         t = {"kind": "void", "size": 0}
     else:
-        raise TypeError_(f"{btf.what}: cannot decode {btf.describe(rid)}")
+        raise BtfTypeError(f"{btf.what}: cannot decode {btf.describe(rid)}")
     t["name"] = declared
     return t
 
@@ -101,7 +104,7 @@ def find_btf_type(btf: "B.Btf", name: str) -> Optional[int]:
 def from_dwarf(die: Any, _depth: int = 0) -> Type:
     """The description of a DWARF type DIE (pyelftools)."""
     if _depth > 64:
-        raise TypeError_("DWARF type nests too deeply")
+        raise BtfTypeError("DWARF type nests too deeply")
     declared = _dwarf_spelling(die)
     die = _dwarf_resolve(die)
     tag = die.tag if die is not None else None
@@ -111,11 +114,11 @@ def from_dwarf(die: Any, _depth: int = 0) -> Type:
         t: Type = {"kind": "void", "size": 0}
     elif tag == "DW_TAG_base_type":
         enc = attrs["DW_AT_encoding"].value
-        # DW_ATE_boolean 2, float 4, signed 5, signed_char 6, unsigned 7, unsigned_char 8
-        if enc == 4:
+        if enc == ATE["DW_ATE_float"]:
             t = {"kind": "float", "size": size}
         else:
-            t = {"kind": "int", "size": size, "signed": enc in (5, 6), "bool": enc == 2,
+            t = {"kind": "int", "size": size, "signed": enc in (ATE["DW_ATE_signed"], ATE["DW_ATE_signed_char"]),
+                 "bool": enc == ATE["DW_ATE_boolean"],
                  "char": _name(die) == "char"}
     elif tag == "DW_TAG_enumeration_type":
         values = [[_name(c), c.attributes["DW_AT_const_value"].value]
@@ -156,7 +159,7 @@ def from_dwarf(die: Any, _depth: int = 0) -> Type:
     elif tag == "DW_TAG_pointer_type":
         t = {"kind": "ptr", "size": size or 8}
     else:
-        raise TypeError_(f"cannot decode DWARF type {tag}")
+        raise BtfTypeError(f"cannot decode DWARF type {tag}")
     if tag != "DW_TAG_array_type":
         t["name"] = declared
     return t

@@ -1,0 +1,93 @@
+"""The BPF helpers each program of an opened (not loaded) object calls, read from its
+instructions before the load, so the policy can refuse a helper before the kernel
+sees the program (docs/policy.md, [helpers]).
+
+A call instruction (BPF_JMP | BPF_CALL) with src_reg 0 calls helper `imm`. A program
+that calls a subprogram (src_reg 1, BPF_PSEUDO_CALL) is charged with every helper of
+the object's `.text` and of its own section too: libbpf appends subprograms only at
+load, so before it the program's own instructions (bpf_program__insns) do not hold
+them. Helper names come from the kernel's `enum bpf_func_id` (vmlinux BTF)."""
+import functools
+import io
+from typing import Any, Dict, FrozenSet, Iterable, List, Set, Tuple
+
+from elftools.elf.elffile import ELFFile
+
+from ._native import ffi, lib
+
+CALL, LD_IMM64 = lib.BPF_JMP | lib.BPF_CALL, lib.BPF_LD | lib.BPF_IMM | lib.BPF_DW
+INSN_SIZE = 8  # sizeof(struct bpf_insn)
+
+
+def calls_in(code: bytes) -> Tuple[Set[int], bool]:
+    """(helper ids called, whether a subprogram is called) in BPF instructions."""
+    helpers: Set[int] = set()
+    subprogram = False
+    i = 0
+    while i + INSN_SIZE <= len(code):
+        opcode, src = code[i], code[i + 1] >> 4
+        if opcode == CALL:
+            if src == 0:
+                helpers.add(int.from_bytes(code[i + 4:i + 8], "little", signed=True))
+            elif src == lib.BPF_PSEUDO_CALL:
+                subprogram = True
+        i += 2 * INSN_SIZE if opcode == LD_IMM64 else INSN_SIZE  # a 64-bit load takes two slots
+    return helpers, subprogram
+
+
+@functools.lru_cache(maxsize=1)
+def helper_names() -> Dict[int, str]:
+    """Helper id -> name ("bpf_send_signal"), from the running kernel's BTF; empty
+    without vmlinux BTF (ids are then shown as "helper#N")."""
+    btf = lib.btf__load_vmlinux_btf()
+    if btf == ffi.NULL:
+        return {}
+    try:
+        type_id = lib.btf__find_by_name_kind(btf, b"bpf_func_id", lib.BTF_KIND_ENUM)
+        if type_id <= 0:
+            return {}
+        t = lib.btf__type_by_id(btf, type_id)
+        values = lib.btf_enum(t)
+        names = {}
+        for i in range(lib.btf_vlen(t)):
+            name = ffi.string(lib.btf__name_by_offset(btf, values[i].name_off)).decode()
+            if name.startswith("BPF_FUNC_") and name != "BPF_FUNC_unspec" and not name.startswith("BPF_FUNC_MAX"):
+                names[int(values[i].val)] = "bpf_" + name[len("BPF_FUNC_"):]
+        return names
+    finally:
+        lib.btf__free(btf)
+
+
+def helper_name(helper_id: int) -> str:
+    return helper_names().get(helper_id, f"helper#{helper_id}")
+
+
+def _section_code(elf: bytes, names: Iterable[str]) -> Dict[str, bytes]:
+    wanted, found = set(names), {}
+    for section in ELFFile(io.BytesIO(elf)).iter_sections():
+        if section.name in wanted and section["sh_type"] == "SHT_PROGBITS":
+            found[section.name] = section.data()
+    return found
+
+
+def helpers_of(obj: Any, elf: bytes) -> Dict[str, List[str]]:
+    """Program name -> the names of the helpers it may call, for each program of the
+    opened object `obj` read from the ELF bytes `elf`."""
+    own: Dict[str, Tuple[str, Set[int], bool]] = {}
+    prog = lib.bpf_object__next_program(obj, ffi.NULL)
+    while prog != ffi.NULL:
+        code = ffi.buffer(lib.bpf_program__insns(prog), lib.bpf_program__insn_cnt(prog) * INSN_SIZE)[:]
+        section = ffi.string(lib.bpf_program__section_name(prog)).decode()
+        own[ffi.string(lib.bpf_program__name(prog)).decode()] = (section, *calls_in(code))
+        prog = lib.bpf_object__next_program(obj, prog)
+    callers = {section for section, _, subprogram in own.values() if subprogram}
+    shared: Dict[str, FrozenSet[int]] = {}
+    if callers:
+        for name, code in _section_code(elf, callers | {".text"}).items():
+            shared[name] = frozenset(calls_in(code)[0])
+    result = {}
+    for name, (section, ids, subprogram) in own.items():
+        if subprogram:
+            ids = ids | shared.get(".text", frozenset()) | shared.get(section, frozenset())
+        result[name] = sorted(helper_name(i) for i in ids)
+    return result
