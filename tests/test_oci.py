@@ -422,6 +422,7 @@ def test_run_from_https_url_with_a_test_ca(tmp_path, monkeypatch):
         server.shutdown()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("ref,words", [
     ("127.0.0.1:5000/Tools/x:v1", ["repository 'Tools/x'", "lowercase"]),
     ("127.0.0.1:5000/tools/x@sha256:abc", ["digest 'sha256:abc'"]),
@@ -431,6 +432,7 @@ def test_bad_references_are_one_line(ref, words):
     one_line_error(cli("run", ref), *words)
 
 
+@pytest.mark.unit
 def test_local_files_do_not_load_the_registry_code(tmp_path):
     """A local-file run imports none of the distribution code beyond run_input()."""
     probe = ("import sys\nfrom wasm_bpf.distribution import run_input\n"

@@ -22,13 +22,13 @@ def _report(path: str) -> Dict[str, Any]:
     except (OSError, ValueError):
         pass
     from ..errors import WasmBpfError
-    from ..inspect import inspect_module, policy_template
+    from ..inspect import inspect_module, report_policy_template
     try:
         report = inspect_module(path)
     except WasmBpfError as exc:
         raise DistributionError(str(exc)) from None
     programs = [p for o in report.objects for p in o.programs if p.autoload]
-    result = {"types": sorted({p.type for p in programs}), "template": policy_template(report)}
+    result = {"types": sorted({p.type for p in programs}), "template": report_policy_template(report)}
     saved.write_text(json.dumps(result))
     return result
 

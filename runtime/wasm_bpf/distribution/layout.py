@@ -48,7 +48,7 @@ def config_for(path: str, data: bytes, media_type: str) -> Dict[str, Any]:
     """The CNCF fields plus what `wasm-bpf inspect` reports and its policy template,
     so a user can read what a module needs before pulling its layer."""
     from .. import __version__
-    from ..inspect import inspect_module, policy_template
+    from ..inspect import inspect_module, report_policy_template
     config: Dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "architecture": "wasm", "os": "wasip1", "layerDigests": [digest_of(data)]}
     if media_type == WASM:
@@ -63,7 +63,7 @@ def config_for(path: str, data: bytes, media_type: str) -> Dict[str, Any]:
         report = inspect_module(path)
         report.path = os.path.basename(path)
         bpf["inspect"] = report.to_json()
-        bpf["policyTemplate"] = policy_template(report)
+        bpf["policyTemplate"] = report_policy_template(report)
     config["wasm-bpf"] = bpf
     return config
 

@@ -3,7 +3,7 @@ basic auth, blob upload) with credentials from the usual docker and podman files
 Manifests are sent and read as bytes, so their digests are ours to check."""
 import os
 import re
-from typing import List
+from typing import Any, List
 
 from . import DistributionError
 from .layout import DOCKER_MANIFEST, MANIFEST, digest_of
@@ -60,7 +60,7 @@ class Registry:
             raise DistributionError(f"cannot reach registry {self.ref.registry}: {reason}{hint}") from None
         return response.headers.get("WWW-Authenticate", "") if response.status_code == 401 else ""
 
-    def _request(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:  # a requests.Response
         response = self._oras.do_request(url, method, **kwargs)
         if response.status_code in (401, 403):
             raise DistributionError(f"{self.ref.registry} refused the credentials for {self.ref.name} "
