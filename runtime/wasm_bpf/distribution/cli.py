@@ -29,7 +29,7 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-@click.command("push")
+@click.command("push", short_help="Push a module or BPF program to an OCI registry.")
 @plain_http_option
 @click.option("--description", help="org.opencontainers.image.description")
 @click.option("--source", help="org.opencontainers.image.source (the project's URL)")
@@ -66,7 +66,7 @@ def push(plain_http: bool, description: Optional[str], source: Optional[str], ve
     click.echo(f"{target.name}:{target.tag}@{digest}")
 
 
-@click.command("pull")
+@click.command("pull", short_help="Pull a module from an OCI registry into the cache.")
 @plain_http_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the module (default: its title, here).")
 @click.argument("ref")
@@ -82,7 +82,7 @@ def pull(plain_http: bool, output: Optional[str], ref: str) -> None:
     click.echo(f"{output}: {target.name}@{digest}")
 
 
-@click.command("images")
+@click.command("images", short_help="List or prune the cache of pulled modules.")
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON lines.")
 @click.option("--rm", "remove", multiple=True, metavar="REF", help="Forget REF (then prune what nothing reaches).")
 @click.option("--prune", is_flag=True, help="Delete cached blobs no reference reaches.")
@@ -110,7 +110,7 @@ def images(as_json: bool, remove: tuple, prune: bool) -> None:
         click.echo(f"{ref:<{width}}  {digest[:19]:<19}  {size:>9}  {'yes' if signed else '-':<6}  {stored}")
 
 
-@click.command("sign")
+@click.command("sign", short_help="Sign a pushed module (cosign's key-based layout).")
 @plain_http_option
 @click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False),
               help="PEM private key (Ed25519 or ECDSA P-256), unencrypted.")
