@@ -179,6 +179,21 @@ def test_run_by_tag_sees_events_and_by_digest(registry):
     assert res.returncode == 0 and "sigsnoop" in res.stdout, res.stderr
 
 
+def test_runs_what_wasm_to_oci_and_ecli_push(registry, tmp_path):
+    """Their layout (config application/vnd.wasm.config.v1+json, layer
+    application/vnd.wasm.content.layer.v1+wasm), pushed here by the oras client itself."""
+    import oras.provider
+    module, config = tmp_path / "bootstrap.wasm", tmp_path / "config.json"
+    shutil.copy(BOOTSTRAP, module)
+    config.write_text("{}")
+    oras.provider.Registry(insecure=True).push(
+        target=f"{registry.host}/ecli/bootstrap:v1", disable_path_validation=True, quiet=True,
+        files=[f"{module}:application/vnd.wasm.content.layer.v1+wasm"],
+        manifest_config=f"{config}:application/vnd.wasm.config.v1+json")
+    res = run_help(f"{registry.host}/ecli/bootstrap:v1")
+    assert res.returncode == 0 and BOOTSTRAP_USAGE in res.stdout, res.stderr
+
+
 def test_pull_writes_the_module(registry, tmp_path):
     push(registry, BOOTSTRAP, "tools/bootstrap:v1")
     out = tmp_path / "got.wasm"
