@@ -343,10 +343,13 @@ def attach_failure(kind: str, section: str, parsed: object, shown: str, exc: Hos
     if isinstance(parsed, Kprobe):
         known = next((f"{d}/available_filter_functions" for d in _TRACEFS
                       if os.path.exists(f"{d}/available_filter_functions")), None)
-        if known:
-            with open(known) as f:
-                if not any(line.split()[0] == parsed.function for line in f if line.strip()):
-                    return f"kernel function {parsed.function!r} does not exist or cannot be probed (see {known})"
+        try:
+            with open(known or "") as f:  # unreadable (no ftrace) or absent: no better message
+                listed = any(line.split()[0] == parsed.function for line in f if line.strip())
+        except OSError:
+            listed = True
+        if not listed:
+            return f"kernel function {parsed.function!r} does not exist or cannot be probed (see {known})"
     elif isinstance(parsed, Uprobe) and parsed.function:
         return f"no function {parsed.function!r} in {shown or section} ({exc})"
     else:
