@@ -24,10 +24,10 @@ from guests.helpers import EINTR, Trigger, parse, wait_until
 from wasm_bpf.limits import Limits
 
 GRACE = 0.5
-# A stop ends the run within the grace period + 100 ms of the host's own, plus the
-# kernel's detach of the tracepoint (two RCU grace periods, ~70 ms here) and slack
-# for a loaded 2-core machine: docs/cleanup.md has the measured figures.
-SLACK = 0.1 + 0.3
+# A stop ends the run within the grace period + 100 ms (the kernel's detach of the
+# tracepoint, ~70 ms, is most of it), and here + 400 ms of slack for a 2-core
+# machine that other test runs load: docs/cleanup.md has the measured figures.
+SLACK = 0.1 + 0.4
 RELEASE_TIMEOUT = 3.0
 
 

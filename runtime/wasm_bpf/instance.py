@@ -409,8 +409,6 @@ class Instance:
                                    "it releases its BPF objects when it does (is it writing to an inherited "
                                    "stdout or stderr that nobody reads?)")
         self._host.close()
-        if runner is None:  # never ran: its run() does not close these
-            self._blocking.close()
 
     def __enter__(self) -> "Instance":
         return self

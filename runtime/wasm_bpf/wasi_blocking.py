@@ -65,25 +65,21 @@ _PROBE_WAT = """(module
 
 class Wakeup:
     """A pipe whose read end turns readable when poked: a select() that includes it
-    ends early. Poking after close() does nothing (the fd number may be reused)."""
+    ends early. Its owner pokes it only before close() (the fd numbers get reused)."""
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
-        self._lock = threading.Lock()
-        self._closed = False
 
     def fileno(self) -> int:
         return self._read
 
     def poke(self) -> None:
-        with self._lock:
-            if not self._closed:
-                try:
-                    os.write(self._write, b"!")
-                except BlockingIOError:  # full: it is readable anyway
-                    pass
+        try:
+            os.write(self._write, b"!")
+        except BlockingIOError:  # full: it is readable anyway
+            pass
 
     def drain(self) -> None:
         try:
@@ -93,11 +89,8 @@ class Wakeup:
             pass
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self._read)
-                os.close(self._write)
+        os.close(self._read)
+        os.close(self._write)
 
 
 class StdinFeed:
@@ -216,7 +209,7 @@ class BlockingCalls:
     def __init__(self, stdin: Stdio) -> None:
         self._stdin_choice = stdin
         self._stdin: Optional[StdinFeed] = None
-        self._wake = Wakeup()
+        self._wake: Optional[Wakeup] = None  # made by configure(): fds only while a run needs them
         self._lock = threading.Lock()
         self._stopping = False
         self._stop_delivered = False
@@ -228,7 +221,7 @@ class BlockingCalls:
         """Gives the guest its stdin (called once, before the run)."""
         feed = open_stdin(self._stdin_choice)
         with self._lock:
-            self._stdin = feed
+            self._stdin, self._wake = feed, Wakeup()
             if feed is not None and self._stopping:  # stopped before the run began
                 feed.stop()
         if feed is not None:
@@ -248,19 +241,24 @@ class BlockingCalls:
             self._stopping = True
             if self._stdin is not None:
                 self._stdin.stop()
-        self._wake.poke()
+            if self._wake is not None:
+                self._wake.poke()
 
     def interrupt(self) -> None:
         """Every blocking call, the one in progress too, now traps."""
-        self._interrupted = True
-        self._wake.poke()
+        with self._lock:
+            self._interrupted = True
+            if self._wake is not None:
+                self._wake.poke()
 
     def close(self) -> None:
+        """At the end of the run. Idempotent."""
         with self._lock:
-            feed, self._stdin = self._stdin, None
+            feed, wake, self._stdin, self._wake = self._stdin, self._wake, None, None
         if feed is not None:
             feed.close()
-        self._wake.close()
+        if wake is not None:
+            wake.close()
 
     # ---- poll_oneoff -------------------------------------------------------------------
     def _poll_oneoff(self, caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, count: int,
@@ -279,7 +277,8 @@ class BlockingCalls:
         ready: List[bytes] = []  # events that do not wait
         clocks: List[Tuple[int, float]] = []  # (userdata, deadline on time.monotonic())
         stdin_waits: List[int] = []  # userdata of fd_read subscriptions on the fed stdin
-        stdin = self._stdin
+        stdin, wake = self._stdin, self._wake
+        assert wake is not None  # configured before the guest could call
         for i in range(count):
             userdata, tag, ident, timeout, _precision, flags = _SUBSCRIPTION.unpack_from(subs, i * _SUBSCRIPTION.size)
             if tag == _CLOCK:
@@ -295,7 +294,7 @@ class BlockingCalls:
                 ready.append(_EVENT.pack(userdata, self._fd_error(caller, ident), tag, 0, 0))
             else:
                 return _ERRNO_INVAL
-        waits = [self._wake.fileno()] + ([stdin.read_fd] if stdin_waits and stdin is not None else [])
+        waits = [wake.fileno()] + ([stdin.read_fd] if stdin_waits and stdin is not None else [])
         while True:
             if self._stop_pending():
                 return _ERRNO_INTR
@@ -305,8 +304,8 @@ class BlockingCalls:
             else:
                 timeout = min((deadline - now for _, deadline in clocks), default=None)
             readable = select.select(waits, [], [], timeout)[0]
-            if self._wake.fileno() in readable:  # a stop request or the interrupt
-                self._wake.drain()
+            if wake.fileno() in readable:  # a stop request or the interrupt
+                wake.drain()
                 self._check_interrupt()
                 continue
             now = time.monotonic()
