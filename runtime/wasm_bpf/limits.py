@@ -83,7 +83,8 @@ class LimitError(HostCallError):
 class CpuWatchdog:
     """Samples the CPU clock of the thread running a guest, and calls on_exceeded once
     with a message when the guest's total CPU time, or that of one event callback
-    that has not returned, passes its limit. Epoch interruption (what on_exceeded
+    that has not returned, passes its limit (a callback's nested calls, from polling
+    another buffer inside it, count as its own time). Epoch interruption (what on_exceeded
     triggers) then stops the guest at its next Wasm instruction, even in a loop that
     never calls the host. Precision: one sampling period."""
 

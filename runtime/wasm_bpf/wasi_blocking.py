@@ -95,7 +95,9 @@ class Wakeup:
 
 class StdinFeed:
     """The guest's stdin: a pipe a thread fills from `source` (an fd to copy until its
-    end, or bytes); its write end is closed at the end of the source or on stop()."""
+    end, or bytes); its write end is closed at the end of the source or on stop().
+    The thread reads ahead of the guest (up to a pipe's worth and a chunk), as a
+    pipe between two processes would."""
 
     def __init__(self, source: Union[int, bytes], owns_source: bool) -> None:
         self.read_fd, self._write_fd = os.pipe()
@@ -151,7 +153,10 @@ def open_stdin(choice: Stdio) -> Optional[StdinFeed]:
     if choice == NONE:
         return None
     if choice == INHERIT:
-        return StdinFeed(os.dup(0), owns_source=True)
+        try:
+            return StdinFeed(os.dup(0), owns_source=True)
+        except OSError:  # this process has no stdin: neither has the guest
+            return None
     if isinstance(choice, (str, os.PathLike)):
         try:  # O_NONBLOCK: opening a FIFO with no writer must not wait here
             fd = os.open(choice, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
