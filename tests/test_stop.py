@@ -174,6 +174,19 @@ def test_a_nested_poll_does_not_reset_the_callback_budget(wasm):
     run.assert_released()
 
 
+def test_the_hosts_poll_oneoff_keeps_wasi_semantics(wasm):
+    """Without a stop: absolute sleeps on both clocks (the guest's monotonic clock is
+    wasmtime's, which starts at 0), usleep, poll() of stdout and of a closed fd."""
+    inst = wasm_bpf.Instance(wasm, ["clocks"], capture_output=True)
+    assert inst.run() == 0, inst.messages
+    out = parse(inst.stdout)
+    assert out["monotonic_err"] == out["realtime_err"] == 0, out
+    assert 190 <= out["monotonic_ms"] < 400 and 190 <= out["realtime_ms"] < 400, out
+    assert -10 <= out["usleep_ms"] < 300, out
+    assert (out["stdout_poll"], out["stdout_revents"]) == (1, 0x2), out  # wasi-libc POLLOUT
+    assert (out["closed_poll"], out["closed_revents"]) == (1, 0x4000), out  # POLLNVAL
+
+
 # ---- stdio ----------------------------------------------------------------------------
 def echo(wasm: str, capture: bool = True, **config) -> wasm_bpf.Instance:
     inst = wasm_bpf.Instance(wasm, ["echo"], config=wasm_bpf.RunConfig(**config), capture_output=capture)

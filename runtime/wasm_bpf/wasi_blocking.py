@@ -5,7 +5,7 @@ the epoch interrupt reaches it: a guest in sleep(3600), in poll() with timeout -
 in read(0, ...) could only be killed. So the host serves them:
 
 - ``poll_oneoff`` (what sleep, nanosleep, usleep, poll and select become) is the
-  host's: it waits with select() on the guest's stdin and on a wake-up pipe that a
+  host's: it waits with poll() on the guest's stdin and on a wake-up pipe that a
   stop request and the forced interrupt poke.
 - stdin is a pipe the host feeds from the chosen source (the host's stdin, a file, an
   fd, bytes) and closes on a stop request, so a read(0) in progress returns end of
@@ -27,7 +27,7 @@ import struct
 import termios
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import wasmtime
 
@@ -48,6 +48,7 @@ _HANGUP = 1
 _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")  # userdata, tag, clock id | fd, timeout, precision, flags
 _EVENT = struct.Struct("<QHB5xQH6x")  # userdata, error, type, nbytes, flags
 _CHUNK = 1 << 16
+_LONGEST_WAIT = 3600.0  # s per poll() call: longer guest timeouts wait in several
 # What only wasmtime's WASI knows (where the guest's monotonic clock starts, whether a
 # guest fd is open) is asked through this module, instantiated in the guest's store:
 # wasmtime's WASI functions need a calling instance with a memory, so a host function
@@ -64,7 +65,7 @@ _PROBE_WAT = """(module
 
 
 class Wakeup:
-    """A pipe whose read end turns readable when poked: a select() that includes it
+    """A pipe whose read end turns readable when poked: a poll() that includes it
     ends early. Its owner pokes it only before close() (the fd numbers get reused)."""
 
     def __init__(self) -> None:
@@ -119,12 +120,12 @@ class StdinFeed:
         try:
             while True:
                 if not pending:
-                    if source is None or stop in select.select([source, stop], [], [])[0]:
+                    if source is None or stop in _wait({source: select.POLLIN, stop: select.POLLIN}):
                         return
                     pending = os.read(source, _CHUNK)
                     if not pending:
                         return
-                if stop in select.select([stop], [self._write_fd], [])[0]:
+                if stop in _wait({self._write_fd: select.POLLOUT, stop: select.POLLIN}):
                     return
                 pending = pending[os.write(self._write_fd, pending[:_CHUNK]):]
         except OSError:  # the source failed, or the guest closed its stdin: end of input
@@ -299,16 +300,18 @@ class BlockingCalls:
                 ready.append(_EVENT.pack(userdata, self._fd_error(caller, ident), tag, 0, 0))
             else:
                 return _ERRNO_INVAL
-        waits = [wake.fileno()] + ([stdin.read_fd] if stdin_waits and stdin is not None else [])
+        waits = {wake.fileno(): select.POLLIN}
+        if stdin_waits and stdin is not None:
+            waits[stdin.read_fd] = select.POLLIN
         while True:
             if self._stop_pending():
                 return _ERRNO_INTR
             now = time.monotonic()
             if ready or any(deadline <= now for _, deadline in clocks):
-                timeout: Optional[float] = 0
+                wait: Optional[float] = 0
             else:
-                timeout = min((deadline - now for _, deadline in clocks), default=None)
-            readable = select.select(waits, [], [], timeout)[0]
+                wait = min([_LONGEST_WAIT, *(deadline - now for _, deadline in clocks)]) if clocks else None
+            readable = _wait(waits, wait)
             if wake.fileno() in readable:  # a stop request or the interrupt
                 wake.drain()
                 self._check_interrupt()
@@ -334,6 +337,15 @@ class BlockingCalls:
                 self._stop_delivered = True
                 return True
         return False
+
+
+def _wait(fds: Dict[int, int], seconds: Optional[float] = None) -> List[int]:
+    """poll(): the fds of `fds` (fd -> events) that are ready; select() cannot take fds
+    above 1023, which a host with many BPF links has."""
+    poller = select.poll()
+    for fd, events in fds.items():
+        poller.register(fd, events)
+    return [fd for fd, _ in poller.poll(None if seconds is None else max(0, seconds * 1000))]
 
 
 def _bytes_available(fd: int) -> int:

@@ -6,6 +6,10 @@
  *   sleep, sleep_again   sleep(3600)
  *   read                 read(0) until end of input or an error ("read=LAST total=BYTES")
  *   echo                 copy stdin to stdout (nothing loaded, nothing else printed)
+ *   clocks               the host's poll_oneoff without a stop (nothing loaded): an
+ *                        absolute sleep of 200 ms on the monotonic and the realtime
+ *                        clock, usleep(100 ms) (each "*_ms=" the time it took), poll()
+ *                        of stdout for writing and of a closed fd ("*_revents=")
  *   poll, poll_again     poll() on stdin with timeout -1 (revents in the result)
  *   bufpoll, bufpoll_again  wasm_bpf_buffer_poll(-1) on the ring buffer
  *   busy                 compute forever without calling the host
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "abi_bpf_obj.h"
@@ -58,6 +63,35 @@ static int nested_callback(void *ctx, void *data, int size)
                              sizeof(inner_buf), 0);
         compute(100000);
     }
+    return 0;
+}
+
+static long long now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_until(clockid_t clock, const char *name)
+{
+    long long start = now_ns(CLOCK_MONOTONIC), until = now_ns(clock) + 200000000LL;
+    struct timespec ts = {.tv_sec = until / 1000000000LL, .tv_nsec = until % 1000000000LL};
+    int err = clock_nanosleep(clock, TIMER_ABSTIME, &ts, 0);
+    printf("%s_err=%d\n%s_ms=%lld\n", name, err, name, (now_ns(CLOCK_MONOTONIC) - start) / 1000000);
+}
+
+static int clocks(void)
+{
+    long long start = now_ns(CLOCK_MONOTONIC);
+    struct pollfd out = {.fd = 1, .events = POLLOUT}, closed = {.fd = 42, .events = POLLIN};
+
+    sleep_until(CLOCK_MONOTONIC, "monotonic");
+    sleep_until(CLOCK_REALTIME, "realtime");
+    usleep(100000);
+    printf("usleep_ms=%lld\n", (now_ns(CLOCK_MONOTONIC) - start) / 1000000 - 400);
+    printf("stdout_poll=%d\nstdout_revents=%d\n", poll(&out, 1, -1), out.revents);
+    printf("closed_poll=%d\nclosed_revents=%d\n", poll(&closed, 1, -1), closed.revents);
     return 0;
 }
 
@@ -104,6 +138,8 @@ int main(int argc, char **argv)
             fwrite(buf, 1, (size_t)result, stdout);
         return 0;
     }
+    if (!strcmp(mode, "clocks"))
+        return clocks();
     if (!strcmp(mode, "tc"))
         return argc > 3 ? tc_attach_many(atoi(argv[2]), argv[3]) : 2;
     obj = wasm_load_bpf_object(abi_bpf_obj, (int)sizeof(abi_bpf_obj));
