@@ -187,6 +187,45 @@ def test_the_hosts_poll_oneoff_keeps_wasi_semantics(wasm):
     assert (out["closed_poll"], out["closed_revents"]) == (1, 0x4000), out  # POLLNVAL
 
 
+POLL_ONEOFF_WAT = """(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; subscriptions at 0 (48 bytes each), events at 256, the results at 1000
+  (func $sub (param $tag i32) (param $id i32)
+    (i64.store (i32.const 0) (i64.const 7))
+    (i32.store8 (i32.const 8) (local.get $tag))
+    (i32.store (i32.const 16) (local.get $id))
+    (i64.store (i32.const 24) (i64.const 0)))
+  (func $result (param $at i32) (param $value i32)
+    (i32.store8 (i32.add (i32.const 1000) (local.get $at)) (local.get $value)))
+  (func (export "_start")
+    (call $result (i32.const 0) (call $poll (i32.const 0) (i32.const 256) (i32.const 0) (i32.const 512)))
+    (call $result (i32.const 1) (call $poll (i32.const 65530) (i32.const 256) (i32.const 1) (i32.const 512)))
+    (call $result (i32.const 2) (call $poll (i32.const 0) (i32.const 256) (i32.const -1) (i32.const 512)))
+    (call $sub (i32.const 9) (i32.const 0))
+    (call $result (i32.const 3) (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))
+    (call $sub (i32.const 0) (i32.const 2))  ;; the process CPU-time clock
+    (call $result (i32.const 4) (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))
+    (call $result (i32.const 5) (i32.load16_u (i32.const 264)))
+    (call $sub (i32.const 1) (i32.const -5))  ;; fd_read of a bad fd
+    (call $result (i32.const 6) (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))
+    (call $result (i32.const 7) (i32.load16_u (i32.const 264)))
+    (call $result (i32.const 8) (i32.load (i32.const 512)))
+    (i32.store (i32.const 600) (i32.const 1000))
+    (i32.store (i32.const 604) (i32.const 9))
+    (drop (call $write (i32.const 1) (i32.const 600) (i32.const 1) (i32.const 608)))))"""
+
+
+def test_bad_poll_oneoff_arguments_are_errors():
+    """A module's bad poll_oneoff arguments get WASI errors, never a host exception:
+    no subscriptions EINVAL, a range outside memory EFAULT, an unknown tag EINVAL, a
+    CPU-time clock and a bad fd events with ENOTSUP and EBADF."""
+    inst = wasm_bpf.Instance(POLL_ONEOFF_WAT.encode(), capture_output=True)
+    assert inst.run() == 0, inst.messages
+    assert list(inst.stdout) == [28, 21, 21, 28, 0, 58, 0, 8, 1], inst.stdout
+
+
 # ---- stdio ----------------------------------------------------------------------------
 def echo(wasm: str, capture: bool = True, **config) -> wasm_bpf.Instance:
     inst = wasm_bpf.Instance(wasm, ["echo"], config=wasm_bpf.RunConfig(**config), capture_output=capture)

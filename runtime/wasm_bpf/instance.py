@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import wasmtime
@@ -214,8 +214,8 @@ class Instance:
                 restore_signals()
             if self.config.verbose:
                 _native.capture_libbpf_log(0)
-            self._report_dropped_output()
             self._finished.set()
+            self._report_dropped_output()
 
     def _define_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
         linker.allow_shadowing = True
@@ -268,7 +268,8 @@ class Instance:
                 self._report(self._limit_hit)
                 return EXIT_LIMIT
             if self._interrupted:
-                status = EXIT_TIMEOUT if self._stop_reason == TIMEOUT else 128 + int(self._stop_reason or signal.SIGINT)
+                reason = self._stop_reason
+                status = EXIT_TIMEOUT if reason == TIMEOUT else 128 + int(reason or signal.SIGINT)
                 self._report(self._forced_stop_message(status))
                 return status
             self._report("the guest trapped" + ("" if isinstance(exc, GuestExit) else f": {_describe_trap(exc)}"))
@@ -328,7 +329,11 @@ class Instance:
         def what(reason: Union[int, str, None]) -> str:
             if reason == TIMEOUT:
                 return f"--timeout {self.config.timeout:g}s"
-            return signal.Signals(int(reason or signal.SIGINT)).name
+            number = int(reason or signal.SIGINT)
+            try:
+                return signal.Signals(number).name
+            except ValueError:  # stop(reason) takes any number
+                return f"signal {number}"
 
         if self._repeated is not None:
             return (f"a second stop request ({what(self._repeated)}) interrupted the guest at once "

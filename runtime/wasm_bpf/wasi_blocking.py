@@ -45,7 +45,7 @@ _CLOCK, _FD_READ, _FD_WRITE = 0, 1, 2
 _REALTIME, _MONOTONIC = 0, 1
 _ABSTIME = 1
 _HANGUP = 1
-_SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")  # userdata, tag, clock id | fd, timeout, precision, flags
+_SUBSCRIPTION = struct.Struct("<QB7xi4xQQH6x")  # userdata, tag, clock id | fd, timeout, precision, flags
 _EVENT = struct.Struct("<QHB5xQH6x")  # userdata, error, type, nbytes, flags
 _CHUNK = 1 << 16
 _LONGEST_WAIT = 3600.0  # s per poll() call: longer guest timeouts wait in several
@@ -270,13 +270,16 @@ class BlockingCalls:
     def _poll_oneoff(self, caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, count: int,
                      nevents_ptr: int) -> int:
         self._check_interrupt()
+        # wasmtime passes i32s signed: pointers above 2 GiB come negative.
+        subs_ptr, events_ptr, count, nevents_ptr = (v & 0xFFFFFFFF
+                                                    for v in (subs_ptr, events_ptr, count, nevents_ptr))
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             return _ERRNO_FAULT
         if count == 0:
             return _ERRNO_INVAL
         size = memory.data_len(caller)
-        if any(p < 0 or p + n > size for p, n in ((subs_ptr, count * _SUBSCRIPTION.size),
+        if any(p + n > size for p, n in ((subs_ptr, count * _SUBSCRIPTION.size),
                                                     (events_ptr, count * _EVENT.size), (nevents_ptr, 4))):
             return _ERRNO_FAULT
         subs = bytes(memory.read(caller, subs_ptr, subs_ptr + count * _SUBSCRIPTION.size))
