@@ -405,14 +405,14 @@ class Instance:
         the thread uses the objects (a ring buffer freed under its poll crashes the
         process). Every wait the host serves ends at the forced interrupt, so this
         takes at most the grace period and the cleanup; a run still going
-        CLOSE_MARGIN s later (a write to an inherited stdout nobody reads) raises."""
+        CLOSE_MARGIN s later (a write to a stdout pipe nobody reads) raises."""
         runner = self._runner
         if runner is not None and runner is not threading.current_thread() and not self._finished.is_set():
             self.stop()
             if not self._finished.wait(self.config.grace_period + CLOSE_MARGIN):
                 raise WasmBpfError(f"the guest's thread did not end {CLOSE_MARGIN:g}s after its grace period; "
-                                   "it releases its BPF objects when it does (is it writing to an inherited "
-                                   "stdout or stderr that nobody reads?)")
+                                   "it releases its BPF objects when it does (is it writing to a stdout or "
+                                   "stderr pipe that nobody reads?)")
         self._host.close()
 
     def __enter__(self) -> "Instance":

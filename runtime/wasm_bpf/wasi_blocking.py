@@ -18,8 +18,9 @@ or the next one, fails with EINTR (sleep() returns early, poll() returns -1/EINT
 later ones wait as usual. Once the grace period has ended (the forced interrupt),
 every poll_oneoff traps at once, so a guest that goes back to sleep or ignores EINTR
 ends. Calls that never block are left to wasmtime: sched_yield, random_get, clocks,
-files. Writes to an inherited stdout/stderr are wasmtime's too: one to a pipe nobody
-reads waits for the reader, as in a native process (docs/cleanup.md)."""
+files. Writes to stdout/stderr are wasmtime's too: one to an inherited stream or a
+given fd, a pipe nobody reads, waits for the reader, as in a native process
+(docs/cleanup.md)."""
 import fcntl
 import os
 import select
