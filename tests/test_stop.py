@@ -161,6 +161,32 @@ def test_close_from_another_thread_returns_after_the_run_released_everything(was
     assert run.status == 130
 
 
+def test_close_raises_rather_than_return_while_the_guest_still_runs(wasm):
+    """The one wait a stop cannot end: a write to a stdout pipe nobody reads. close()
+    from another thread raises (it used to return with the objects still loaded);
+    once the pipe is read, the run ends and releases everything."""
+    read_fd, write_fd = os.pipe()
+    try:
+        inst = wasm_bpf.Instance(wasm, ["echo"], config=wasm_bpf.RunConfig(
+            grace_period=0.2, stdin=b"x" * (1 << 20), stdout=write_fd))
+        result: List[int] = []
+        thread = threading.Thread(target=lambda: result.append(inst.run()), daemon=True)
+        thread.start()
+        time.sleep(0.5)  # the pipe is full: the guest waits in its write
+        with pytest.raises(wasm_bpf.WasmBpfError, match="did not end 5s after its grace period"):
+            inst.close()
+        while thread.is_alive():  # drain: the write ends, then the interrupt
+            os.set_blocking(read_fd, False)
+            try:
+                os.read(read_fd, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert result == [130], inst.messages
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
 def test_a_nested_poll_does_not_reset_the_callback_budget(wasm):
     """A callback that polls another buffer from inside itself (its inner callbacks run)
     is still stopped when its own CPU time passes --callback-limit."""
