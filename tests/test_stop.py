@@ -7,6 +7,7 @@ The guest is tests/guests/stop_guest.c: it loads the ABI object, attaches its
 tracepoint, prints "ready=1" and waits in the mode the test names."""
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -397,6 +398,43 @@ def test_cli_stdin_is_the_guests_until_a_stop(wasm, tmp_path):
     path.write_bytes(b"0123456789abc")
     proc = subprocess.run([*argv[:2], "--stdin", str(path), *argv[2:]], capture_output=True, timeout=30)
     assert parse(proc.stdout)["total"] == 13, proc
+
+
+def test_cli_in_the_background_does_not_read_the_terminal(wasm):
+    """`wasm-bpf run ... &` from an interactive shell: what the user types meanwhile
+    goes to the shell, and the job is not stopped by SIGTTIN (the stdin feed waits
+    while its terminal belongs to another process group)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: an interactive shell on the terminal
+        os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+
+    def converse(line: str, until: str = "@42@", seconds: float = 20) -> str:
+        """Types a line; the terminal's output until `until` appears (or `seconds`).
+        "@42@" is what `echo @$((40+2))@` prints, not what the terminal echoes."""
+        os.write(fd, line.encode() + b"\n")
+        out, end = b"", time.monotonic() + seconds
+        while until.encode() not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        return out.decode(errors="replace")
+
+    try:
+        command = " ".join(wasm_bpf_command())
+        assert "ready=1" in converse(f"{command} run --grace-period 0.5 {wasm} -- sleep &", "ready=1")
+        converse("echo typed meanwhile; echo @$((40+2))@")
+        time.sleep(0.5)  # a read of the terminal would have stopped the job by now
+        jobs = converse("jobs -l; echo @$((40+2))@")
+        assert "Running" in jobs and "Stopped" not in jobs, jobs
+        assert "status=0" in converse("kill -INT %1; wait; echo status=$?; echo @$((40+2))@")
+    finally:
+        os.write(fd, b"kill -CONT %1; kill -INT %1; exit\n")
+        os.waitpid(pid, 0)
+        os.close(fd)
 
 
 # ---- signals during cleanup ----------------------------------------------------------------

@@ -121,6 +121,12 @@ class StdinFeed:
         try:
             while True:
                 if not pending:
+                    if source is not None and _background_reader(source):
+                        # A background job reading its terminal is stopped (SIGTTIN):
+                        # wait for the foreground, as a native tool that reads nothing.
+                        if stop in _wait({stop: select.POLLIN}, 0.2):
+                            return
+                        continue
                     if source is None or stop in _wait({source: select.POLLIN, stop: select.POLLIN}):
                         return
                     pending = os.read(source, _CHUNK)
@@ -350,6 +356,14 @@ def _wait(fds: Dict[int, int], seconds: Optional[float] = None) -> List[int]:
     for fd, events in fds.items():
         poller.register(fd, events)
     return [fd for fd, _ in poller.poll(None if seconds is None else max(0, seconds * 1000))]
+
+
+def _background_reader(fd: int) -> bool:
+    """Is fd a terminal whose foreground process group is not this process's?"""
+    try:
+        return os.isatty(fd) and os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:
+        return False
 
 
 def _bytes_available(fd: int) -> int:
