@@ -322,10 +322,10 @@ def assert_cli_released(held: Tuple[set, set]) -> None:
                       timeout=RELEASE_TIMEOUT)
 
 
-CLI_STOPS = {  # mode, what stops it, status, the one-line message of a forced stop
-    "sigint_sleep": ("sleep", "SIGINT", 0, None),
-    "sigterm_poll": ("poll", "SIGTERM", 0, None),
-    "timeout_bufpoll": ("bufpoll", "timeout", 0, None),
+CLI_STOPS = {  # mode, what stops it, status, what the guest saw or the message of a forced stop
+    "sigint_sleep": ("sleep", "SIGINT", 0, {"sleep": 3600}),
+    "sigterm_poll": ("poll", "SIGTERM", 0, {"poll": -1, "errno": EINTR}),
+    "timeout_bufpoll": ("bufpoll", "timeout", 0, {"bufpoll": -EINTR}),
     "sigint_forced": ("sleep_again", "SIGINT", 130, "after SIGINT; interrupted (exit 130)"),
     "sigterm_forced": ("poll_again", "SIGTERM", 143, "after SIGTERM; interrupted (exit 143)"),
     "timeout_forced": ("sleep_again", "timeout", 124, "after --timeout 1s; interrupted (exit 124)"),
@@ -333,20 +333,30 @@ CLI_STOPS = {  # mode, what stops it, status, the one-line message of a forced s
 
 
 @pytest.mark.parametrize("case", CLI_STOPS.values(), ids=CLI_STOPS.keys())
-def test_cli_stops_a_waiting_guest(wasm, case):
-    mode, how, status, message = case
-    tool, held = start_cli(wasm, mode, *(("--timeout", "1") if how == "timeout" else ()))
-    with tool:
-        start = time.monotonic()
-        if how != "timeout":
-            tool.proc.send_signal(getattr(signal, how))
-        assert tool.wait_exit(timeout=10) == status, tool.describe()
-        elapsed = time.monotonic() - start
-    limit = (1.0 if how == "timeout" else 0) + (GRACE if message else 0) + SLACK + 0.2  # + the process's exit
+def test_cli_stops_a_waiting_guest(wasm, case, tmp_path):
+    mode, how, status, seen = case
+    fifo = tmp_path / "stdin"  # a stdin that stays open without input: the poll waits
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)
+    try:
+        tool, held = start_cli(wasm, mode, "--stdin", str(fifo), *(("--timeout", "1") if how == "timeout" else ()))
+        with tool:
+            start = time.monotonic()
+            if how != "timeout":
+                tool.proc.send_signal(getattr(signal, how))
+            assert tool.wait_exit(timeout=10) == status, tool.describe()
+            elapsed = time.monotonic() - start
+    finally:
+        os.close(writer)
+    forced = isinstance(seen, str)
+    limit = (1.0 if how == "timeout" else 0) + (GRACE if forced else 0) + SLACK + 0.2  # + the process's exit
     assert elapsed < limit, (elapsed, tool.describe())
-    if message:
+    if forced:
         assert tool.err_lines == [f"wasm-bpf: the guest did not return within --grace-period {GRACE:g}s "
-                                  + message], tool.describe()
+                                  + seen], tool.describe()
+    else:
+        out = parse(tool.stdout.encode())
+        assert {k: out.get(k) for k in seen} == seen, tool.describe()
     assert_cli_released(held)
 
 

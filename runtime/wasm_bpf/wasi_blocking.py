@@ -252,10 +252,11 @@ class BlockingCalls:
         """The guest's blocking call (or its next one) fails with EINTR; stdin ends."""
         with self._lock:
             self._stopping = True
-            if self._stdin is not None:
-                self._stdin.stop()
+            # The wake-up first: a poll that the stdin's end wakes then sees the stop too.
             if self._wake is not None:
                 self._wake.poke()
+            if self._stdin is not None:
+                self._stdin.stop()
 
     def interrupt(self) -> None:
         """Every blocking call, the one in progress too, now traps."""
