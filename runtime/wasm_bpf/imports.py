@@ -19,7 +19,7 @@ from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
 from .limits import LimitError
-from .loader import BpfObject
+from .bpf_object import BpfObject
 from .maps import GuestMaps, MapInfo
 from .policy import PolicyRefusal
 from .sandbox import Sandbox

@@ -18,7 +18,7 @@ from ._native import ffi, lib
 from .errors import HostCallError, HostCallUnwind, WasmBpfError
 from .helpers import helpers_of
 from .limits import human_size
-from .objspec import MapSpec, ProgramSpec, maps_of, open_object, programs_of
+from .objspec import DeclaredMap, DeclaredProgram, maps_of, open_object, programs_of
 from .policy import policy_template
 from .wasmfile import DATA_SECTION, imports, readers
 
@@ -29,8 +29,8 @@ WASM_MAGIC, ELF_MAGIC = b"\0asm", b"\x7fELF"
 @dataclass
 class ObjectReport:
     size: int
-    programs: List[ProgramSpec]
-    maps: List[MapSpec]
+    programs: List[DeclaredProgram]
+    maps: List[DeclaredMap]
     helpers: Dict[str, List[str]]  # program name -> the helpers it calls
 
 

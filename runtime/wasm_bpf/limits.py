@@ -106,7 +106,7 @@ class Limits:
                              "--max-links")
 
     def check_map_memory(self, maps: Iterable, rings: Iterable[Tuple[str, int]] = ()) -> None:
-        """maps: MapSpec of an object about to be loaded (objspec.maps_of); rings:
+        """maps: DeclaredMap of an object about to be loaded (objspec.maps_of); rings:
         (name, bytes) of the perf buffers the host creates for it, one ring per CPU."""
         if self.max_map_memory is None:
             return

@@ -334,8 +334,8 @@ INTERFACE_KINDS = ("xdp", "tc", "socket")
 
 
 def policy_template(module: str, programs: Sequence[Any], maps: Sequence[Any], helpers: Iterable[str]) -> str:
-    """A policy allowing exactly what a module's objects declare (objspec.ProgramSpec
-    and MapSpec, the helpers its loaded programs call; `wasm-bpf inspect
+    """A policy allowing exactly what a module's objects declare (objspec.DeclaredProgram
+    and DeclaredMap, the helpers its loaded programs call; `wasm-bpf inspect
     --policy-template`); targets are placeholders the user replaces (a policy with one
     left is refused)."""
     loaded = [p for p in programs if p.autoload]

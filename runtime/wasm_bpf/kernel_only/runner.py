@@ -21,7 +21,7 @@ from wasm_bpf.attach import kind_of_program
 from wasm_bpf.buffers import EventBuffer
 from wasm_bpf.errors import HostCallError, WasmBpfError
 from wasm_bpf.limits import Limits
-from wasm_bpf.loader import BpfObject
+from wasm_bpf.bpf_object import BpfObject
 from wasm_bpf.maps import MapInfo
 from wasm_bpf.objspec import target_need
 from wasm_bpf.sandbox import Sandbox

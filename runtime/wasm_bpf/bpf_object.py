@@ -17,7 +17,7 @@ from .attach import struct_ops
 from .attach.targets import Kprobe, NoTarget, StructOps, Uprobe, parse
 from .buffers import EventBuffer
 from .errors import HostCallError
-from .objspec import ProgramSpec, maps_of, open_object, programs_of
+from .objspec import DeclaredProgram, maps_of, open_object, programs_of
 from .sandbox import Sandbox
 from .user_ringbuf import UserRingBuffer
 
@@ -273,7 +273,7 @@ _VERIFIER_TRACE = re.compile(r"^(\d+: |; |processed \d+ insns|from \d+ to \d+|R\
                              r"stack depth|mark_precise|last_idx |regs=|parent |func#|\[\.\.\. |\s*$)")
 
 
-def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
+def load_failure(err: int, log: str, programs: List[DeclaredProgram]) -> str:
     """Why a bpf_object__load failed, in one line, from libbpf's log: who refused
     (libbpf, the kernel's verifier, the kernel), which program, and the reason. The
     whole log is printed with -v."""
