@@ -1,4 +1,4 @@
-# wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests;
+# wasm-bpf: `make run` (as root; `sudo make run` otherwise) sets everything up and runs sigsnoop; `make test` runs the tests;
 # `make test-unit` runs the kernel-free ones as any user.
 PYTHON   ?= python3
 EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass \
