@@ -274,7 +274,7 @@ def test_attach_target_per_program(objs):
     res = subprocess.run(wasm_bpf() + ["run", str(objs["ucall"])], capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     assert res.stderr.startswith("wasm-bpf: error: cannot attach on_call (SEC(\"uprobe\")):")
-    assert res.stderr.rstrip().endswith("give a target with --attach on_call=TARGET") and res.stderr.count("\n") == 1
+    assert res.stderr.rstrip().endswith("give a target with --attach on_call=BINARY:FUNCTION[+OFFSET]") and res.stderr.count("\n") == 1
 
 
 def test_a_malformed_object_is_a_one_line_error(tmp_path):

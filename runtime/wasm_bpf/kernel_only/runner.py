@@ -14,9 +14,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from wasm_bpf._native import capture_libbpf_log
+from wasm_bpf._native import capture_libbpf_log, lib
 from wasm_bpf.attach import kind_of_program
 from wasm_bpf.buffers import EventBuffer
 from wasm_bpf.errors import HostCallError, WasmBpfError
@@ -33,6 +33,7 @@ from .decode import RecordDecoder
 from .mapprint import MapPrinter, hist_member
 from .output import Writer, writer
 from .spec import TABLE_MAP_TYPES, MapSpec, ObjectSpec, SpecError, inspect
+from .variants import Choice, choose
 
 PERF_PAGES = 64  # per CPU, for perf event arrays
 
@@ -130,6 +131,12 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
     run = parser.add_argument_group("run")
     run.add_argument("--attach", action="append", default=[], metavar="PROG=TARGET",
                      help="attach target of a program (XDP interface, cgroup path, binary:function)")
+    run.add_argument("--only", nargs="+", action="extend", default=[], metavar="PROG",
+                     help="run only these programs (no variant is chosen for you)")
+    run.add_argument("--skip", nargs="+", action="extend", default=[], metavar="PROG",
+                     help="do not run these programs")
+    run.add_argument("--map-size", action="append", default=[], metavar="NAME=N",
+                     help="max_entries of a map (what a tool's user space would set)")
     run.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     run.add_argument("-v", "--verbose", action="store_true", help="libbpf's log and how records were typed")
     F.add_to_parser(parser, flags)
@@ -173,6 +180,52 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
         return 1
 
 
+# What a tool's user space sets before load, when the object leaves it to it.
+DEFAULT_ENTRIES = 10240
+DEFAULT_RINGBUF = 256 << 10
+PERF_EVENT_DEFAULT = "cpu-clock"  # every online CPU, 49 Hz (the attach parser's default)
+# --attach TARGET syntax, by attach kind
+TARGET_SYNTAX = {"xdp": "IFACE", "tc": "[tcx:]IFACE:ingress|egress", "cgroup": "CGROUP_PATH",
+                 "uprobe": "BINARY:FUNCTION[+OFFSET]", "uretprobe": "BINARY:FUNCTION[+OFFSET]",
+                 "usdt": "BINARY:PROVIDER:NAME", "kprobe": "FUNCTION[+OFFSET]", "kretprobe": "FUNCTION[+OFFSET]",
+                 "socket": "IFACE or PID:FD", "sockmap": "MAP", "perf_event": "EVENT[,cpu=N][,freq=HZ]"}
+
+
+def max_stack_depth() -> int:
+    """The kernel's limit on stack frames, which sizes a stack map's value."""
+    try:
+        return int(Path("/proc/sys/kernel/perf_event_max_stack").read_text())
+    except (OSError, ValueError):
+        return 127
+
+
+def _map_sizes(spec: ObjectSpec, items: List[str]) -> Dict[str, int]:
+    sizes = {}
+    for item in items:
+        name, sep, n = item.partition("=")
+        if not sep or not n.isdigit() or int(n) == 0 or int(n) >= 1 << 32:
+            raise SpecError(f"--map-size {item!r}: expected NAME=N with N a positive number (e.g. {name or 'counts'}=4096)")
+        spec.map(name)  # unknown names fail here, with the list of maps
+        sizes[name] = int(n)
+    return sizes
+
+
+def _sizer(sizes: Dict[str, int]) -> Callable[[BpfObject], None]:
+    """Sizes the maps whose shape the object leaves to user space: --map-size, else
+    max_entries 0 -> DEFAULT_ENTRIES (a ring buffer DEFAULT_RINGBUF bytes; a perf event
+    array stays 0: one slot per CPU), a stack map's value_size 0 -> max_stack_depth() frames."""
+    def prepare(obj: BpfObject) -> None:
+        for name, m in obj.maps():
+            mtype = lib.bpf_map__type(m)
+            if name in sizes:
+                lib.bpf_map__set_max_entries(m, sizes[name])
+            elif lib.bpf_map__max_entries(m) == 0 and mtype != lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+                lib.bpf_map__set_max_entries(m, DEFAULT_RINGBUF if mtype == lib.BPF_MAP_TYPE_RINGBUF else DEFAULT_ENTRIES)
+            if mtype == lib.BPF_MAP_TYPE_STACK_TRACE and lib.bpf_map__value_size(m) == 0:
+                lib.bpf_map__set_value_size(m, max_stack_depth() * 8)
+    return prepare
+
+
 def _targets(spec: ObjectSpec, pkg: Optional[P.Package], items: List[str]) -> Dict[str, str]:
     targets = dict(pkg.attach) if pkg else {}
     names = {p.name for p in spec.programs}
@@ -214,20 +267,26 @@ def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: ar
     return _Outputs(buffers, [m for m in spec.maps if m in hist_maps or m.name in table_names])
 
 
-def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str]) -> BpfObject:
-    """The loaded object with every program attached; closed again if one fails."""
+def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str], choice: Choice,
+                     sizes: Dict[str, int]) -> BpfObject:
+    """The loaded object with the chosen programs attached; closed again if one fails."""
     try:
-        obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()), name=spec.name)
+        obj = BpfObject(elf, no_load=[n for n, _ in choice.skipped], sandbox=Sandbox(limits=Limits.unlimited()),
+                        name=spec.name, prepare=_sizer(sizes))
     except HostCallError as e:
         raise RunError(f"cannot load {spec.name}: {e}") from None
     try:
         opened = dict(obj.programs())
         for p in spec.programs:
+            if p.name not in choice.run:
+                continue
+            kind = kind_of_program(opened[p.name])
+            target = targets.get(p.name) or (PERF_EVENT_DEFAULT if kind == "perf_event" else "")
             try:
-                obj.attach(p.name, targets.get(p.name, ""))
+                obj.attach(p.name, target)
             except HostCallError as e:
-                needs = target_need(kind_of_program(opened[p.name]), p.section) == "required"
-                hint = f"; give a target with --attach {p.name}=TARGET" if needs and p.name not in targets else ""
+                needs = target_need(kind, p.section) == "required" and not target
+                hint = f"; give a target with --attach {p.name}={TARGET_SYNTAX.get(kind, 'TARGET')}" if needs else ""
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
     except BaseException:
         obj.close()
@@ -327,6 +386,11 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     if ns.verbose:
         capture_libbpf_log(1, err.write)
     targets = _targets(spec, pkg, ns.attach)
+    sizes = _map_sizes(spec, ns.map_size)
+    choice = choose(spec.programs, ns.only, ns.skip)
+    if ns.verbose:
+        for name, why in choice.skipped:
+            err.write(f"wasm-bpf: note: not running {name}: {why}\n")
     samples = pkg.samples if pkg else {}
     outputs = _choose_outputs(spec, samples, ns, err)
 
@@ -335,10 +399,10 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
-        obj = _load_and_attach(spec, elf, targets)
+        obj = _load_and_attach(spec, elf, targets, choice, sizes)
         drains, printers = _open_outputs(obj, outputs, samples, ns, fmt, out)
         if ns.verbose:
-            err.write(f"wasm-bpf: attached {len(spec.programs)} program(s); printing "
+            err.write(f"wasm-bpf: attached {len(choice.run)} program(s); printing "
                       f"{', '.join(m.name for m in outputs.buffers) or 'no buffer'}"
                       f"{'; maps ' + ', '.join(p.spec.name for p in printers) if printers else ''}\n")
         out.flush()
