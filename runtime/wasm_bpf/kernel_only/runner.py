@@ -301,9 +301,7 @@ class _Drain:
         self.buffer, self.decoder, self.out = buffer, decoder, out
 
     def __call__(self) -> None:
-        when = datetime.datetime.now()
-        for record in self.buffer.take_records():
-            self.out.emit(when, self.decoder.row(record))
+        self.out.emit_records(datetime.datetime.now(), self.decoder.plan, list(self.buffer.take_records()))
 
 
 def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace,
