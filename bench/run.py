@@ -8,6 +8,8 @@ batch extension. Figures:
   cold_start whole-process `wasm-bpf run` of a load+attach+exit guest vs a native loader
   hot_load   load+attach+close of that guest inside a running process vs the kernel's own time
   rss        peak and idle RSS of `wasm-bpf run bootstrap.wasm`
+  ko_decode  kernel-only decode + print rate (records/s) into JSON lines, table and CSV,
+             batched as the runner does it and one row at a time (bench/ko_decode.py)
 Every figure is also given as a ratio to the native consumer of the same run, with
 the spread (min..max) over --runs runs. Results: bench-results/results.json and a
 table on stdout. --short checks that every record arrives, in order, and skips
@@ -159,6 +161,9 @@ def table(results: dict) -> str:
             if isinstance(r, dict):
                 rows.append((f"{figure} ({unit})", who, f"{r['median'] * 1e3:.1f}",
                              f"{r['min'] * 1e3:.1f}..{r['max'] * 1e3:.1f}", r.get("vs_native", "")))
+    for figure, r in results.get("ko_decode", {}).items():
+        rows.append((f"ko {figure} (rec/s)", "kernel-only batch", f"{r['batch'] / 1e6:.2f} M",
+                     f"per record {r['per_record'] / 1e3:.0f} k", f"{r['batch'] / r['per_record']:.0f}x per-record"))
     if "rss_mib" in results:
         rows.append(("RSS (MiB)", "wasm-bpf run bootstrap", f"peak {results['rss_mib']['peak']:.1f}",
                      f"idle {results['rss_mib']['idle']:.1f}", ""))
@@ -208,6 +213,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["hot_load"]["wasm-bpf"]["vs_native"] = \
         f"+{(statistics.median(hot) - statistics.median(kernel)) * 1e3:.1f} ms"
     results["rss_mib"] = idle_rss_mib()
+    sys.path.insert(0, str(HERE))
+    import ko_decode
+    results["ko_decode"] = ko_decode.measure(OUT / "drain" / "bench.bpf.o")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))

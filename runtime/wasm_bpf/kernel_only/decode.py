@@ -149,13 +149,6 @@ def special_kind(column: str, t: Type) -> str:
     return ""
 
 
-def _signal_name(v: int) -> str:
-    try:
-        return _signal.Signals(v).name
-    except ValueError:
-        return str(v)
-
-
 def format_value(column: str, t: Type, value: Any, raw_bytes: bytes = b"", bit_offset: int = 0) -> Any:
     """value formatted by the known-type conventions; unchanged when none applies."""
     kind = special_kind(column, t)
@@ -187,7 +180,11 @@ def _ret_name(v: int) -> Any:
 
 
 def _signal_or_zero(v: int) -> Any:
-    return _signal_name(v) if v else v
+    """The signal's name; a number that names none stays a number (like errno's)."""
+    try:
+        return _signal.Signals(v).name if v else v
+    except ValueError:
+        return v
 
 
 # special_kind -> the formatting of an integer of that kind
@@ -230,6 +227,7 @@ class Plan:
     def __init__(self, dec: "RecordDecoder") -> None:
         fmt, items, exprs, kinds = ["<"], 0, [], []
         self.elems: Dict[int, List[str]] = {}  # column -> its elements' expressions (kind "ints")
+        self.names: Dict[int, str] = {}  # column -> the number that E{column} names (kind "name")
         env: Dict[str, Any] = {"_ntoa": socket.inet_ntoa, "_ipv6": _ipv6, "hex": hex, "list": list, "bool": bool}
         pos = 0  # bytes covered by the format so far
         self.needs_data = False
@@ -251,6 +249,8 @@ class Plan:
             kinds.append(kind)
             if kind == "ints":
                 self.elems[i] = [f"t[{j}]" for j in range(items, items + count)]
+            elif kind == "name":
+                self.names[i] = f"t[{items}]"
             items += count
         if dec.type["size"] > pos:
             fmt.append(f"{dec.type['size'] - pos}x")
@@ -276,8 +276,13 @@ class Plan:
                 return None
             if special == "port":
                 return _int_code(ct) or "", 1, "{0}", "int"
-            env[f"F{i}"] = INT_FORMATS[special]
-            return _int_code(ct) or "", 1, f"F{i}({{0}})", "int" if special == "port_be" else "any"
+            if special == "port_be":
+                env[f"F{i}"] = _port_be
+                return _int_code(ct) or "", 1, f"F{i}({{0}})", "int"
+            # errno, ret, signal: a name for the values that have one, like an enum's
+            fmt = INT_FORMATS[special]
+            env[f"E{i}"] = {v: fmt(v) for v in range(-4095, 4096) if fmt(v) != v}
+            return _int_code(ct) or "", 1, f"E{i}.get({{0}}, {{0}})", "name"
         if kind == "int" and _int_code(ct):
             if ct.get("bool"):
                 return _int_code(ct) or "", 1, "bool({0})", "bool"
@@ -287,7 +292,7 @@ class Plan:
             for n, v in ct["values"]:
                 names.setdefault(v, n)
             env[f"E{i}"] = names
-            return _int_code(ct) or "", 1, f"E{i}.get({{0}}, {{0}})", "any"
+            return _int_code(ct) or "", 1, f"E{i}.get({{0}}, {{0}})", "name"
         if kind == "float" and size in (4, 8):
             return "f" if size == 4 else "d", 1, "{0}", "any"
         if kind == "ptr" and size == 8:
@@ -363,7 +368,7 @@ class RecordDecoder:
     @property
     def value_kinds(self) -> List[str]:
         """Per column, what values() holds: "int", "str", "bool", "ints" (a list of ints),
-        or "any" (several types)."""
+        "name" (a name from a table E{column}, else the int), or "any" (several types)."""
         return self.plan.kinds
 
 

@@ -10,7 +10,6 @@ import csv
 import datetime
 import json
 from json.encoder import encode_basestring_ascii as _jstr  # json.dumps(str), in C
-from itertools import repeat
 from typing import IO, Any, Callable, Dict, List, Tuple
 
 from .decode import Plan, special_kind
@@ -64,12 +63,14 @@ def _json_any(v: Any) -> str:
 _JSON_BOOL = {True: "true", False: "false"}
 
 
-def _compile(name: str, args: str, body: str, env: Dict[str, Any]) -> Callable[..., Any]:
-    """A function made from a template once per record type, so a batch of rows is
-    formatted without per-column dispatch."""
-    env = dict(env)
-    exec(compile(f"def {name}({args}):\n    return {body}\n", f"<{name}>", "exec"), env)
-    return env[name]
+def _compile_rows(plan: "Plan", row: str, env: Dict[str, Any]) -> Callable[[str, List[Any], List[Any]], List[Any]]:
+    """rows(w, ts, ds): the expression `row` of every record (t: its unpacked tuple, d:
+    its bytes, w: the time), made once per record type, so a batch is formatted in
+    one comprehension without per-column dispatch."""
+    env = dict(plan.env, **env)
+    loop = "t, d in zip(ts, ds)" if plan.needs_data else "t in ts"
+    exec(compile(f"def rows(w, ts, ds):\n    return [{row} for {loop}]\n", "<rows>", "exec"), env)
+    return env["rows"]
 
 
 Lines = Callable[[datetime.datetime, List[bytes]], str]
@@ -161,12 +162,10 @@ class TableWriter(Writer):
         widths = ([self.time_width] if self.timestamps else []) + list(self.widths)
         template = " ".join([f"%-{w}s" for w in widths[:-1]] + ["%s"])
         cells = (["w"] if self.timestamps else []) + self._text_cells(plan)
-        line = _compile("line", "w, t, d", f"(T % ({', '.join(cells)},)).rstrip() + '\\n'",
-                        dict(plan.env, T=template, _text=_text))
+        rows = _compile_rows(plan, f"(T % ({', '.join(cells)},)).rstrip()", {"T": template, "_text": _text})
 
         def lines(when: datetime.datetime, records: List[bytes]) -> str:
-            ts, ds = plan.unpack(records)
-            return "".join(map(line, repeat(when.strftime("%H:%M:%S")), ts, ds))
+            return "\n".join(rows(when.strftime("%H:%M:%S"), *plan.unpack(records))) + "\n"
         return lines
 
 
@@ -178,6 +177,7 @@ class JsonWriter(Writer):
 
     def compile(self, plan: "Plan") -> Lines:
         parts, cells = [], []
+        env: Dict[str, Any] = {"_jstr": _jstr, "_JB": _JSON_BOOL, "_jany": _json_any}
         if self.timestamps:
             parts.append(f'"{self.time_key}": "%s"')
             cells.append("w")
@@ -188,14 +188,16 @@ class JsonWriter(Writer):
                 cells.extend(plan.elems[i])
                 continue
             parts.append(key + ("%d" if kind == "int" else "%s"))
+            if kind == "name":  # the names JSON-quoted once
+                env[f"J{i}"] = {v: _jstr(n) for v, n in plan.env[f"E{i}"].items()}
+                cells.append(f"J{i}.get({plan.names[i]}) or str({plan.names[i]})")
+                continue
             cells.append({"int": expr, "str": f"_jstr({expr})", "bool": f"_JB[{expr}]"}.get(kind, f"_jany({expr})"))
         template = "{" + ", ".join(parts) + "}\n"
-        line = _compile("line", "w, t, d", f"T % ({', '.join(cells)},)",
-                        dict(plan.env, T=template, _jstr=_jstr, _JB=_JSON_BOOL, _jany=_json_any))
+        rows = _compile_rows(plan, f"T % ({', '.join(cells)},)", dict(env, T=template))
 
         def lines(when: datetime.datetime, records: List[bytes]) -> str:
-            ts, ds = plan.unpack(records)
-            return "".join(map(line, repeat(when.isoformat()), ts, ds))
+            return "".join(rows(when.isoformat(), *plan.unpack(records)))
         return lines
 
 
@@ -213,11 +215,10 @@ class CsvWriter(Writer):
 
     def compile(self, plan: "Plan") -> Lines:
         cells = (["w"] if self.timestamps else []) + self._text_cells(plan)
-        cells_of = _compile("cells", "w, t, d", f"({', '.join(cells)},)", dict(plan.env, _text=_text))
+        rows = _compile_rows(plan, f"({', '.join(cells)},)", {"_text": _text})
 
         def lines(when: datetime.datetime, records: List[bytes]) -> str:
-            ts, ds = plan.unpack(records)
-            self._csv.writerows(map(cells_of, repeat(when.isoformat()), ts, ds))
+            self._csv.writerows(rows(when.isoformat(), *plan.unpack(records)))
             return ""
         return lines
 
