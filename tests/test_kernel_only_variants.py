@@ -118,3 +118,35 @@ def test_fentry_preferred_over_kprobe(missing, run):
 def test_nothing_left_names_why():
     with pytest.raises(SpecError, match=r"no program can run on this kernel \(f: absent; k: absent\)"):
         choose(PROGS[:2], kernel=FakeKernel(("fentry", "kprobe")))
+
+
+def test_globals_and_numeric_keys(tmp_path):
+    """No buffer, no histogram: the .bss globals print (calls, last_tgid) beside the
+    hash map, whose keys come in numeric order."""
+    obj = compile_bpf(FIXTURES / "globals.bpf.c", tmp_path / "globals.bpf.o")
+    rc, out, err = ko_run(obj, ["--json", "--targ-tgid", str(os.getpid()), "--interval", "0.3"],
+                          lambda: [os.getppid() for _ in range(3)], settle=1.0)
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    bss = [r for r in rows if r["map"] == ".bss"]
+    assert bss and (bss[-1]["calls"], bss[-1]["last_tgid"]) == (3, os.getpid()), out
+    last = [r for r in rows if r["map"] == "by_key"][-4:]
+    assert [(r["key"], r["value"]) for r in last] == [(k, 3) for k in (1, 2, 10, 256)], out
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name, value_name, targ_ms, unit", [
+    ("hists", "struct hist", None, ""),
+    ("hist_ns", "struct hist", None, "nsecs"),
+    ("lat_usecs", "struct hist", None, "usecs"),
+    ("hists", "struct hist_msec", None, "msecs"),
+    ("hists", "struct hist", False, "usecs"),  # libbpf-tools' targ_ms: microseconds unless set
+    ("hists", "struct hist", True, "msecs"),
+    ("users", "struct hist", None, ""),  # "us" inside a word is no unit
+])
+def test_histogram_unit_from_names(name, value_name, targ_ms, unit):
+    import argparse
+    from wasm_bpf.kernel_only.runner import hist_unit
+    from wasm_bpf.kernel_only.spec import MapSpec
+    ns = argparse.Namespace() if targ_ms is None else argparse.Namespace(flag_targ_ms=targ_ms)
+    assert hist_unit(MapSpec(name, 1, value={"kind": "struct", "name": value_name, "size": 8, "members": []}), ns) == unit

@@ -7,6 +7,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import select
 import signal
 import sys
@@ -125,8 +126,9 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
     out.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
     out.add_argument("--interval", type=float, default=1.0, metavar="S", help="print maps every S seconds (default 1)")
     out.add_argument("--map", dest="maps", action="append", default=[], metavar="NAME",
-                     help="also print this map every interval (repeatable; default: histograms only, "
-                          "or every hash/array map when the program has no event buffer)")
+                     help="also print this map every interval (repeatable; .bss/.data: the globals; "
+                          "default: histograms only, or every hash/array map and the globals when the "
+                          "program has no event buffer and no histogram)")
     out.add_argument("--clear", action="store_true", help="clear printed maps after each interval")
     run = parser.add_argument_group("run")
     run.add_argument("--attach", action="append", default=[], metavar="PROG=TARGET",
@@ -189,6 +191,21 @@ TARGET_SYNTAX = {"xdp": "IFACE", "tc": "[tcx:]IFACE:ingress|egress", "cgroup": "
                  "uprobe": "BINARY:FUNCTION[+OFFSET]", "uretprobe": "BINARY:FUNCTION[+OFFSET]",
                  "usdt": "BINARY:PROVIDER:NAME", "kprobe": "FUNCTION[+OFFSET]", "kretprobe": "FUNCTION[+OFFSET]",
                  "socket": "IFACE or PID:FD", "sockmap": "MAP", "perf_event": "EVENT[,cpu=N][,freq=HZ]"}
+
+
+_UNIT = re.compile(r"(?:^|[^a-z])([num])s(?:ecs?)?(?:$|[^a-z])|([num])secs?")
+
+
+def hist_unit(m: MapSpec, ns: argparse.Namespace) -> str:
+    """The unit a histogram counts, as libbpf-tools name it: from the map's or its
+    value type's name (hist_ns, usecs...), else the `targ_ms` flag's choice
+    (milliseconds or microseconds), else "" (plain values)."""
+    text = f"{m.name} {(m.value or {}).get('name', '')}".lower()
+    found = _UNIT.search(text)
+    if found:
+        return (found.group(1) or found.group(2)) + "secs"
+    ms = getattr(ns, "flag_targ_ms", None)
+    return "" if ms is None else ("msecs" if ms else "usecs")
 
 
 def max_stack_depth() -> int:
@@ -261,10 +278,11 @@ def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: ar
             raise SpecError(f"cannot tell the record type of {names}: pass --event-type NAME (the struct the "
                             "program submits), keep DWARF (clang -g) so the reserve/output call is found, "
                             "or put PROG.h defining only that struct next to PROG.bpf.o")
-        table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES}
+        # nothing else to print: every table, and the results kept in globals
+        table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES} | {m.name for m in spec.data_maps}
     if ns.verbose and untyped and buffers:
         err.write(f"wasm-bpf: note: not printing {', '.join(m.name for m in untyped)} (no record type found)\n")
-    return _Outputs(buffers, [m for m in spec.maps if m in hist_maps or m.name in table_names])
+    return _Outputs(buffers, [m for m in spec.maps + spec.data_maps if m in hist_maps or m.name in table_names])
 
 
 def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str], choice: Choice,
@@ -326,7 +344,7 @@ def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str
         hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
         printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
                                    clear_after=ns.clear or bool(sample.get("clear_map")),
-                                   hist=hist, unit=sample.get("unit", ""), raw=ns.raw))
+                                   hist=hist, unit=sample.get("unit", "") or hist_unit(m, ns), raw=ns.raw))
     if fmt == "table" and len(drains) == 1 and not printers:  # else the header comes with the first record
         drains[0].out.header()
         drains[0].out.started = True

@@ -82,16 +82,18 @@ class ObjectSpec:
     programs: List[ProgramSpec] = field(default_factory=list)
     maps: List[MapSpec] = field(default_factory=list)
     globals: List[GlobalSpec] = field(default_factory=list)
+    data_maps: List[MapSpec] = field(default_factory=list)  # .bss and .data, as one-entry arrays
     record_hint: str = ""  # where the record types came from (for -v)
 
     def buffers(self) -> List[MapSpec]:
         return [m for m in self.maps if m.is_buffer]
 
     def map(self, name: str) -> MapSpec:
-        for m in self.maps:
+        for m in self.maps + self.data_maps:
             if m.name == name:
                 return m
-        raise SpecError(f"no map named {name!r} (maps: {', '.join(m.name for m in self.maps) or 'none'})")
+        known = ", ".join(m.name for m in self.maps + self.data_maps) or "none"
+        raise SpecError(f"no map named {name!r} (maps: {known})")
 
 
 def _elf(data: bytes, what: str) -> ELFFile:
@@ -122,6 +124,7 @@ def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[
         spec.programs = _programs(elf_bytes, what)
         spec.maps = _maps(btf)
         spec.globals = _rodata_globals(elf, btf)
+        spec.data_maps = _data_maps(elf, btf)
         _record_types(spec, elf, btf, what, event_type, header)
     return spec
 
@@ -189,14 +192,20 @@ def _symbols(elf: ELFFile) -> List[Any]:
     return list(tab.iter_symbols()) if isinstance(tab, SymbolTableSection) else []
 
 
+def _symbol_offsets(elf: ELFFile, section: str) -> Dict[str, int]:
+    """The offsets of a data section's variables, from the symbol table (clang leaves
+    them 0 in the object's DATASEC; libbpf fills them in the same way at open)."""
+    index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == section)
+    return {s.name: s["st_value"] for s in _symbols(elf)
+            if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT"}
+
+
 def _rodata_globals(elf: ELFFile, btf: "B.Btf") -> List[GlobalSpec]:
     secs = btf.datasecs()
     sec = elf.get_section_by_name(".rodata")
     if ".rodata" not in secs or sec is None:
         return []
-    index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".rodata")
-    offsets = {s.name: s["st_value"] for s in _symbols(elf)
-               if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT"}
+    offsets = _symbol_offsets(elf, ".rodata")
     data = sec.data() if sec["sh_type"] != "SHT_NOBITS" else bytes(sec["sh_size"])
     out = []
     for sv in btf.datasec_vars(secs[".rodata"]):
@@ -208,6 +217,35 @@ def _rodata_globals(elf: ELFFile, btf: "B.Btf") -> List[GlobalSpec]:
         t = T.from_btf(btf, btf.ref(sv.type_id))
         off = offsets[name]
         out.append(GlobalSpec(name, t, off, bytes(data[off:off + t["size"]])))
+    return out
+
+
+_U32: T.Type = {"kind": "int", "size": 4, "signed": False, "bool": False, "char": False, "name": "u32"}
+
+
+def _data_maps(elf: ELFFile, btf: "B.Btf") -> List[MapSpec]:
+    """.bss and .data as the maps libbpf makes of them: one entry (key 0) whose value
+    is a struct of the section's variables (results a program keeps in globals)."""
+    secs = btf.datasecs()
+    out = []
+    for sec in (".bss", ".data"):
+        if sec not in secs or elf.get_section_by_name(sec) is None:
+            continue
+        offsets = _symbol_offsets(elf, sec)
+        members = []
+        for sv in btf.datasec_vars(secs[sec]):
+            name = btf.name(sv.type_id)
+            if btf.kind(sv.type_id) != B.VAR or btf.var_linkage(sv.type_id) == B.VAR_EXTERN or name not in offsets:
+                continue
+            try:
+                t = T.from_btf(btf, btf.ref(sv.type_id))
+            except T.BtfTypeError:
+                continue
+            members.append({"name": name, "type": t, "bit_offset": offsets[name] * 8, "bit_size": 0})
+        if members:
+            size = max(m["bit_offset"] // 8 + m["type"]["size"] for m in members)
+            value = {"kind": "struct", "name": sec, "size": size, "members": members}
+            out.append(MapSpec(sec, lib.BPF_MAP_TYPE_ARRAY, _U32, value, 1))
     return out
 
 
