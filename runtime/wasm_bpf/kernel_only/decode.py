@@ -13,7 +13,7 @@ import ipaddress
 import signal as _signal
 import socket
 import struct
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from wasm_bpf.errors import WasmBpfError
 
@@ -188,7 +188,7 @@ def _signal_or_zero(v: int) -> Any:
 
 
 # special_kind -> the formatting of an integer of that kind
-INT_FORMATS = {"port": int, "port_be": _port_be, "errno": _errno_name, "ret": _ret_name, "signal": _signal_or_zero}
+INT_FORMATS: Dict[str, Callable[[int], Any]] = {"port": int, "port_be": _port_be, "errno": _errno_name, "ret": _ret_name, "signal": _signal_or_zero}
 
 
 def column_offsets(t: Type, prefix: str = "", base: int = 0) -> Dict[str, int]:
