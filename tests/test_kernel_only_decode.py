@@ -286,3 +286,22 @@ def test_a_field_named_time_keeps_its_value(fmt, first_line):
     O.writer(fmt, out, dec.columns).emit_records(datetime.datetime(2026, 1, 2, 3, 4, 5), dec.plan,
                                                  [struct.pack("<Qi", 7, 1)])
     assert out.getvalue().splitlines()[0] == first_line, out.getvalue()
+
+
+@pytest.mark.parametrize("family, saddr, shown", [
+    (2, bytes([10, 1, 2, 3]) + bytes(12), "10.1.2.3"),
+    (10, bytes(15) + b"\x01", "::1"),
+])
+@pytest.mark.parametrize("batch", [False, True])
+def test_address_printed_by_its_family_field(family, saddr, shown, batch):
+    """A 16-byte address with an `af` field beside it: AF_INET prints its first 4 bytes
+    as IPv4, AF_INET6 all 16 as IPv6 (tcp tools keep both in one 16-byte field)."""
+    u8 = {"kind": "int", "size": 1, "signed": False, "name": "u8"}
+    rec = {"kind": "struct", "name": "struct ev", "size": 20, "members": [
+        {"name": "af", "type": {"kind": "int", "size": 2, "signed": False, "name": "u16"}, "bit_offset": 0, "bit_size": 0},
+        {"name": "saddr", "type": {"kind": "array", "size": 16, "count": 16, "elem": u8, "name": "u8[16]"},
+         "bit_offset": 32, "bit_size": 0}]}
+    data = struct.pack("<HH", family, 0) + saddr
+    dec = D.RecordDecoder(rec)
+    row = dec.rows([data])[0] if batch else dec.row(data)
+    assert row == {"af": family, "saddr": shown}

@@ -117,6 +117,7 @@ RET_NAMES = frozenset({"ret", "retval", "rc", "result"})
 SIGNAL_NAMES = frozenset({"sig", "signal", "signo", "signum"})
 PORT_NAMES = frozenset({"port", "sport", "dport", "lport", "rport"})
 ADDR_NAMES = frozenset({"addr", "saddr", "daddr", "ip", "ipv4", "ipv6", "src", "dst", "laddr", "raddr"})
+FAMILY_NAMES = frozenset({"family", "af", "sa_family", "ss_family", "sin_family", "ip_family", "addr_family"})
 ADDR_SUFFIXES = ("_addr", "_ip", "_ipv4", "_ipv6", "addr")
 
 
@@ -233,7 +234,8 @@ class Plan:
         self.needs_data = False
         for i, (name, ct) in enumerate(dec.columns):
             off, bits = dec._offsets[name], dec._bitsizes.get(name, 0)
-            piece = None if bits or off % 8 or off // 8 < pos else self._piece(i, name, ct, dec.raw, env)
+            direct = not (bits or off % 8 or off // 8 < pos or name in dec.by_family)
+            piece = self._piece(i, name, ct, dec.raw, env) if direct else None
             if piece is None:  # read from the bytes, as row() does
                 env[f"G{i}"] = functools.partial(dec._value, name, ct, off, bits)
                 exprs.append(f"G{i}(d)")
@@ -339,8 +341,19 @@ class RecordDecoder:
         self._offsets = column_offsets(t)
         self._bitsizes = _bit_sizes(t)
         self._plan: Optional[Plan] = None
+        # a 16-byte address beside an address family field holds IPv4 or IPv6, as it says
+        self._family = next(((ct, self._offsets[n]) for n, ct in self.columns if _leaf(n) in FAMILY_NAMES
+                             and ct["kind"] in ("int", "enum") and not self._bitsizes.get(n)), None)
+        self.by_family = {n for n, ct in self.columns
+                          if self._family and ct["size"] == 16 and special_kind(n, ct) == "ipv6"} if not raw else set()
 
     def _value(self, name: str, ct: Type, off: int, bits: int, data: bytes) -> Any:
+        if name in self.by_family and self._family is not None:
+            family = decode(self._family[0], data, self._family[1])
+            start = off // 8
+            if family in (socket.AF_INET, "AF_INET"):
+                return socket.inet_ntoa(data[start:start + 4])
+            return _ipv6(data[start:start + 16])
         v = decode(ct, data, off, bits)
         return v if self.raw else format_value(name, ct, v, data, off)
 
