@@ -305,3 +305,21 @@ def test_address_printed_by_its_family_field(family, saddr, shown, batch):
     dec = D.RecordDecoder(rec)
     row = dec.rows([data])[0] if batch else dec.row(data)
     assert row == {"af": family, "saddr": shown}
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--targ_pid", "42"], {"targ_pid": 42}),  # ecli's spelling: the variable's name
+    (["--targ-pid", "42"], {"targ_pid": 42}),
+    (["--enable-failed-only"], {"failed_only": True}),
+    (["--disable-verbose-mode"], {"verbose_mode": False}),
+    (["--verbose_mode"], {}),  # already the default
+])
+def test_ecli_flag_spellings(kinds, args, expected):
+    """Flags are accepted as ecli spells them beside ours."""
+    import argparse
+    flags = F.flags_of(kinds.globals)
+    parser = argparse.ArgumentParser()
+    F.add_to_parser(parser, flags)
+    values = F.values_from_args(flags, parser.parse_args(args))
+    by_name = {f.var.name: f for f in flags}
+    assert values == {name: F.encode(by_name[name], v) for name, v in expected.items()}
