@@ -150,3 +150,14 @@ def test_histogram_unit_from_names(name, value_name, targ_ms, unit):
     from wasm_bpf.kernel_only.spec import MapSpec
     ns = argparse.Namespace() if targ_ms is None else argparse.Namespace(flag_targ_ms=targ_ms)
     assert hist_unit(MapSpec(name, 1, value={"kind": "struct", "name": value_name, "size": 8, "members": []}), ns) == unit
+
+
+def test_record_type_from_a_map_value(tmp_path):
+    """The record comes from a per-CPU map value and the output call spans lines: the
+    type is read from the code (no --event-type), and the records print decoded."""
+    obj = compile_bpf(FIXTURES / "heap.bpf.c", tmp_path / "heap.bpf.o")
+    rc, out, err = ko_run(obj, ["--json", "--targ-tgid", str(os.getpid())], lambda: [os.getppid() for _ in range(3)])
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["pid"] for r in rows] == [os.getpid()] * 3, out
+    assert all(r["calls"] >= 1 for r in rows) and rows[0]["comm"] == open("/proc/self/comm").read().strip()

@@ -378,6 +378,63 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
             return None
 
 
+_HELPER_MAP_LOOKUP, _HELPER_PERF_OUTPUT, _HELPER_RINGBUF_OUTPUT = 1, 25, 130
+# helper -> (the register holding the map, the register holding the record)
+_OUTPUT_ARGS = {_HELPER_PERF_OUTPUT: (2, 4), _HELPER_RINGBUF_OUTPUT: (1, 2)}
+
+
+def outputs_of_map_values(elf: ELFFile) -> Dict[str, str]:
+    """Buffer map -> the map whose value a program outputs to it, read from the code:
+    `p = bpf_map_lookup_elem(&heap, ...); ... bpf_perf_event_output(ctx, &events, F, p, ...)`
+    (when the call spans lines, the source lines do not show its arguments). A linear
+    pass over each program's instructions, following map addresses (ld_imm64 with a
+    relocation to a map), lookup results and register copies."""
+    symbols = _symbols(elf)
+    found: Dict[str, str] = {}
+    for sec in elf.iter_sections():
+        if sec["sh_type"] != "SHT_PROGBITS" or not sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
+            continue
+        rel = elf.get_section_by_name(".rel" + sec.name)
+        map_at = {}
+        if rel is not None:
+            for r in rel.iter_relocations():
+                if r["r_info_sym"] < len(symbols):
+                    map_at[r["r_offset"] // 8] = symbols[r["r_info_sym"]].name
+        code = sec.data()
+        regs: Dict[int, Tuple[str, str]] = {}  # register -> ("map" | "value", map name)
+        i = 0
+        while i * 8 + 8 <= len(code):
+            op, regs_byte, _off, imm = struct.unpack_from("<BBhi", code, i * 8)
+            dst, src = regs_byte & 0xF, regs_byte >> 4
+            if op == 0x18:  # ld_imm64: two slots
+                if i in map_at:
+                    regs[dst] = ("map", map_at[i])
+                else:
+                    regs.pop(dst, None)
+                i += 2
+                continue
+            if op == 0x85 and src == 0:  # call helper
+                if imm in _OUTPUT_ARGS:
+                    map_reg, data_reg = _OUTPUT_ARGS[imm]
+                    m, d = regs.get(map_reg), regs.get(data_reg)
+                    if m and d and m[0] == "map" and d[0] == "value":
+                        found.setdefault(m[1], d[1])
+                lookup = regs.get(1) if imm == _HELPER_MAP_LOOKUP else None
+                for r in range(6):
+                    regs.pop(r, None)
+                if lookup and lookup[0] == "map":
+                    regs[0] = ("value", lookup[1])
+            elif op == 0xBF:  # mov64 dst, src
+                if src in regs:
+                    regs[dst] = regs[src]
+                else:
+                    regs.pop(dst, None)
+            elif op & 0x07 not in (0x05, 0x06, 0x02, 0x03):  # writes dst (not a jump or a store)
+                regs.pop(dst, None)
+            i += 1
+    return found
+
+
 def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event_type: str,
                   header: Optional[Path]) -> None:
     buffers = spec.buffers()
@@ -403,6 +460,7 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
             for call in rx.finditer(line):
                 by_map.setdefault(call.group(1), (call.group(2), call.group(3)))
     fallback = _header_struct(header, btf, dwarf)
+    from_values: Optional[Dict[str, str]] = None
     for m in buffers:
         if m.name in by_map:
             var, size_expr = by_map[m.name]
@@ -413,6 +471,13 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
                 m.record = t
                 spec.record_hint = "source"
                 continue
+        if from_values is None:
+            from_values = outputs_of_map_values(elf)
+        source = next((s for s in spec.maps if s.name == from_values.get(m.name)), None)
+        if source is not None and source.value is not None:
+            m.record = source.value  # e.g. a per-CPU array used as a heap for big records
+            spec.record_hint = f"the value of {source.name}"
+            continue
         if fallback is not None:
             m.record = fallback
             spec.record_hint = f"{header.name if header else ''}"
