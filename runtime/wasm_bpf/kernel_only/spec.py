@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
 from wasm_bpf._native import ffi, lib
@@ -396,7 +397,7 @@ def outputs_of_map_values(elf: ELFFile) -> Dict[str, str]:
             continue
         rel = elf.get_section_by_name(".rel" + sec.name)
         map_at = {}
-        if rel is not None:
+        if isinstance(rel, RelocationSection):
             for r in rel.iter_relocations():
                 if r["r_info_sym"] < len(symbols):
                     map_at[r["r_offset"] // 8] = symbols[r["r_info_sym"]].name
