@@ -421,8 +421,8 @@ def outputs_of_map_values(elf: ELFFile) -> Dict[str, str]:
                     if m and d and m[0] == "map" and d[0] == "value":
                         found.setdefault(m[1], d[1])
                 lookup = regs.get(1) if imm == _HELPER_MAP_LOOKUP else None
-                for r in range(6):
-                    regs.pop(r, None)
+                for clobbered in range(6):
+                    regs.pop(clobbered, None)
                 if lookup and lookup[0] == "map":
                     regs[0] = ("value", lookup[1])
             elif op == 0xBF:  # mov64 dst, src
