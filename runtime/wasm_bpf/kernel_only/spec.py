@@ -8,8 +8,10 @@ The record type of a buffer, first match wins (docs/kernel-only.md):
     map (bpf_ringbuf_reserve(&MAP, sizeof(X)), bpf_ringbuf_output(&MAP, P, ...),
     bpf_perf_event_output(ctx, &MAP, F, P, sizeof(X))), X resolved through the
     object's DWARF (local variables) or BTF;
- 3. the single struct defined in PROG.h next to the object (or its source);
- 4. otherwise the run stops and asks for --event-type."""
+ 3. the code: a map value (a per-CPU "heap") passed to bpf_perf_event_output/
+    bpf_ringbuf_output, for calls the source lines do not show whole;
+ 4. the single struct defined in PROG.h next to the object (or its source);
+ 5. otherwise the run stops and asks for --event-type."""
 from __future__ import annotations
 
 import io
