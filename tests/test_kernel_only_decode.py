@@ -323,3 +323,24 @@ def test_ecli_flag_spellings(kinds, args, expected):
     values = F.values_from_args(flags, parser.parse_args(args))
     by_name = {f.var.name: f for f in flags}
     assert values == {name: F.encode(by_name[name], v) for name, v in expected.items()}
+
+
+@pytest.mark.parametrize("with_size, shown", [(True, "ls -l /tmp"), (False, "ls -l /tmp")])
+@pytest.mark.parametrize("batch", [False, True])
+def test_nul_separated_args_print_whole(with_size, shown, batch):
+    """A char array named args holds several NUL-separated strings (execsnoop): all of
+    them print, up to args_size when the record has it, and a stale tail after the
+    end (a reused per-CPU buffer) does not."""
+    char = {"kind": "int", "size": 1, "signed": True, "char": True, "name": "char"}
+    members = [{"name": "args", "type": {"kind": "array", "size": 32, "count": 32, "elem": char, "name": "char[32]"},
+                "bit_offset": 32, "bit_size": 0}]
+    if with_size:
+        members.insert(0, {"name": "args_size", "type": {"kind": "int", "size": 4, "signed": True, "name": "int"},
+                           "bit_offset": 0, "bit_size": 0})
+    rec = {"kind": "struct", "name": "struct ev", "size": 36, "members": members}
+    args = b"ls\0-l\0/tmp\0"
+    stale = b"old-argument" if with_size else b"\0old-argument"
+    data = struct.pack("<i", len(args)) + (args + stale).ljust(32, b"\0")
+    dec = D.RecordDecoder(rec)
+    row = dec.rows([data])[0] if batch else dec.row(data)
+    assert row["args"] == shown

@@ -117,6 +117,7 @@ RET_NAMES = frozenset({"ret", "retval", "rc", "result"})
 SIGNAL_NAMES = frozenset({"sig", "signal", "signo", "signum"})
 PORT_NAMES = frozenset({"port", "sport", "dport", "lport", "rport"})
 ADDR_NAMES = frozenset({"addr", "saddr", "daddr", "ip", "ipv4", "ipv6", "src", "dst", "laddr", "raddr"})
+STRINGS_NAMES = frozenset({"args", "argv"})
 FAMILY_NAMES = frozenset({"family", "af", "sa_family", "ss_family", "sin_family", "ip_family", "addr_family"})
 ADDR_SUFFIXES = ("_addr", "_ip", "_ipv4", "_ipv6", "addr")
 
@@ -138,6 +139,8 @@ def special_kind(column: str, t: Type) -> str:
         return "ipv4"
     if tname == "struct in6_addr" or (_is_addr_name(n) and t["size"] == 16 and t["kind"] in ("array", "int", "union", "struct")):
         return "ipv6"
+    if n in STRINGS_NAMES and t["kind"] == "array" and t["elem"]["kind"] == "int" and t["elem"]["size"] == 1:
+        return "strings"
     if t["kind"] == "int" and not t.get("bool"):
         if n in PORT_NAMES or n.endswith("_port"):
             return "port_be" if "be16" in tname else "port"
@@ -234,7 +237,7 @@ class Plan:
         self.needs_data = False
         for i, (name, ct) in enumerate(dec.columns):
             off, bits = dec._offsets[name], dec._bitsizes.get(name, 0)
-            direct = not (bits or off % 8 or off // 8 < pos or name in dec.by_family)
+            direct = not (bits or off % 8 or off // 8 < pos or name in dec.by_family or name in dec.strings)
             piece = self._piece(i, name, ct, dec.raw, env) if direct else None
             if piece is None:  # read from the bytes, as row() does
                 env[f"G{i}"] = functools.partial(dec._value, name, ct, off, bits)
@@ -346,8 +349,24 @@ class RecordDecoder:
                              and ct["kind"] in ("int", "enum") and not self._bitsizes.get(n)), None)
         self.by_family = {n for n, ct in self.columns
                           if self._family and ct["size"] == 16 and special_kind(n, ct) == "ipv6"} if not raw else set()
+        # NUL-separated strings (args), as many bytes as a sibling ARGS_size/args_len says
+        sizes = {_leaf(n): (ct, self._offsets[n]) for n, ct in self.columns
+                 if ct["kind"] == "int" and not self._bitsizes.get(n)}
+        self.strings = {n: sizes.get(f"{_leaf(n)}_size") or sizes.get(f"{_leaf(n)}_len") or sizes.get("args_size")
+                        for n, ct in self.columns if special_kind(n, ct) == "strings"} if not raw else {}
 
     def _value(self, name: str, ct: Type, off: int, bits: int, data: bytes) -> Any:
+        if name in self.strings:
+            raw = data[off // 8: off // 8 + ct["size"]]
+            size = self.strings[name]
+            if size is not None:
+                raw = raw[:max(0, decode(size[0], data, size[1]))]
+            parts = []
+            for part in raw.split(b"\0"):
+                if not part:  # the end (or a stale tail after it)
+                    break
+                parts.append(part.decode("utf-8", errors="replace"))
+            return " ".join(parts)
         if name in self.by_family and self._family is not None:
             family = decode(self._family[0], data, self._family[1])
             start = off // 8

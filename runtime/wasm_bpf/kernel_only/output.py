@@ -15,7 +15,7 @@ from typing import IO, Any, Callable, Dict, List, Tuple
 from .decode import Plan, special_kind
 from .types import Type
 
-_SPECIAL_WIDTH = {"ipv4": 15, "ipv6": 39, "port": 5, "port_be": 5, "errno": 8, "ret": 8, "signal": 9}
+_SPECIAL_WIDTH = {"strings": 32, "ipv4": 15, "ipv6": 39, "port": 5, "port_be": 5, "errno": 8, "ret": 8, "signal": 9}
 _INT_WIDTH = {1: 4, 2: 6, 4: 10, 8: 20}
 
 
