@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -15,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from wasm_bpf._native import capture_libbpf_log, lib
 from wasm_bpf.attach import kind_of_program
@@ -133,6 +134,8 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
     run = parser.add_argument_group("run")
     run.add_argument("--attach", action="append", default=[], metavar="PROG=TARGET",
                      help="attach target of a program (XDP interface, cgroup path, binary:function)")
+    run.add_argument("--trace-pipe", action="store_true",
+                     help="also print trace_pipe, where bpf_printk() writes (every program's lines, not only these)")
     run.add_argument("--only", nargs="+", action="extend", default=[], metavar="PROG",
                      help="run only these programs (no variant is chosen for you)")
     run.add_argument("--skip", nargs="+", action="extend", default=[], metavar="PROG",
@@ -318,8 +321,55 @@ class _Drain:
     def __init__(self, buffer: EventBuffer, decoder: RecordDecoder, out: Writer) -> None:
         self.buffer, self.decoder, self.out = buffer, decoder, out
 
+    def fileno(self) -> int:
+        return self.buffer.fileno()
+
+    @property
+    def lost(self) -> int:
+        return self.buffer.lost
+
     def __call__(self) -> None:
         self.out.emit_records(datetime.datetime.now(), self.decoder.plan, list(self.buffer.take_records()))
+
+
+TRACE_PIPES = ("/sys/kernel/tracing/trace_pipe", "/sys/kernel/debug/tracing/trace_pipe")
+
+
+class _TracePipe:
+    """The kernel's trace_pipe, read without blocking; whole lines are printed (as
+    {"time", "trace_pipe"} objects with --json)."""
+
+    lost = 0
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        path = next((p for p in TRACE_PIPES if os.path.exists(p)), "")
+        if not path:
+            raise RunError("--trace-pipe: no trace_pipe (mount tracefs: mount -t tracefs nodev /sys/kernel/tracing)")
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.out, self.fmt, self.partial = out, fmt, b""
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __call__(self) -> None:
+        chunks = [self.partial]
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        *lines, self.partial = b"".join(chunks).split(b"\n")
+        when = datetime.datetime.now().isoformat()
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            self.out.write((json.dumps({"time": when, "trace_pipe": line}) if self.fmt == "json" else line) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace,
@@ -357,13 +407,13 @@ def _print_maps(printers: List[MapPrinter], out: IO[str]) -> None:
         p.print(out, when)
 
 
-def _poll_loop(drains: List[_Drain], printers: List[MapPrinter], ns: argparse.Namespace, stop: _Stop,
+def _poll_loop(drains: Sequence[Union[_Drain, _TracePipe]], printers: List[MapPrinter], ns: argparse.Namespace, stop: _Stop,
                out: IO[str], err: IO[str]) -> None:
     """Prints records as they arrive and the maps every interval, until the stop or
     the timeout; then what arrived before it, and the last partial interval."""
     poller = select.poll()
     for d in drains:
-        poller.register(d.buffer.fileno(), select.POLLIN)
+        poller.register(d.fileno(), select.POLLIN)
     start = time.monotonic()
     next_print = start + ns.interval
     last_print = 0.0
@@ -391,7 +441,7 @@ def _poll_loop(drains: List[_Drain], printers: List[MapPrinter], ns: argparse.Na
         d()
     if printers and time.monotonic() - last_print > 0.25:  # the last partial interval
         _print_maps(printers, out)
-    lost = sum(d.buffer.lost for d in drains)
+    lost = sum(d.lost for d in drains)
     if lost:
         err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
 
@@ -409,26 +459,37 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
             err.write(f"wasm-bpf: note: not running {name}: {why}\n")
     samples = pkg.samples if pkg else {}
     outputs = _choose_outputs(spec, samples, ns, err)
+    if spec.trace_printk and not ns.trace_pipe and not outputs.buffers:
+        err.write(f"wasm-bpf: note: {spec.name} writes its output with bpf_printk() to the kernel's trace_pipe: "
+                  "--trace-pipe prints it\n")
 
     obj = None
+    pipe: Optional[_TracePipe] = None
     stop = _Stop()
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
         obj = _load_and_attach(spec, elf, targets, choice, sizes)
         drains, printers = _open_outputs(obj, outputs, samples, ns, fmt, out)
+        if ns.trace_pipe:
+            pipe = _TracePipe(out, fmt)
         if ns.verbose:
             err.write(f"wasm-bpf: attached {len(choice.run)} program(s); printing "
                       f"{', '.join(m.name for m in outputs.buffers) or 'no buffer'}"
                       f"{'; maps ' + ', '.join(p.spec.name for p in printers) if printers else ''}\n")
+            if not drains and not printers and pipe is None:
+                err.write("wasm-bpf: note: nothing to print: no event buffer with a known record type, "
+                          "no hash or array map and no global\n")
         out.flush()
-        _poll_loop(drains, printers, ns, stop, out, err)
+        _poll_loop([*drains, *([pipe] if pipe else [])], printers, ns, stop, out, err)
     except BrokenPipeError:
         status = 0
     except (RunError, SpecError) as e:
         err.write(f"wasm-bpf: error: {e}\n")
         status = 1
     finally:
+        if pipe is not None:
+            pipe.close()
         if obj is not None:
             obj.close()  # its event buffers too
         for s, h in old.items():

@@ -20,7 +20,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -86,6 +86,7 @@ class ObjectSpec:
     maps: List[MapSpec] = field(default_factory=list)
     globals: List[GlobalSpec] = field(default_factory=list)
     data_maps: List[MapSpec] = field(default_factory=list)  # .bss and .data, as one-entry arrays
+    trace_printk: bool = False  # a program writes to trace_pipe (bpf_printk)
     record_hint: str = ""  # where the record types came from (for -v)
 
     def buffers(self) -> List[MapSpec]:
@@ -128,7 +129,9 @@ def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[
         spec.maps = _maps(btf)
         spec.globals = _rodata_globals(elf, btf)
         spec.data_maps = _data_maps(elf, btf)
-        _record_types(spec, elf, btf, what, event_type, header)
+        outputs, helpers = code_facts(elf)
+        spec.trace_printk = bool(helpers & _HELPERS_TRACE_PRINTK)
+        _record_types(spec, elf, btf, what, event_type, header, outputs)
     return spec
 
 
@@ -382,18 +385,21 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
 
 
 _HELPER_MAP_LOOKUP, _HELPER_PERF_OUTPUT, _HELPER_RINGBUF_OUTPUT = 1, 25, 130
+_HELPERS_TRACE_PRINTK = frozenset({6, 177})  # bpf_trace_printk, bpf_trace_vprintk
 # helper -> (the register holding the map, the register holding the record)
 _OUTPUT_ARGS = {_HELPER_PERF_OUTPUT: (2, 4), _HELPER_RINGBUF_OUTPUT: (1, 2)}
 
 
-def outputs_of_map_values(elf: ELFFile) -> Dict[str, str]:
-    """Buffer map -> the map whose value a program outputs to it, read from the code:
+def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
+    """(buffer map -> the map whose value a program outputs to it, the helpers called),
+    read from the code. The first:
     `p = bpf_map_lookup_elem(&heap, ...); ... bpf_perf_event_output(ctx, &events, F, p, ...)`
     (when the call spans lines, the source lines do not show its arguments). A linear
     pass over each program's instructions, following map addresses (ld_imm64 with a
     relocation to a map), lookup results and register copies."""
     symbols = _symbols(elf)
     found: Dict[str, str] = {}
+    helpers: Set[int] = set()
     for sec in elf.iter_sections():
         if sec["sh_type"] != "SHT_PROGBITS" or not sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
             continue
@@ -417,6 +423,7 @@ def outputs_of_map_values(elf: ELFFile) -> Dict[str, str]:
                 i += 2
                 continue
             if op == 0x85 and src == 0:  # call helper
+                helpers.add(imm)
                 if imm in _OUTPUT_ARGS:
                     map_reg, data_reg = _OUTPUT_ARGS[imm]
                     m, d = regs.get(map_reg), regs.get(data_reg)
@@ -435,11 +442,11 @@ def outputs_of_map_values(elf: ELFFile) -> Dict[str, str]:
             elif op & 0x07 not in (0x05, 0x06, 0x02, 0x03):  # writes dst (not a jump or a store)
                 regs.pop(dst, None)
             i += 1
-    return found
+    return found, helpers
 
 
 def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event_type: str,
-                  header: Optional[Path]) -> None:
+                  header: Optional[Path], from_values: Dict[str, str]) -> None:
     buffers = spec.buffers()
     if not buffers:
         return
@@ -463,7 +470,6 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
             for call in rx.finditer(line):
                 by_map.setdefault(call.group(1), (call.group(2), call.group(3)))
     fallback = _header_struct(header, btf, dwarf)
-    from_values: Optional[Dict[str, str]] = None
     for m in buffers:
         if m.name in by_map:
             var, size_expr = by_map[m.name]
@@ -474,8 +480,6 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
                 m.record = t
                 spec.record_hint = "source"
                 continue
-        if from_values is None:
-            from_values = outputs_of_map_values(elf)
         source = next((s for s in spec.maps if s.name == from_values.get(m.name)), None)
         if source is not None and source.value is not None:
             m.record = source.value  # e.g. a per-CPU array used as a heap for big records
