@@ -115,9 +115,12 @@ def test_fentry_preferred_over_kprobe(missing, run):
 
 
 @pytest.mark.unit
-def test_nothing_left_names_why():
-    with pytest.raises(SpecError, match=r"no program can run on this kernel \(f: absent; k: absent\)"):
-        choose(PROGS[:2], kernel=FakeKernel(("fentry", "kprobe")))
+def test_nothing_exists_here_loads_the_preferred_variant():
+    """When no variant's event exists, the preferred one is loaded anyway, so that its
+    failure names what is missing (tests/test_errors.py checks those lines)."""
+    assert choose(PROGS[:2], kernel=FakeKernel(("fentry", "kprobe"))).run == ["f"]
+    with pytest.raises(SpecError, match=r"--skip leaves no program to run \(programs: f, k\)"):
+        choose(PROGS[:2], skip=["f", "k"], kernel=FakeKernel(()))
 
 
 def test_globals_and_numeric_keys(tmp_path):

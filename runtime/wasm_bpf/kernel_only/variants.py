@@ -14,7 +14,9 @@ event once per variant, and a variant this kernel lacks aborts the load. So:
  3. of the programs left on one event, only the preferred flavour runs:
     tp_btf > raw_tp > tp, fentry > kprobe, fexit > kretprobe. Several programs of
     the same flavour on one event all run (they are not variants of each other).
-Each skip is reported under -v; a run with nothing left fails naming why."""
+Each skip is reported under -v. When no program's event exists here, rule 2 is
+dropped: the preferred variants are loaded and their failure names what is missing
+("this kernel does not allow fentry programs", "the kernel has no function X")."""
 from __future__ import annotations
 
 import os
@@ -136,22 +138,30 @@ class Choice:
 
 def choose(programs: List[ProgramSpec], only: Sequence[str] = (), skip: Sequence[str] = (),
            kernel: Optional[Kernel] = None) -> Choice:
-    """The programs to load and attach; SpecError when none is left."""
+    """The programs to load and attach. When rule 2 leaves none, the preferred variants
+    are loaded anyway: their load or attach failure says in one line what is missing."""
     names = [p.name for p in programs]
     for opt, given in (("--only", only), ("--skip", skip)):
         unknown = [n for n in given if n not in names]
         if unknown:
             raise SpecError(f"{opt} {' '.join(unknown)}: no such program (programs: {', '.join(names)})")
-    choice = Choice()
     if only:
-        choice.run = [n for n in names if n in only]
-        choice.skipped = [(n, "not named by --only") for n in names if n not in only]
-        return choice
-    kernel = kernel or Kernel()
+        return Choice([n for n in names if n in only], [(n, "not named by --only") for n in names if n not in only])
+    choice = _pick(programs, skip, kernel or Kernel())
+    if not choice.run:  # nothing exists here: load the preferred variants, whose failure names the cause
+        choice = _pick(programs, skip, None)
+    if not choice.run:
+        raise SpecError(f"--skip leaves no program to run (programs: {', '.join(names)})")
+    return choice
+
+
+def _pick(programs: List[ProgramSpec], skip: Sequence[str], kernel: Optional[Kernel]) -> Choice:
+    """Rules 2 (when a kernel is given) and 3."""
+    choice = Choice()
     left: List[Tuple[ProgramSpec, Optional[Variant]]] = []
     for p in programs:
         v = variant_of(p.section)
-        why = "--skip" if p.name in skip else (kernel.absent(v) if v else "")
+        why = "--skip" if p.name in skip else (kernel.absent(v) if v and kernel else "")
         if why:
             choice.skipped.append((p.name, why))
         else:
@@ -167,7 +177,4 @@ def choose(programs: List[ProgramSpec], only: Sequence[str] = (), skip: Sequence
             choice.skipped.append((p.name, f"the same event as {winner}, which is preferred here"))
         else:
             choice.run.append(p.name)
-    if not choice.run:
-        whys = "; ".join(f"{n}: {why}" for n, why in choice.skipped)
-        raise SpecError(f"no program can run on this kernel ({whys})")
     return choice
