@@ -235,6 +235,7 @@ static const int BPF_MAP_TYPE_SOCKMAP;
 static const int BPF_MAP_TYPE_CPUMAP;
 static const int BPF_MAP_TYPE_XSKMAP;
 static const int BPF_MAP_TYPE_SOCKHASH;
+static const int BPF_MAP_TYPE_CGROUP_STORAGE;
 static const int BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 static const int BPF_MAP_TYPE_REUSEPORT_SOCKARRAY;
 static const int BPF_MAP_TYPE_QUEUE;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /* A program whose results are only globals and a hash map: no event buffer, no
  * histogram. The runner prints .bss and the map; the map's numeric keys in numeric
- * order (their little-endian bytes would put 256 before 2). */
+ * order (their little-endian bytes would put 256 before 2). A task storage map keeps
+ * its max_entries 0. */
 #include <linux/bpf.h>
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
@@ -19,6 +20,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } by_key SEC(".maps");
+
+/* max_entries 0 by design: the runner must not size it */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} per_task SEC(".maps");
 
 static void add(__u32 key)
 {

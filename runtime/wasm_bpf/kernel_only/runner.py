@@ -230,17 +230,25 @@ def _map_sizes(spec: ObjectSpec, items: List[str]) -> Dict[str, int]:
     return sizes
 
 
+# map types whose max_entries is 0 by design: one slot per CPU, or storage per object
+_ZERO_ENTRIES = frozenset({lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY, lib.BPF_MAP_TYPE_CGROUP_STORAGE,
+                           lib.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, lib.BPF_MAP_TYPE_SK_STORAGE,
+                           lib.BPF_MAP_TYPE_INODE_STORAGE, lib.BPF_MAP_TYPE_TASK_STORAGE,
+                           lib.WBPF_MAP_TYPE_CGRP_STORAGE})
+
+
 def _sizer(sizes: Dict[str, int]) -> Callable[[BpfObject], None]:
     """Sizes the maps whose shape the object leaves to user space: --map-size, else
     max_entries 0 -> DEFAULT_ENTRIES (a ring buffer DEFAULT_RINGBUF bytes; a perf event
-    array stays 0: one slot per CPU), a stack map's value_size 0 -> max_stack_depth() frames."""
+    array and the storage maps stay 0), a stack map's value_size 0 -> max_stack_depth() frames."""
     def prepare(obj: BpfObject) -> None:
         for name, m in obj.maps():
             mtype = lib.bpf_map__type(m)
             if name in sizes:
                 lib.bpf_map__set_max_entries(m, sizes[name])
-            elif lib.bpf_map__max_entries(m) == 0 and mtype != lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-                lib.bpf_map__set_max_entries(m, DEFAULT_RINGBUF if mtype == lib.BPF_MAP_TYPE_RINGBUF else DEFAULT_ENTRIES)
+            elif lib.bpf_map__max_entries(m) == 0 and mtype not in _ZERO_ENTRIES:
+                rings = (lib.BPF_MAP_TYPE_RINGBUF, lib.BPF_MAP_TYPE_USER_RINGBUF)
+                lib.bpf_map__set_max_entries(m, DEFAULT_RINGBUF if mtype in rings else DEFAULT_ENTRIES)
             if mtype == lib.BPF_MAP_TYPE_STACK_TRACE and lib.bpf_map__value_size(m) == 0:
                 lib.bpf_map__set_value_size(m, max_stack_depth() * 8)
     return prepare
