@@ -10,6 +10,8 @@ batch extension, each with a C guest (wasm-*) and a Rust guest (rust-*). Figures
   rss        peak and idle RSS of `wasm-bpf run bootstrap.wasm`
   run_ref    whole-process `wasm-bpf run REGISTRY/REPO:TAG` of that guest from a warm cache
              (registry stopped) vs the same file given by path (docs/oci.md)
+  ko_decode  kernel-only decode + print rate (records/s) into JSON lines, table and CSV,
+             batched as the runner does it and one row at a time (bench/ko_decode.py)
 Every figure is also given as a ratio to the native consumer of the same run, with
 the spread (min..max) over --runs runs. Results: bench-results/results.json and a
 table on stdout. --short checks that every record arrives, in order, and skips
@@ -196,6 +198,9 @@ def table(results: dict) -> str:
             if isinstance(r, dict):
                 rows.append((f"{figure} ({unit})", who, f"{r['median'] * 1e3:.1f}",
                              f"{r['min'] * 1e3:.1f}..{r['max'] * 1e3:.1f}", r.get("vs_native", "")))
+    for figure, r in results.get("ko_decode", {}).items():
+        rows.append((f"ko {figure} (rec/s)", "kernel-only batch", f"{r['batch'] / 1e6:.2f} M",
+                     f"per record {r['per_record'] / 1e3:.0f} k", f"{r['batch'] / r['per_record']:.0f}x per-record"))
     if "rss_mib" in results:
         rows.append(("RSS (MiB)", "wasm-bpf run bootstrap", f"peak {results['rss_mib']['peak']:.1f}",
                      f"idle {results['rss_mib']['idle']:.1f}", ""))
@@ -246,6 +251,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"+{(statistics.median(hot) - statistics.median(kernel)) * 1e3:.1f} ms"
     results["rss_mib"] = idle_rss_mib()
     results["run_ref"] = run_ref_seconds(20)
+    sys.path.insert(0, str(HERE))
+    import ko_decode
+    results["ko_decode"] = ko_decode.measure(OUT / "drain" / "bench.bpf.o")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))

@@ -7,7 +7,7 @@ import contextlib
 import errno
 import os
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import ffi, lib
@@ -29,9 +29,10 @@ class BpfObject:
     """Opens and loads a BPF ELF object; owns its links and event buffers."""
 
     def __init__(self, elf: bytes, no_load: Iterable[str] = (), sandbox: Optional[Sandbox] = None,
-                 name: str = "") -> None:
+                 name: str = "", prepare: Optional[Callable[["BpfObject"], None]] = None) -> None:
         """name (the module's or file's, e.g. "bootstrap") is libbpf's object name: its
-        log and the names of internal maps use it."""
+        log and the names of internal maps use it. prepare(self) runs between open and
+        load (to size maps, as a skeleton's user space does)."""
         _native.take_libbpf_log()  # start this object's log afresh
         self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
         try:
@@ -50,6 +51,8 @@ class BpfObject:
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
+            if prepare is not None:
+                prepare(self)
             self._sandbox.check_object(obj, elf)  # before the first bpf() call
             pins = self._claim_pins()
             struct_ops.prepare(obj)  # registrations as links: they go with the process
