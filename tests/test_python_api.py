@@ -214,3 +214,13 @@ def test_dir_shows_the_api():
     for name in ("load", "LoadedObject", "Map", "Histogram", "Events", "Program", "Variables", "run", "Instance"):
         assert name in names
     assert "TYPE_CHECKING" not in names
+
+
+def test_the_docs_example_script_runs():
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "python_api.py")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["exec true /bin/true 0", "exit true - 0"]
+    assert "wake-ups, the most common latency" in lines[2]
+    assert lines[3] == "               value : count    distribution"
