@@ -13,17 +13,21 @@ from typing import TYPE_CHECKING, Any, List
 from .errors import WasmBpfError
 
 __version__ = "0.1.0"
-__all__ = ["Events", "Histogram", "Instance", "LoadError", "LoadedObject", "Map", "MapError", "Policy", "Program",
-           "RunConfig", "RunResult", "Variables", "WasmBpfError", "load", "run", "__version__"]
+__all__ = ["Events", "Histogram", "HostFunction", "Instance", "LoadError", "LoadedObject", "Map", "MapError",
+           "Module", "Policy", "Program", "RunConfig", "RunResult", "Variables", "WasmBpfError", "host_function",
+           "load", "run", "__version__"]
 
 # name -> the module that defines it, imported on first use
 _LAZY = {"Instance": "instance", "RunConfig": "instance", "RunResult": "instance", "run": "instance",
          "Policy": "policy", "load": "objects", "LoadedObject": "objects", "LoadError": "objects",
          "Program": "objects", "Variables": "objects", "Map": "mapview", "MapError": "mapview",
-         "Histogram": "mapview", "Events": "events"}
+         "Histogram": "mapview", "Events": "events", "Module": "module", "HostFunction": "hostfuncs",
+         "host_function": "hostfuncs"}
 
 if TYPE_CHECKING:
     from .events import Events
+    from .hostfuncs import HostFunction, host_function
+    from .module import Module
     from .mapview import Histogram, Map, MapError
     from .objects import LoadedObject, LoadError, Program, Variables, load
     from .instance import Instance, RunConfig, RunResult, run

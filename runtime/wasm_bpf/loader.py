@@ -33,6 +33,7 @@ class BpfObject:
         """name (the module's or file's, e.g. "bootstrap") is libbpf's object name: its
         log and the names of internal maps use it."""
         _native.take_libbpf_log()  # start this object's log afresh
+        self.elf = elf  # its BTF types the maps for the host (Instance.maps())
         self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
         try:
             obj = open_object(self._elf, name)

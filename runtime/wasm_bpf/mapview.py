@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from ._native import ffi, lib, strerror
 from .errors import HostCallError, WasmBpfError
@@ -16,6 +16,10 @@ from .kernel_only.decode import decode
 from .kernel_only.mapprint import format_hist, hist_member
 from .kernel_only.types import Type
 from .maps import PERCPU_TYPES, MapInfo
+
+if TYPE_CHECKING:
+    from .loader import BpfObject
+    from .sandbox import Sandbox
 
 # Arrays cannot delete an entry: clear() zeroes them.
 ARRAY_TYPES = frozenset({lib.BPF_MAP_TYPE_ARRAY, lib.BPF_MAP_TYPE_PERCPU_ARRAY})
@@ -148,8 +152,11 @@ class Map:
     the exact size work for any key or value."""
 
     def __init__(self, name: str, fd: int, key_type: Optional[Type], value_type: Optional[Type],
-                 owner: object = None) -> None:
+                 owner: object = None, check_write: Optional[Callable[[str], None]] = None) -> None:
+        """check_write(what) raises when the map may not be written (a guest's map and
+        its policy)."""
         self.name = name
+        self._check_write = check_write
         self.info = MapInfo.of_fd(fd)
         self.key_type, self.value_type = key_type, value_type
         self._owner = owner  # keeps the object (and so the fd) alive while the map is used
@@ -202,6 +209,10 @@ class Map:
         return b"".join(encode(self.value_type, v, self.info.value_size, f"{what}[cpu {i}]") + pad
                         for i, v in enumerate(value))
 
+    def _writing(self, what: str) -> None:
+        if self._check_write is not None:
+            self._check_write(what)
+
     # ---- single entries
     def _lookup(self, key: Any) -> Optional[bytes]:
         buf = ffi.new("char[]", max(self._stride * self._ncpu, 1))
@@ -226,6 +237,7 @@ class Map:
         return self._lookup(key) is not None
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        self._writing("update")
         data = self._encode_value(value)
         rc = lib.bpf_map_update_elem(self.fd, self._key(key), ffi.from_buffer(data), 0)
         if rc < 0:
@@ -234,6 +246,7 @@ class Map:
     def __delitem__(self, key: Any) -> None:
         if self.info.type in ARRAY_TYPES:
             raise MapError(f"map {self.name!r} is an array: its entries cannot be deleted (assign zero, or clear())")
+        self._writing("delete")
         rc = lib.bpf_map_delete_elem_flags(self.fd, self._key(key), 0)
         if rc == -errno.ENOENT:
             raise KeyError(key)
@@ -304,6 +317,7 @@ class Map:
 
     def clear(self) -> None:
         """Deletes every entry; an array's entries are zeroed instead."""
+        self._writing("delete")
         raw_keys = [k for k, _ in self._raw_items()]
         if self.info.type in ARRAY_TYPES:
             zero = ffi.new("char[]", max(self._stride * self._ncpu, 1))
@@ -316,3 +330,27 @@ class Map:
 
 class _NoBatch(Exception):
     """The map or kernel has no batch lookup: iterate key by key."""
+
+
+def guest_maps(obj: "BpfObject", sandbox: "Sandbox") -> Dict[str, Map]:
+    """The maps of an object a guest loaded, typed from its BTF, each written only
+    where the guest's policy lets the guest write it."""
+    from .kernel_only.spec import SpecError, inspect
+
+    try:
+        specs = inspect(obj.elf, "guest object").maps
+    except SpecError:  # no BTF: keys and values as bytes
+        specs = []
+    types = {m.name: (m.key, m.value) for m in specs}
+    buffers = {m.name for m in specs if m.is_buffer}
+    out = {}
+    for name, _ in obj.maps():
+        if name in buffers:
+            continue
+        fd = obj.map_fd(name)
+
+        def check(what: str, fd: int = fd) -> None:
+            sandbox.check_map_write(obj.maps(), fd, what)
+
+        out[name] = Map(name, fd, *types.get(name, (None, None)), owner=obj, check_write=check)
+    return out
