@@ -254,14 +254,13 @@ class Map:
             raise HostCallError(-rc, f"delete from map {self.name!r}: {strerror(rc)}")
 
     # ---- whole map
-    def _raw_items(self) -> Iterator[Tuple[bytes, bytes]]:
+    def _raw_items(self) -> List[Tuple[bytes, bytes]]:
         """(key bytes, value bytes) of every entry: batch lookups, else key by key."""
-        try:
-            yield from self._batch_items()
-        except _NoBatch:
-            yield from self._items_by_key()
+        batched = self._batch_items()
+        return batched if batched is not None else list(self._items_by_key())
 
-    def _batch_items(self) -> Iterator[Tuple[bytes, bytes]]:
+    def _batch_items(self) -> Optional[List[Tuple[bytes, bytes]]]:
+        """None when the map or kernel has no batch lookup."""
         ksz, vsz = self.info.key_size, self._stride * self._ncpu
         n = min(BATCH, max(self.info.max_entries, 1))
         keys, values = ffi.new("char[]", n * ksz), ffi.new("char[]", n * vsz)
@@ -270,24 +269,23 @@ class Map:
         count = ffi.new("uint32_t *")
         opts = ffi.new("struct bpf_map_batch_opts *")
         opts.sz = ffi.sizeof("struct bpf_map_batch_opts")
+        out: List[Tuple[bytes, bytes]] = []
         first, done = True, False
         while not done:
             count[0] = n
             rc = lib.bpf_map_lookup_batch(self.fd, ffi.NULL if first else tokens[0], tokens[1], keys, values,
                                           count, opts)
-            if rc < 0 and -rc in NO_BATCH and first:
-                raise _NoBatch()
-            if rc == -errno.ENOSPC and count[0] == 0:  # one hash bucket holds more than n entries
-                raise _NoBatch()
+            if (rc < 0 and -rc in NO_BATCH and first) or (rc == -errno.ENOSPC and count[0] == 0):
+                return None  # ENOSPC: one hash bucket holds more than n entries
             if rc < 0 and rc != -errno.ENOENT:
                 raise HostCallError(-rc, f"batch lookup in map {self.name!r}: {strerror(rc)}")
             done = rc == -errno.ENOENT
             got = int(count[0])
             kb, vb = ffi.unpack(keys, got * ksz), ffi.unpack(values, got * vsz)
-            for i in range(got):
-                yield kb[i * ksz:(i + 1) * ksz], vb[i * vsz:(i + 1) * vsz]
+            out.extend((kb[i * ksz:(i + 1) * ksz], vb[i * vsz:(i + 1) * vsz]) for i in range(got))
             tokens.reverse()  # this batch's end is the next one's start
             first = False
+        return out
 
     def _items_by_key(self) -> Iterator[Tuple[bytes, bytes]]:
         ksz = self.info.key_size
@@ -313,7 +311,7 @@ class Map:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._raw_items())
+        return len(self._raw_items())
 
     def clear(self) -> None:
         """Deletes every entry; an array's entries are zeroed instead."""
@@ -326,10 +324,6 @@ class Map:
             return
         for k in raw_keys:
             lib.bpf_map_delete_elem_flags(self.fd, ffi.from_buffer(k), 0)
-
-
-class _NoBatch(Exception):
-    """The map or kernel has no batch lookup: iterate key by key."""
 
 
 def guest_maps(obj: "BpfObject", sandbox: "Sandbox") -> Dict[str, Map]:
