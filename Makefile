@@ -1,9 +1,11 @@
 # wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests;
 # `make test-unit` runs the kernel-free ones as any user.
 PYTHON   ?= python3
-EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass
+EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass \
+            rust_bootstrap rust_runqlat rust_xdpcount
 DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
-            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev
+            libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev \
+            rustc cargo libstd-rust-dev-wasm32 lld-14
 STAMP    := build/.setup-done
 
 .PHONY: setup deps install kernel-fs examples run test test-unit bench soak fuzz clean

@@ -2,7 +2,7 @@
 
 Consumers measured side by side in one run, on the same BPF object per figure:
 native libbpf (the reference), the wasm-bpf per-record callback and the wasm-bpf
-batch extension. Figures:
+batch extension, each with a C guest (wasm-*) and a Rust guest (rust-*). Figures:
   drain      fill a 256 MiB ring first, then consume with nothing producing (events/s)
   stream     8 records per trigger into a 16 MiB ring for --stream-seconds (events/s, drops)
   cold_start whole-process `wasm-bpf run` of a load+attach+exit guest vs a native loader
@@ -32,7 +32,8 @@ WASM_BPF = [sys.executable, "-m", "wasm_bpf"]
 DRAIN_RECORDS_PER_TRIGGER = 64  # as compiled in bench/Makefile
 STREAM_RECORDS_PER_TRIGGER = 8
 RING_RECORD_BYTES = 64  # 56-byte record + 8-byte ring header
-CONSUMERS = ("native", "wasm-record", "wasm-batch")
+CONSUMERS = ("native", "wasm-record", "wasm-batch", "rust-record", "rust-batch")
+GUEST_MODULES = {"wasm": "consumer", "rust": "rust_consumer"}  # C (wasm_consumer.c), Rust (rust_consumer/)
 
 
 def build() -> None:
@@ -42,8 +43,8 @@ def build() -> None:
 def consumer_cmd(consumer: str, figure: str) -> List[str]:
     if consumer == "native":
         return [str(NATIVE), figure, str(OUT / figure / "bench.bpf.o")]
-    mode = consumer.split("-", 1)[1]
-    return [*WASM_BPF, "run", str(OUT / f"consumer_{figure}.wasm"), "--", figure, mode]
+    lang, mode = consumer.split("-", 1)
+    return [*WASM_BPF, "run", str(OUT / f"{GUEST_MODULES[lang]}_{figure}.wasm"), "--", figure, mode]
 
 
 class Consumer:

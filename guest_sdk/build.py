@@ -85,17 +85,21 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _run(step: str, argv: list[str], cfg: BuildConfig, stdout_to: Path | None = None) -> None:
-    shown = shlex.join(argv) + (f" > {shlex.quote(str(stdout_to))}" if stdout_to else "")
+def _run(step: str, argv: list[str], cfg: BuildConfig, stdout_to: Path | None = None,
+         env: dict[str, str] | None = None) -> None:
+    """Runs one step; env: variables added to the environment (shown in the command)."""
+    shown = "".join(f"{k}={shlex.quote(v)} " for k, v in (env or {}).items())
+    shown += shlex.join(argv) + (f" > {shlex.quote(str(stdout_to))}" if stdout_to else "")
+    full_env = {**os.environ, **env} if env else None
     if cfg.verbose:
         cfg.log(f"+ {shown}")
     try:
         if stdout_to:
             with open(stdout_to, "wb") as out:
-                proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE)
+                proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, env=full_env)
             output = proc.stderr.decode(errors="replace")
         else:
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env)
             output = proc.stdout.decode(errors="replace")
     except FileNotFoundError:
         raise BuildError(step, shown, f"{argv[0]}: command not found") from None
@@ -215,10 +219,11 @@ def _check_layouts(cfg: BuildConfig, checks: dict[str, list[str]], wasm_flags: l
                 f"include the generated {app_name(cfg.bpf_source)}.wasm.h instead"))
 
 
-def build(cfg: BuildConfig) -> Path:
-    """Run every step; returns the output path."""
+def build(cfg: BuildConfig, steps: Callable[[BuildConfig, Path], Path] | None = None) -> Path:
+    """Run every step (steps: the C guest's, or rust_build.build_in); returns the output path."""
+    steps = steps or _build_in
     for src in [cfg.bpf_source, *cfg.sources]:
-        if not src.is_file():
+        if not src.exists():
             raise BuildError("check sources", str(src), "no such file")
     if not is_bpf_source(cfg.bpf_source):
         bpf = next((s for s in cfg.sources if is_bpf_source(s)), None)
@@ -228,12 +233,22 @@ def build(cfg: BuildConfig) -> Path:
                          f"e.g. wasm-bpf build {order}")
     if cfg.build_dir is not None:
         cfg.build_dir.mkdir(parents=True, exist_ok=True)
-        return _build_in(cfg, cfg.build_dir)
+        return steps(cfg, cfg.build_dir)
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-build-") as tmp:
-        return _build_in(cfg, Path(tmp))
+        return steps(cfg, Path(tmp))
 
 
-def _build_in(cfg: BuildConfig, work: Path) -> Path:
+@dataclass
+class BpfBuild:
+    """The BPF half of a build: the object and the compiler flags that made it."""
+    name: str
+    obj: Path
+    compiler: list[str]
+    flags: list[str]
+
+
+def compile_bpf(cfg: BuildConfig, work: Path) -> BpfBuild:
+    """vmlinux.h, then X.bpf.o (CO-RE), stripped of DWARF."""
     name = app_name(cfg.bpf_source)
     src_dir = cfg.bpf_source.resolve().parent
     vmlinux = vmlinux_header(cfg)
@@ -252,6 +267,13 @@ def _build_in(cfg: BuildConfig, work: Path) -> Path:
         _run("strip debug info", [strip, "-g", str(obj)], cfg)
     elif cfg.verbose:
         cfg.log("wasm-bpf build: note: llvm-strip not found, the skeleton embeds DWARF too")
+    return BpfBuild(name, obj, compiler, bpf_flags)
+
+
+def _build_in(cfg: BuildConfig, work: Path) -> Path:
+    bpf = compile_bpf(cfg, work)
+    name, obj, compiler, bpf_flags = bpf.name, bpf.obj, bpf.compiler, bpf.flags
+    src_dir = cfg.bpf_source.resolve().parent
 
     skel = work / f"{name}.skel.h"
     _generate("generate skeleton", f"wasm-bpf gen skeleton {obj} -o {skel}", cfg,

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import header as header_gen
+from . import rust_build, rust_skeleton
 from . import skeleton as skeleton_gen
 from .btf import BtfError
 from .build import BuildConfig, BuildError, app_name, build as run_build
@@ -26,23 +27,30 @@ def _write(text: str, output: str | None) -> None:
 
 @click.group(short_help="Generate a skeleton or wasm32 type header from a BPF object.")
 def gen() -> None:
-    """Generate C headers for a wasm32 guest from a BPF object (compiled with -g)."""
+    """Generate C headers (or a Rust module) for a wasm32 guest from a BPF object (compiled with -g)."""
 
 
 @gen.command("skeleton")
 @click.argument("bpf_object", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", help="Skeleton name: struct NAME_bpf, NAME_bpf__open()... "
               "[default: the file name without .bpf.o]")
+@click.option("--lang", type=click.Choice(["c", "rust"]), default="c", show_default=True,
+              help="C header (X.skel.h) or Rust module (X.skel.rs).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-def skeleton(bpf_object: str, name: str | None, output: str | None) -> None:
+def skeleton(bpf_object: str, name: str | None, lang: str, output: str | None) -> None:
     """Write a libbpf-style skeleton (X.skel.h) for BPF_OBJECT.
 
     It embeds the object and declares struct X_bpf with its maps, progs and the
     wasm32 views rodata/data/bss/kconfig of the object's global variables, plus
     X_bpf__open/__load/__open_and_load/__attach/__detach/__destroy/__elf_bytes.
-    Include it after (or instead of) libbpf-wasm.h from the SDK include directory."""
+    Include it after (or instead of) libbpf-wasm.h from the SDK include directory.
+
+    With --lang rust: module X_bpf for the wasm-bpf crate (guest_sdk/rust/wasm-bpf),
+    with open() -> OpenSkel -> load() -> Skel, typed map handles and #[repr(C)]
+    types of the object's own types, checked at compile time."""
+    generator = rust_skeleton.generate if lang == "rust" else skeleton_gen.generate
     try:
-        _write(skeleton_gen.generate(bpf_object, name), output)
+        _write(generator(bpf_object, name), output)
     except (BtfError, ObjectError, skeleton_gen.SkeletonError) as e:
         raise click.ClickException(str(e)) from None
 
@@ -78,7 +86,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 @click.command(short_help="Build X.bpf.c + X.c into a wasm-bpf module (X.wasm).")
 @click.argument("bpf_source", type=click.Path(dir_okay=False))
-@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="The wasm module to write. [default: X.wasm next to X.bpf.c]")
 @click.option("--build-dir", type=click.Path(file_okay=False),
@@ -92,7 +100,7 @@ def build(bpf_source: str, sources: tuple[str, ...], output: str | None, build_d
           cflags: tuple[str, ...], bpf_cflags: tuple[str, ...], clang: str, sysroot: str,
           verbose: bool) -> None:
     """Build a wasm-bpf guest: BPF_SOURCE (X.bpf.c) and the user-space SOURCES
-    (X.c, ...) into one wasm module.
+    (X.c, ...; or one Rust main.rs, or a cargo project directory) into one wasm module.
 
     Generates vmlinux.h from the running kernel (cached in ~/.cache/wasm-bpf),
     compiles X.bpf.o with CO-RE, generates X.skel.h and X.wasm.h, and compiles
@@ -105,7 +113,7 @@ def build(bpf_source: str, sources: tuple[str, ...], output: str | None, build_d
                       clang=clang, sysroot=sysroot, verbose=verbose,
                       log=lambda msg: click.echo(msg, err=True))
     try:
-        run_build(cfg)
+        run_build(cfg, rust_build.build_in if rust_build.is_rust(cfg.sources) else None)
     except BuildError as e:
         click.echo(e.report(), err=True)
         sys.exit(1)

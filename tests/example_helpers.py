@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "wasm_examples"
-EXAMPLES = ("bootstrap", "sigsnoop", "execve", "opensnoop", "runqlat")
+EXAMPLES = ("bootstrap", "sigsnoop", "execve", "opensnoop", "runqlat", "rust_bootstrap", "rust_runqlat")
 
 # Generous: the VM is shared and a cold start (Python + wasmtime compile +
 # BPF verification) can take seconds.
@@ -37,10 +37,10 @@ def ensure_tracefs() -> None:
         subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
 
 
-def build_examples() -> dict:
-    """`make -C wasm_examples/X` for every example; returns name -> .wasm path."""
+def build_examples(names: tuple = EXAMPLES) -> dict:
+    """`make -C wasm_examples/X` for every example named; returns name -> .wasm path."""
     built = {}
-    for name in EXAMPLES:
+    for name in names:
         res = subprocess.run(
             ["make", "-C", str(EXAMPLES_DIR / name)],
             stdout=subprocess.PIPE,

@@ -79,17 +79,19 @@ def parse_bootstrap(line: str):
     }
 
 
-def test_bootstrap_help(wasm):
-    with Tool(wasm["bootstrap"], "-h") as tool:
+@pytest.mark.parametrize("bootstrap", ["bootstrap", "rust_bootstrap"])  # C and Rust user space
+def test_bootstrap_help(wasm, bootstrap):
+    with Tool(wasm[bootstrap], "-h") as tool:
         rc = tool.wait_exit()
     assert_clean_exit(tool, rc)
-    assert "Usage: bootstrap" in tool.stdout
+    assert f"Usage: {bootstrap}" in tool.stdout
     assert "--duration" in tool.stdout
 
 
-def test_bootstrap_exec_and_exit(wasm, tmp_bin):
+@pytest.mark.parametrize("bootstrap", ["bootstrap", "rust_bootstrap"])  # C and Rust user space
+def test_bootstrap_exec_and_exit(wasm, bootstrap, tmp_bin):
     comm, path = tmp_bin("sh", "bs")
-    with Tool(wasm["bootstrap"]) as tool:
+    with Tool(wasm[bootstrap]) as tool:
         tool.wait_ready(BOOTSTRAP_HEADER)
         child = subprocess.Popen([path, "-c", "exit 3"])
         assert child.wait(10) == 3
@@ -113,10 +115,11 @@ def test_bootstrap_exec_and_exit(wasm, tmp_bin):
     assert_clean_exit(tool, rc)
 
 
-def test_bootstrap_min_duration(wasm, tmp_bin):
+@pytest.mark.parametrize("bootstrap", ["bootstrap", "rust_bootstrap"])  # C and Rust user space
+def test_bootstrap_min_duration(wasm, bootstrap, tmp_bin):
     short_comm, short_path = tmp_bin("sh", "bss")
     long_comm, long_path = tmp_bin("sh", "bsl")
-    with Tool(wasm["bootstrap"], "--duration", "300") as tool:
+    with Tool(wasm[bootstrap], "--duration", "300") as tool:
         tool.wait_ready(BOOTSTRAP_HEADER)
         short = subprocess.Popen([short_path, "-c", "exit 4"])
         assert short.wait(10) == 4
@@ -142,9 +145,10 @@ def test_bootstrap_min_duration(wasm, tmp_bin):
     assert_clean_exit(tool, rc)
 
 
-def test_bootstrap_timeout(wasm):
+@pytest.mark.parametrize("bootstrap", ["bootstrap", "rust_bootstrap"])  # C and Rust user space
+def test_bootstrap_timeout(wasm, bootstrap):
     """--timeout: the host stops the poll loop, the tool cleans up, status 0."""
-    with Tool(wasm["bootstrap"], run_opts=("--timeout", "2")) as tool:
+    with Tool(wasm[bootstrap], run_opts=("--timeout", "2")) as tool:
         tool.wait_ready(BOOTSTRAP_HEADER)
         rc = tool.wait_exit(30)
     assert_clean_exit(tool, rc)
@@ -397,9 +401,10 @@ def parse_histograms(lines, unit):
     return hists
 
 
-def test_runqlat_interval_count(wasm):
+@pytest.mark.parametrize("runqlat", ["runqlat", "rust_runqlat"])  # C and Rust user space
+def test_runqlat_interval_count(wasm, runqlat):
     """`runqlat 1 2`: two 1-second histograms, then exit 0 by itself."""
-    with Tool(wasm["runqlat"], "1", "2") as tool:
+    with Tool(wasm[runqlat], "1", "2") as tool:
         tool.wait_ready(RUNQLAT_HEADER)
         t0 = time.monotonic()
         # some wakeups of our own on top of whatever the system does
@@ -422,10 +427,11 @@ def test_runqlat_interval_count(wasm):
         assert any("*" in l for l in tool.lines)
 
 
-def test_runqlat_millis_interrupt(wasm):
+@pytest.mark.parametrize("runqlat", ["runqlat", "rust_runqlat"])  # C and Rust user space
+def test_runqlat_millis_interrupt(wasm, runqlat):
     """-m with a long interval: Ctrl-C ends the wait at once and the partial
     histogram is printed in msecs."""
-    with Tool(wasm["runqlat"], "-m", "30") as tool:
+    with Tool(wasm[runqlat], "-m", "30") as tool:
         tool.wait_ready(RUNQLAT_HEADER)
         for _ in range(20):
             subprocess.run(["true"])

@@ -131,12 +131,14 @@ def main(ctx: click.Context, verbose: bool) -> None:
               help="Programs the guest may have attached at once.")
 @click.option("--max-map-memory", type=Limit("size"), default=_LIMITS["max_map_memory"], show_default=True,
               help="Estimated kernel memory of one BPF object's maps.")
+@click.option("--stdin", "stdin", default="-", show_default=True, metavar="FILE|-|none",
+              help="The guest's stdin: a file, this process's stdin (-), or none (end of input at once).")
 @click.option("--stats", is_flag=True, help="At exit, print the records each event buffer delivered and lost.")
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
-        callback_module: str, callback_export: str, stats: bool, verbose: bool, module: str,
+        callback_module: str, callback_export: str, stdin: str, stats: bool, verbose: bool, module: str,
         args: Tuple[str, ...], **limits: Any) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
 
@@ -188,7 +190,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
                        grace_period=grace_period, callback_module=callback_module,
                        callback_export=callback_export, verbose=verbose, handle_signals=True, policy=policy,
-                       limits=Limits(**limits))
+                       limits=Limits(**limits), stdin={"-": "inherit"}.get(stdin, stdin))
     try:
         with Instance(module, list(args), config=config) as inst:
             code = inst.run()
