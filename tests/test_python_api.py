@@ -197,6 +197,10 @@ def test_close_gc_and_exceptions_leave_nothing_attached(obj_path):
             raise RuntimeError("boom")
     assert held_bpf_ids() == before
 
+    with pytest.raises(wasm_bpf.LoadError, match=r"targets: no program named 'nope' \(programs: on_getpgid, on_getsid\)"):
+        wasm_bpf.load(obj_path, targets={"nope": "eth0"})
+    assert held_bpf_ids() == before
+
 
 def test_attach_is_optional_and_a_package_loads(obj_path, tmp_path):
     with wasm_bpf.load(obj_path, globals={"targ_tgid": ME}, attach=False) as o:

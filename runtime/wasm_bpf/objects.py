@@ -125,25 +125,22 @@ class LoadedObject:
         # Garbage collection closes the object: the finalizer holds the BpfObject, not self.
         self._finalizer = weakref.finalize(self, obj.close)
         self._events: Dict[str, Events] = {}
-        self.programs: Dict[str, Program] = {p.name: Program(self, p.name, p.section) for p in spec.programs}
-        unknown = sorted(set(targets) - set(self.programs))
-        if unknown:
-            self.close()
-            raise LoadError(f"targets: no program named {unknown[0]!r} (programs: {', '.join(self.programs)})")
-        self.maps: Dict[str, Map] = {}
-        for m in spec.maps:
-            if not m.is_buffer:
-                self.maps[m.name] = Map(m.name, obj.map_fd(m.name), m.key, m.value, self)
-        layouts = _section_layouts(elf, spec.name)
-        self.bss, self.data, self.rodata = (
-            Variables(s, self._internal_map(s, layouts.get(s, {})), layouts.get(s, {})) for s in SECTIONS)
-        if attach:
-            try:
+        try:
+            self.programs: Dict[str, Program] = {p.name: Program(self, p.name, p.section) for p in spec.programs}
+            unknown = sorted(set(targets) - set(self.programs))
+            if unknown:
+                raise LoadError(f"targets: no program named {unknown[0]!r} (programs: {', '.join(self.programs)})")
+            self.maps: Dict[str, Map] = {m.name: Map(m.name, obj.map_fd(m.name), m.key, m.value, self)
+                                         for m in spec.maps if not m.is_buffer}
+            layouts = _section_layouts(elf, spec.name)
+            self.bss, self.data, self.rodata = (
+                Variables(s, self._internal_map(s, layouts.get(s, {})), layouts.get(s, {})) for s in SECTIONS)
+            if attach:
                 for p in self.programs.values():
                     p.attach(targets.get(p.name, ""))
-            except BaseException:
-                self.close()
-                raise
+        except BaseException:  # nothing stays loaded or attached
+            self.close()
+            raise
 
     def _internal_map(self, section: str, layout: Dict[str, Tuple[T.Type, int]]) -> Optional[Map]:
         if not layout:
