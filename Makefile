@@ -52,6 +52,7 @@ test-unit: install
 # Throughput, start-up and memory figures: bench-results/results.json and a table.
 bench: examples
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/pyapi.py
 
 # 10 minutes at full producer rate: exact record accounting and RSS growth
 # (bench-results/soak.json). `make soak SOAK_SECONDS=60` for a shorter run.

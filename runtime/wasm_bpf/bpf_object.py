@@ -34,6 +34,7 @@ class BpfObject:
         log and the names of internal maps use it. prepare(self) runs between open and
         load (to size maps, as a skeleton's user space does)."""
         _native.take_libbpf_log()  # start this object's log afresh
+        self.elf = elf  # its BTF types the maps for the host (Instance.maps())
         self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
         try:
             obj = open_object(self._elf, name)

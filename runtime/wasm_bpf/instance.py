@@ -15,24 +15,24 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import wasmtime
 
-from . import _native
+from . import _native, hostfuncs
 from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
 from .limits import EXIT_LIMIT, MiB, CpuWatchdog, Limits, human_size
+from .mapview import Map, guest_maps
+from .module import Module, new_engine
 from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
 from .wasi_blocking import CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer, Stdio, configure_output
-from .wasmfile import declared_items
 
-ModuleSource = Union[str, os.PathLike, bytes]
+ModuleSource = Union[str, os.PathLike, bytes, Module]
 TIMEOUT = "timeout"
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 1
@@ -63,6 +63,7 @@ class RunConfig:
     stdout: Stdio = INHERIT
     stderr: Stdio = INHERIT
     capture_limit: Optional[int] = 16 * MiB  # bytes kept of each captured output; the rest is counted
+    host_functions: hostfuncs.HostFunctions = field(default_factory=dict)  # module -> name -> HostFunction
 
 
 @dataclass
@@ -100,14 +101,10 @@ class Instance:
         self._runner: Optional[threading.Thread] = None  # the thread in run()
         self._finished = threading.Event()  # run() has released everything
 
-        engine_config = wasmtime.Config()
-        engine_config.epoch_interruption = True
-        try:
-            engine_config.cache = True  # compiled modules are reused across runs
-        except wasmtime.WasmtimeError:
-            pass
-        self._engine = wasmtime.Engine(engine_config)
-        self.module_path, self._module = self._compile(module)
+        self._engine = new_engine()
+        compiled = module if isinstance(module, Module) else Module(module)
+        self.module_path, self._declared = compiled.path, compiled.declared  # _declared: the store limits
+        self._module = compiled.for_engine(self._engine)
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,
@@ -115,27 +112,6 @@ class Instance:
                                                  self.config.sockets),
                                  object_name=object_name(self.module_path))
         self._watchdog = CpuWatchdog(self.config.limits, self._host.call_watch, self._exceeded)
-
-    def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:
-        if isinstance(source, (bytes, bytearray)):
-            path, data = "module.wasm", bytes(source)
-        else:
-            path = os.fspath(source)
-            try:
-                data = Path(path).read_bytes()
-            except OSError as exc:
-                raise WasmBpfError(f"cannot read module {path}: {exc.strerror}") from None
-        if not data.startswith(b"\0asm"):
-            try:  # WAT text is accepted too: handy for small test guests
-                data = bytes(wasmtime.wat2wasm(data.decode()))
-            except (UnicodeDecodeError, wasmtime.WasmtimeError):
-                raise WasmBpfError(f"{path} is not a WebAssembly module (no \\0asm header, "
-                                   "and not WAT text)") from None
-        self._declared = declared_items(data)  # for the store limits (_check_initial_memory)
-        try:
-            return path, wasmtime.Module(self._engine, data)
-        except wasmtime.WasmtimeError as exc:
-            raise WasmBpfError(f"{path} is not a valid WebAssembly module: {_describe_trap(exc)}") from None
 
     # ---- output -------------------------------------------------------------------
     @property
@@ -229,7 +205,8 @@ class Instance:
         linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
                            self._proc_exit)
         self._blocking.define(linker, store)  # poll_oneoff, which a stop must end
-        self._host.bind(linker, self._module, self.config.callback_module)
+        defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report)
+        self._host.bind(linker, self._module, self.config.callback_module, defined)
 
     def _check_wasi_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
         """A WASI function this host lacks, or one declared with another type, is named
@@ -398,6 +375,15 @@ class Instance:
         return restore
 
     # ---- resources ------------------------------------------------------------------
+    def maps(self) -> Dict[str, Map]:
+        """The maps of the BPF objects the guest has open now, by name, with the map API
+        of wasm_bpf.load() (docs/python-api.md); writes are checked against the policy
+        as the guest's are. A map whose object the guest closes stops working (EBADF)."""
+        out: Dict[str, Map] = {}
+        for obj in list(self._host.objects.values()):
+            out.update(guest_maps(obj, self._host.sandbox))
+        return out
+
     def close(self) -> None:
         """Releases every BPF object of the guest. Idempotent. While the guest runs in
         another thread (an exception left the application's ``with`` block), the guest
