@@ -163,7 +163,7 @@ def test_events_in_asyncio(obj):
 def test_event_errors_name_the_fix(obj):
     with pytest.raises(wasm_bpf.LoadError, match=r"map 'calls' is a hash, not a ring buffer .*obj.maps\['calls'\]"):
         obj.events("calls")
-    with pytest.raises(wasm_bpf.LoadError, match=r"no map named 'nope' \(maps: calls, percpu, hists, events, big\)"):
+    with pytest.raises(wasm_bpf.LoadError, match=r"no map named 'nope' \(maps: calls, percpu, hists, events, big, \.bss, \.data\)"):
         obj.events("nope")
 
 

@@ -53,8 +53,7 @@ class Events:
         return self._take()
 
     def _take(self) -> List[Record]:
-        row = self._decoder.row
-        return [row(r) for r in self._buffer.take_records()]
+        return self._decoder.rows(self._buffer.take_records())  # one batch, decoded as one
 
     def __iter__(self) -> Iterator[Record]:
         """Every record, waiting for more without end: break out of the loop to stop."""

@@ -18,7 +18,7 @@ from .kernel_only.types import Type
 from .maps import PERCPU_TYPES, MapInfo
 
 if TYPE_CHECKING:
-    from .loader import BpfObject
+    from .bpf_object import BpfObject
     from .sandbox import Sandbox
 
 # Arrays cannot delete an entry: clear() zeroes them.

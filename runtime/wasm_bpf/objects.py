@@ -23,7 +23,7 @@ from .kernel_only.runner import PERF_PAGES, RunError, load_input
 from .kernel_only.spec import GlobalSpec, ObjectSpec, SpecError, _elf, _symbols, object_btf
 from .kernel_only import types as T
 from .limits import Limits
-from .loader import BpfObject
+from .bpf_object import BpfObject
 from .mapview import Map, MapError, encode
 from .sandbox import Sandbox
 from wasm_bpf_sdk import btf as B
