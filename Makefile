@@ -1,11 +1,12 @@
-# wasm-bpf: `sudo make run` sets everything up and runs sigsnoop; `sudo make test` runs the tests;
+# wasm-bpf: `make run` (as root; `sudo make run` otherwise) sets everything up and runs sigsnoop; `make test` runs the tests;
 # `make test-unit` runs the kernel-free ones as any user.
 PYTHON   ?= python3
 EXAMPLES := bootstrap sigsnoop execve opensnoop runqlat xdpcount tcbytes taskiter profile ufunc usdt sockfilter cgroupskb unlinkwatch tcpcc syscount sysclass \
             rust_bootstrap rust_runqlat rust_xdpcount
 DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-libc \
             libclang-rt-19-dev-wasm32 iproute2 gcc make pkg-config systemtap-sdt-dev \
-            rustc cargo libstd-rust-dev-wasm32 lld-14 prometheus
+            rustc cargo libstd-rust-dev-wasm32 lld-14 \
+            docker-registry skopeo apache2-utils prometheus
 STAMP    := build/.setup-done
 
 .PHONY: setup deps install kernel-fs examples run test test-unit bench soak fuzz clean
@@ -52,6 +53,7 @@ test-unit: install
 # hot plug with `wasm-bpf serve`: bench-results/serve.json.
 bench: examples
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/pyapi.py
 	$(PYTHON) bench/serve.py
 
 # 10 minutes at full producer rate: exact record accounting and RSS growth

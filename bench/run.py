@@ -8,6 +8,10 @@ batch extension, each with a C guest (wasm-*) and a Rust guest (rust-*). Figures
   cold_start whole-process `wasm-bpf run` of a load+attach+exit guest vs a native loader
   hot_load   load+attach+close of that guest inside a running process vs the kernel's own time
   rss        peak and idle RSS of `wasm-bpf run bootstrap.wasm`
+  run_ref    whole-process `wasm-bpf run REGISTRY/REPO:TAG` of that guest from a warm cache
+             (registry stopped) vs the same file given by path (docs/oci.md)
+  ko_decode  kernel-only decode + print rate (records/s) into JSON lines, table and CSV,
+             batched as the runner does it and one row at a time (bench/ko_decode.py)
 Every figure is also given as a ratio to the native consumer of the same run, with
 the spread (min..max) over --runs runs. Results: bench-results/results.json and a
 table on stdout. --short checks that every record arrives, in order, and skips
@@ -97,9 +101,9 @@ def check_exact(res: dict, expected: int, what: str) -> None:
         raise AssertionError(f"{what}: expected {expected} records, got {res}")
 
 
-def whole_process_seconds(cmd: List[str]) -> float:
+def whole_process_seconds(cmd: List[str], env: Optional[dict] = None) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
 
 
@@ -115,6 +119,40 @@ def hot_load_seconds(runs: int) -> List[float]:
         assert wasm_bpf.run(module).exit_code == 0
         times.append(time.perf_counter() - start)
     return times
+
+
+def run_ref_seconds(runs: int) -> Dict[str, dict]:
+    """The start guest pushed to a loopback docker-registry (the push fills the cache),
+    the registry stopped, then `run REF` and `run FILE` interleaved."""
+    import socket
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{sock.getsockname()[1]}"
+        sock.close()
+        config = Path(tmp) / "registry.yml"
+        config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp}/data\n"
+                          f"http:\n  addr: {host}\n")
+        registry = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        env = {**os.environ, "WASM_BPF_CACHE": f"{tmp}/cache"}
+        ref, module = f"{host}/bench/start:v1", str(OUT / "start.wasm")
+        try:
+            for _ in range(100):  # up to 5 s for the registry to listen
+                if subprocess.run([*WASM_BPF, "push", "--plain-http", module, ref], env=env,
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.05)
+        finally:
+            registry.terminate()
+            registry.wait(10)
+        local, remote = [], []
+        for _ in range(runs):
+            local.append(whole_process_seconds([*WASM_BPF, "run", module], env))
+            remote.append(whole_process_seconds([*WASM_BPF, "run", ref], env))
+    result = {"file": summary(local), "reference": summary(remote)}
+    result["reference"]["vs_native"] = f"{(statistics.median(remote) - statistics.median(local)) * 1e3:+.1f} ms"
+    return result
 
 
 def idle_rss_mib(seconds: float = 2.0) -> Dict[str, float]:
@@ -155,11 +193,14 @@ def table(results: dict) -> str:
             rows.append((figure + " (ev/s)", consumer, f"{r['median'] / 1e6:.2f} M",
                          f"{r['min'] / 1e6:.2f}..{r['max'] / 1e6:.2f} M",
                          f"{r['ratio_to_native'] * 100:.1f} %" + (f", drops {max(r['drops'])}" if max(r['drops']) else "")))
-    for figure, unit in (("cold_start", "ms"), ("hot_load", "ms")):
+    for figure, unit in (("cold_start", "ms"), ("hot_load", "ms"), ("run_ref", "ms")):
         for who, r in results.get(figure, {}).items():
             if isinstance(r, dict):
                 rows.append((f"{figure} ({unit})", who, f"{r['median'] * 1e3:.1f}",
                              f"{r['min'] * 1e3:.1f}..{r['max'] * 1e3:.1f}", r.get("vs_native", "")))
+    for figure, r in results.get("ko_decode", {}).items():
+        rows.append((f"ko {figure} (rec/s)", "kernel-only batch", f"{r['batch'] / 1e6:.2f} M",
+                     f"per record {r['per_record'] / 1e3:.0f} k", f"{r['batch'] / r['per_record']:.0f}x per-record"))
     if "rss_mib" in results:
         rows.append(("RSS (MiB)", "wasm-bpf run bootstrap", f"peak {results['rss_mib']['peak']:.1f}",
                      f"idle {results['rss_mib']['idle']:.1f}", ""))
@@ -209,6 +250,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["hot_load"]["wasm-bpf"]["vs_native"] = \
         f"+{(statistics.median(hot) - statistics.median(kernel)) * 1e3:.1f} ms"
     results["rss_mib"] = idle_rss_mib()
+    results["run_ref"] = run_ref_seconds(20)
+    sys.path.insert(0, str(HERE))
+    import ko_decode
+    results["ko_decode"] = ko_decode.measure(OUT / "drain" / "bench.bpf.o")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))

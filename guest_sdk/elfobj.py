@@ -37,7 +37,7 @@ class Symbol:
     hidden: bool
 
 
-class BpfObject:
+class ObjectFile:
     """A BPF ELF object file held in memory."""
 
     EM_BPF = "EM_BPF"

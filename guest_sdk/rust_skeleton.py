@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import btf as B
 from .btf import Btf, BtfError, Member
-from .elfobj import BpfObject
+from .elfobj import ObjectFile
 from .header import KERNEL_BTF, find_type, own_types
 from .skeleton import MapDesc, ObjectDesc, c_ident, default_name, describe
 
@@ -332,7 +332,7 @@ def generate(path: str | Path, name: str | None = None,
     compiled from the program's shared header (X.h) and the names of the types X.h
     defines, which are emitted; otherwise the object's own types (those the
     kernel's BTF does not define)."""
-    obj = BpfObject(path)
+    obj = ObjectFile(path)
     base = c_ident(name) if name else default_name(path)
     types = RustTypes()
     for reserved in ("OpenSkel", "Skel", "Progs", "Maps"):

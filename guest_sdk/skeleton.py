@@ -15,7 +15,7 @@ from wasm_bpf.errors import WasmBpfError
 
 from . import btf as B
 from .btf import Btf, Member
-from .elfobj import BpfObject, Section
+from .elfobj import ObjectFile, Section
 from .layout import Wasm32Layout
 
 BPF_MAP_TYPE_ARRAY = 2
@@ -99,7 +99,7 @@ def _btf_map(btf: Btf, var: int) -> MapDesc:
     return desc
 
 
-def _section_vars(obj: BpfObject, btf: Btf, sec: Section, datasec: int) -> list[Member]:
+def _section_vars(obj: ObjectFile, btf: Btf, sec: Section, datasec: int) -> list[Member]:
     """The section's global variables at their ELF symbol offsets. Static and hidden
     variables are not part of the skeleton (as with bpftool): they stay padding."""
     out = []
@@ -130,7 +130,7 @@ def kconfig_layout(btf: Btf, datasec: int) -> tuple[list[Member], int]:
     return members, off
 
 
-def describe(obj: BpfObject, btf: Btf) -> ObjectDesc:
+def describe(obj: ObjectFile, btf: Btf) -> ObjectDesc:
     desc = ObjectDesc(progs=[name for name, _ in obj.programs()])
     secs = btf.datasecs()
     for maps_sec in (".maps", ".struct_ops", ".struct_ops.link"):
@@ -177,7 +177,7 @@ def _elf_bytes(data: bytes) -> list[str]:
 
 def generate(path: str | Path, name: str | None = None) -> str:
     """The skeleton header text for the BPF object at path."""
-    obj = BpfObject(path)
+    obj = ObjectFile(path)
     base = c_ident(name) if name else default_name(path)
     sk = f"{base}_bpf"
     with Btf.from_file(str(path)) as btf:

@@ -86,10 +86,10 @@ static int call_guest(struct wbpf_buffer *buf, wbpf_val_raw *args, size_t nargs)
     void *trap = NULL;
     void *error;
 
-    if (t->watch) {
+    /* Only an outermost call starts a new budget: a callback that polls another
+     * buffer runs nested calls, and those must not reset the time it has used. */
+    if (t->watch && t->watch->depth++ == 0)
         t->watch->calls++;
-        t->watch->depth++;
-    }
     error = wasmtime.call(t->context, t->func, args, nargs, &trap);
     if (t->watch)
         t->watch->depth--;

@@ -53,8 +53,10 @@ int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
                           uintptr_t memory_data_size);
 
 /* What a watchdog thread samples to see a guest callback that does not return:
- * `calls` counts the calls started, `depth` is non-zero while one runs.  Two plain
- * stores per call, so the per-record path stays as cheap as it was. */
+ * `calls` counts the outermost calls started (a nested call, from a callback that
+ * polls another buffer, belongs to its outer call and its budget), `depth` is
+ * non-zero while one runs.  Two plain stores per call, so the per-record path
+ * stays as cheap as it was. */
 struct wbpf_call_watch {
     volatile uint64_t calls;
     volatile uint32_t depth;

@@ -19,7 +19,7 @@ from conftest import veth_pair
 from example_helpers import EXAMPLES_DIR, Tool, this_comm
 from guests.build import guests
 from guests.helpers import LIBC_DIR
-from wasm_bpf.loader import BpfObject
+from wasm_bpf.bpf_object import BpfObject
 from wasm_bpf.probe import unsupported_reason
 
 NAMES = ("xdpcount", "tcbytes", "taskiter", "profile", "ufunc", "usdt", "sockfilter", "cgroupskb", "unlinkwatch",

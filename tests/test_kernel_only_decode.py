@@ -224,3 +224,123 @@ def test_stripped_object_record_type_from_header(tmp_path, capsys):
     shutil.copy(EXAMPLES / "sigsnoop" / "sigsnoop.h", tmp_path / "sigsnoop.h")
     rec = S.inspect(obj.read_bytes(), str(obj), header=tmp_path / "sigsnoop.h").map("events").record
     assert rec["name"] == "struct event" and [m["name"] for m in rec["members"]] == ["pid", "tpid", "sig", "ret", "comm"]
+
+
+def random_records(rng, size, n, lengths=(0,)):
+    return [bytes(rng.getrandbits(8) for _ in range(size + rng.choice(lengths))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+@pytest.mark.parametrize("lengths", [(0,), (4,), (-7, 0, 5)])  # ring records, padded perf samples, mixed
+@pytest.mark.parametrize("whole", [True, False])
+def test_batch_decoding_equals_row_decoding(kinds, raw, lengths, whole):
+    """values()/rows() -- the compiled batch path the runner uses -- give what row()
+    gives for every field kind (bitfields, unions, enums with unnamed values, errno,
+    signal, addresses, strings with bytes that are not UTF-8, short records padded);
+    without the bitfields and the union, the whole batch is unpacked at once."""
+    import random
+    rng = random.Random(14)
+    rec_type = kinds.map("events").record
+    if not whole:
+        rec_type = dict(rec_type, members=[m for m in rec_type["members"]
+                                           if not m["bit_size"] and m["type"]["kind"] != "union"])
+        assert not D.RecordDecoder(rec_type).plan.needs_data
+    records = [recorded_record()] + random_records(rng, rec_type["size"], 300, lengths)
+    dec = D.RecordDecoder(rec_type, raw=raw)
+    assert dec.rows(records) == [dec.row(r) for r in records]
+    assert dec.rows(records[:1]) == [dec.row(records[0])]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_batch_writing_equals_row_writing(kinds, fmt):
+    """emit_records (a line function compiled per record type) writes what emit writes."""
+    import datetime
+    import random
+    rng = random.Random(15)
+    rec_type = kinds.map("events").record
+    records = [recorded_record()] + random_records(rng, rec_type["size"], 200)
+    dec = D.RecordDecoder(rec_type)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, 678)
+    one, many = io.StringIO(), io.StringIO()
+    w1 = O.writer(fmt, one, dec.columns)
+    for r in records:
+        w1.emit(when, dec.row(r))
+    O.writer(fmt, many, dec.columns).emit_records(when, dec.plan, records)
+    assert many.getvalue() == one.getvalue()
+
+
+@pytest.mark.parametrize("fmt, first_line", [
+    ("json", '{"timestamp": "2026-01-02T03:04:05", "time": 7, "pid": 1}'),
+    ("csv", "timestamp,time,pid"),
+    ("table", "TIMESTAMP TIME                 PID"),
+])
+def test_a_field_named_time_keeps_its_value(fmt, first_line):
+    """A record field named `time` is printed as the record has it; the receive time
+    moves to `timestamp`."""
+    import datetime
+    rec = {"kind": "struct", "name": "struct ev", "size": 12, "members": [
+        {"name": "time", "type": {"kind": "int", "size": 8, "signed": False, "name": "u64"}, "bit_offset": 0, "bit_size": 0},
+        {"name": "pid", "type": {"kind": "int", "size": 4, "signed": True, "name": "int"}, "bit_offset": 64, "bit_size": 0}]}
+    dec = D.RecordDecoder(rec)
+    out = io.StringIO()
+    O.writer(fmt, out, dec.columns).emit_records(datetime.datetime(2026, 1, 2, 3, 4, 5), dec.plan,
+                                                 [struct.pack("<Qi", 7, 1)])
+    assert out.getvalue().splitlines()[0] == first_line, out.getvalue()
+
+
+@pytest.mark.parametrize("family, saddr, shown", [
+    (2, bytes([10, 1, 2, 3]) + bytes(12), "10.1.2.3"),
+    (10, bytes(15) + b"\x01", "::1"),
+])
+@pytest.mark.parametrize("batch", [False, True])
+def test_address_printed_by_its_family_field(family, saddr, shown, batch):
+    """A 16-byte address with an `af` field beside it: AF_INET prints its first 4 bytes
+    as IPv4, AF_INET6 all 16 as IPv6 (tcp tools keep both in one 16-byte field)."""
+    u8 = {"kind": "int", "size": 1, "signed": False, "name": "u8"}
+    rec = {"kind": "struct", "name": "struct ev", "size": 20, "members": [
+        {"name": "af", "type": {"kind": "int", "size": 2, "signed": False, "name": "u16"}, "bit_offset": 0, "bit_size": 0},
+        {"name": "saddr", "type": {"kind": "array", "size": 16, "count": 16, "elem": u8, "name": "u8[16]"},
+         "bit_offset": 32, "bit_size": 0}]}
+    data = struct.pack("<HH", family, 0) + saddr
+    dec = D.RecordDecoder(rec)
+    row = dec.rows([data])[0] if batch else dec.row(data)
+    assert row == {"af": family, "saddr": shown}
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--targ_pid", "42"], {"targ_pid": 42}),  # ecli's spelling: the variable's name
+    (["--targ-pid", "42"], {"targ_pid": 42}),
+    (["--enable-failed-only"], {"failed_only": True}),
+    (["--disable-verbose-mode"], {"verbose_mode": False}),
+    (["--verbose_mode"], {}),  # already the default
+])
+def test_ecli_flag_spellings(kinds, args, expected):
+    """Flags are accepted as ecli spells them beside ours."""
+    import argparse
+    flags = F.flags_of(kinds.globals)
+    parser = argparse.ArgumentParser()
+    F.add_to_parser(parser, flags)
+    values = F.values_from_args(flags, parser.parse_args(args))
+    by_name = {f.var.name: f for f in flags}
+    assert values == {name: F.encode(by_name[name], v) for name, v in expected.items()}
+
+
+@pytest.mark.parametrize("with_size, shown", [(True, "ls -l /tmp"), (False, "ls -l /tmp")])
+@pytest.mark.parametrize("batch", [False, True])
+def test_nul_separated_args_print_whole(with_size, shown, batch):
+    """A char array named args holds several NUL-separated strings (execsnoop): all of
+    them print, up to args_size when the record has it, and a stale tail after the
+    end (a reused per-CPU buffer) does not."""
+    char = {"kind": "int", "size": 1, "signed": True, "char": True, "name": "char"}
+    members = [{"name": "args", "type": {"kind": "array", "size": 32, "count": 32, "elem": char, "name": "char[32]"},
+                "bit_offset": 32, "bit_size": 0}]
+    if with_size:
+        members.insert(0, {"name": "args_size", "type": {"kind": "int", "size": 4, "signed": True, "name": "int"},
+                           "bit_offset": 0, "bit_size": 0})
+    rec = {"kind": "struct", "name": "struct ev", "size": 36, "members": members}
+    args = b"ls\0-l\0/tmp\0"
+    stale = b"old-argument" if with_size else b"\0old-argument"
+    data = struct.pack("<i", len(args)) + (args + stale).ljust(32, b"\0")
+    dec = D.RecordDecoder(rec)
+    row = dec.rows([data])[0] if batch else dec.row(data)
+    assert row["args"] == shown

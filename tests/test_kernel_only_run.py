@@ -177,7 +177,7 @@ def test_runqlat_histogram(fmt, objs):
         assert any(line.endswith(" hists") for line in lines), out
         bars = [line.split() for line in lines if "->" in line]
         assert bars and sum(int(b[4]) for b in bars) > 0
-        assert lines[1].split() == ["value", ":", "count", "distribution"]
+        assert lines[1].split() == ["usecs", ":", "count", "distribution"]  # targ_ms unset: microseconds
     elif fmt == "json":
         got = [json.loads(line) for line in lines]
         assert got and all(g["map"] == "hists" for g in got) and sum(got[-1]["slots"]) > 0
@@ -274,7 +274,7 @@ def test_attach_target_per_program(objs):
     res = subprocess.run(wasm_bpf() + ["run", str(objs["ucall"])], capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     assert res.stderr.startswith("wasm-bpf: error: cannot attach on_call (SEC(\"uprobe\")):")
-    assert res.stderr.rstrip().endswith("give a target with --attach on_call=TARGET") and res.stderr.count("\n") == 1
+    assert res.stderr.rstrip().endswith("give a target with --attach on_call=BINARY:FUNCTION[+OFFSET]") and res.stderr.count("\n") == 1
 
 
 def test_a_malformed_object_is_a_one_line_error(tmp_path):

@@ -21,7 +21,7 @@ from fuzz.common import CLANG
 from guests.helpers import EACCES, EINVAL
 from test_attach_matrix import Guest, link_wasm, probed_exe  # noqa: F401 (fixtures)
 from wasm_bpf.errors import HostCallError
-from wasm_bpf.loader import BpfObject
+from wasm_bpf.bpf_object import BpfObject
 from wasm_bpf.objspec import open_object
 from wasm_bpf.policy import Policy, PolicyRefusal
 from wasm_bpf.sandbox import Sandbox

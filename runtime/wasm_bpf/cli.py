@@ -83,6 +83,7 @@ class LazyGroup(click.Group):
                      "probe": "wasm_bpf.probe:probe_command", "inspect": "wasm_bpf.inspect:inspect_command"}
 
     lazy_commands["package"] = "wasm_bpf.kernel_only.cli:package"  # kernel-only programs
+    lazy_commands.update({name: f"wasm_bpf.distribution.cli:{name}" for name in ("push", "pull", "images", "sign")})
     lazy_commands["serve"] = "wasm_bpf.service.cli:serve"  # the daemon (docs/service.md)
     lazy_commands["ctl"] = "wasm_bpf.service.ctl:ctl"  # its API's command line
 
@@ -133,14 +134,22 @@ def main(ctx: click.Context, verbose: bool) -> None:
               help="Programs the guest may have attached at once.")
 @click.option("--max-map-memory", type=Limit("size"), default=_LIMITS["max_map_memory"], show_default=True,
               help="Estimated kernel memory of one BPF object's maps.")
+@click.option("--stdin", "stdin", default="-", show_default=True, metavar="FILE|-|none",
+              help="The guest's stdin: a file, this process's stdin (-), or none (end of input at once).")
 @click.option("--stats", is_flag=True, help="At exit, print the records each event buffer delivered and lost.")
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
+@click.option("--plain-http", is_flag=True, help="MODULE is in a registry without TLS (a local one).")
+@click.option("--verify-key", "verify_keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="PUB", help="Run MODULE (an OCI reference) only if signed by this key (repeatable).")
+@click.option("--yes", "assume_yes", is_flag=True,
+              help="Run a pulled MODULE that asks for more than tracing without asking (no --policy given).")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
-        callback_module: str, callback_export: str, stats: bool, verbose: bool, module: str,
-        args: Tuple[str, ...], **limits: Any) -> None:
+        callback_module: str, callback_export: str, stdin: str, stats: bool, verbose: bool, plain_http: bool,
+        verify_keys: Tuple[str, ...], assume_yes: bool, module: str, args: Tuple[str, ...], **limits: Any) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
+    MODULE may be a file, an http(s) URL or an OCI reference (REGISTRY/REPO:TAG, @sha256:...).
 
     \b
     Ctrl-C makes the guest's next buffer poll return -EINTR; a guest that has not
@@ -165,6 +174,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     `wasm-bpf run X.bpf.o --help` lists them. Example:
       wasm-bpf run --json opensnoop.bpf.o --min-pid 100
     """
+    from .distribution import run_input
+    module = run_input(module, plain_http=plain_http, verify_keys=verify_keys, policy=policy, assume_yes=assume_yes)
     from .errors import HostCallUnwind, WasmBpfError
     from .instance import Instance, RunConfig
     from .limits import Limits
@@ -190,7 +201,7 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
                        grace_period=grace_period, callback_module=callback_module,
                        callback_export=callback_export, verbose=verbose, handle_signals=True, policy=policy,
-                       limits=Limits(**limits))
+                       limits=Limits(**limits), stdin={"-": "inherit"}.get(stdin, stdin))
     try:
         with Instance(module, list(args), config=config) as inst:
             code = inst.run()

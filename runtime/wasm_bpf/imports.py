@@ -8,7 +8,7 @@ host binds exactly the imports a module declares, with the types it declares the
 import ctypes
 import errno
 from operator import attrgetter
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 import wasmtime
 from wasmtime import FuncType, ValType
@@ -19,7 +19,7 @@ from .buffers import BufferStats, PollTarget
 from .errors import HostCallError, WasmBpfError, to_guest_errno
 from .guest_memory import GuestMemory
 from .limits import LimitError
-from .loader import BpfObject
+from .bpf_object import BpfObject
 from .maps import GuestMaps, MapInfo
 from .policy import PolicyRefusal
 from .sandbox import Sandbox
@@ -289,15 +289,17 @@ class WasmBpfHost:
             self._close(handle)
 
     # ---- binding --------------------------------------------------------------------
-    def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str) -> None:
+    def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str,
+             defined: Collection[Tuple[str, str]] = ()) -> None:
         """Defines every BPF import the module declares; raises WasmBpfError naming an
-        import this host does not provide or a declared type it does not accept."""
+        import this host does not provide or a declared type it does not accept.
+        defined: (module, name) of the imports already defined (host functions)."""
         table = dict(IMPORTS)
         table[(callback_module, "wasm_bpf_buffer_poll")] = ("buffer_poll_export", (_WRAPPER_POLL,), None, False)
         problems = []
         for imp in module.imports:
             key = (imp.module, imp.name or "")
-            if imp.module == WASI_MODULE:
+            if imp.module == WASI_MODULE or key in defined:
                 continue
             if key not in table:
                 problems.append(f"{imp.module}.{imp.name} is not provided by this host")

@@ -18,7 +18,7 @@ from ._native import ffi, lib
 from .errors import HostCallError, HostCallUnwind, WasmBpfError
 from .helpers import helpers_of
 from .limits import human_size
-from .objspec import MapSpec, ProgramSpec, maps_of, open_object, programs_of
+from .objspec import DeclaredMap, DeclaredProgram, maps_of, open_object, programs_of
 from .policy import policy_template
 from .wasmfile import DATA_SECTION, imports, readers
 
@@ -29,8 +29,8 @@ WASM_MAGIC, ELF_MAGIC = b"\0asm", b"\x7fELF"
 @dataclass
 class ObjectReport:
     size: int
-    programs: List[ProgramSpec]
-    maps: List[MapSpec]
+    programs: List[DeclaredProgram]
+    maps: List[DeclaredMap]
     helpers: Dict[str, List[str]]  # program name -> the helpers it calls
 
 
@@ -148,6 +148,13 @@ def human(report: ModuleReport) -> str:
     return "\n".join(lines)
 
 
+def report_policy_template(report: ModuleReport) -> str:
+    """What `--policy-template` prints for REPORT (also in a pushed artifact's config)."""
+    helpers = [h for o in report.objects for p in o.programs if p.autoload for h in o.helpers[p.name]]
+    return policy_template(Path(report.path).name, [p for o in report.objects for p in o.programs],
+                           [m for o in report.objects for m in o.maps], helpers)
+
+
 @click.command("inspect", short_help="List the programs and maps of a module or BPF object.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--policy-template", "template", is_flag=True, help="Print a policy (TOML) that allows exactly what the module needs.")
@@ -163,9 +170,7 @@ def inspect_command(as_json: bool, template: bool, module: str) -> None:
         click.echo(f"wasm-bpf: error: {exc}", err=True)
         sys.exit(1)
     if template:
-        helpers = [h for o in report.objects for p in o.programs if p.autoload for h in o.helpers[p.name]]
-        click.echo(policy_template(Path(report.path).name, [p for o in report.objects for p in o.programs],
-                                   [m for o in report.objects for m in o.maps], helpers), nl=False)
+        click.echo(report_policy_template(report), nl=False)
     elif as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

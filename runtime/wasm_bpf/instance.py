@@ -3,35 +3,41 @@
     with Instance("bootstrap.wasm", ["-d", "50"]) as inst:
         status = inst.run()          # inst.stop() from another thread ends it
 
-Stopping is cooperative first: the next wasm_bpf_buffer_poll returns -EINTR so the
-guest can leave its loop and clean up; a guest still running after the grace period
-is interrupted at its next Wasm instruction (epoch deadline). A guest over a CPU
-limit (limits.py) is interrupted at once."""
+Stopping is cooperative first: the next wasm_bpf_buffer_poll returns -EINTR, a sleep
+or poll in progress (or the next one) fails with EINTR and stdin ends
+(wasi_blocking.py), so the guest can leave its loop and clean up; a guest still
+running after the grace period is interrupted at its next Wasm instruction (epoch
+deadline) or blocking WASI call. A guest over a CPU limit (limits.py) is interrupted
+at once."""
 import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import wasmtime
 
-from . import _native
+from . import _native, hostfuncs
 from ._native import ffi
 from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
-from .limits import EXIT_LIMIT, CpuWatchdog, Limits, human_size
+from .limits import EXIT_LIMIT, MiB, CpuWatchdog, Limits, human_size
+from .mapview import Map, guest_maps
+from .module import Module, new_engine
 from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
-from .wasmfile import declared_items
+from .wasi_blocking import CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer, Stdio, configure_output
 
-ModuleSource = Union[str, os.PathLike, bytes]
+ModuleSource = Union[str, os.PathLike, bytes, Module]
 TIMEOUT = "timeout"
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 1
+SIGNAL_REPEAT = 0.1  # s: the same signal again this soon is the same request (`timeout` sends two)
+CLOSE_MARGIN = 5.0  # s after the grace period that close() waits for the guest's thread
 
 
 @dataclass
@@ -50,6 +56,14 @@ class RunConfig:
     policy: Optional[Policy] = None  # what the module may do (docs/policy.md); None: the default
     limits: Limits = field(default_factory=Limits)  # memory, CPU, objects, links (docs/sandbox.md)
     sockets: Sequence[Any] = ()  # sockets (or their fds) a guest may filter by PID:FD (docs/policy.md)
+    # The guest's stdio: "inherit", "none", a path, an open fd; stdin also bytes, the
+    # outputs also "capture" (Instance.stdout/.stderr). Embedded guests do not read the
+    # application's stdin unless given it; the CLI passes its own.
+    stdin: Stdio = NONE
+    stdout: Stdio = INHERIT
+    stderr: Stdio = INHERIT
+    capture_limit: Optional[int] = 16 * MiB  # bytes kept of each captured output; the rest is counted
+    host_functions: hostfuncs.HostFunctions = field(default_factory=dict)  # module -> name -> HostFunction
 
 
 @dataclass
@@ -66,15 +80,19 @@ class Instance:
     def __init__(self, module: ModuleSource, args: Sequence[str] = (), *,
                  config: Optional[RunConfig] = None, capture_output: bool = False,
                  report: Optional[Callable[[str], None]] = None) -> None:
+        """capture_output=True is short for stdout and stderr "capture"."""
         self.config = config or RunConfig()
         self.args = list(args)
         self.messages: List[str] = []  # host messages (load/attach failures, traps)
         self._report_to = report
-        self._capture = capture_output
-        self._stdout, self._stderr = bytearray(), bytearray()
+        self._outputs = {"stdout": CAPTURE if capture_output else self.config.stdout,
+                         "stderr": CAPTURE if capture_output else self.config.stderr}
+        self._captured = {name: CaptureBuffer(self.config.capture_limit) for name in self._outputs}
+        self._blocking = BlockingCalls(self.config.stdin)
         self._stop_flag = ffi.new("int *")
         self._stop_reason: Union[int, str, None] = None
         self._interrupted = False
+        self._repeated: Union[int, str, None] = None  # the second request that interrupted at once
         self._exit_status: Optional[int] = None  # set by the guest's proc_exit
         self._limit_hit: Optional[str] = None  # the message of a CPU limit that stopped it
         self._timers: List[threading.Timer] = []
@@ -83,14 +101,10 @@ class Instance:
         self._runner: Optional[threading.Thread] = None  # the thread in run()
         self._finished = threading.Event()  # run() has released everything
 
-        engine_config = wasmtime.Config()
-        engine_config.epoch_interruption = True
-        try:
-            engine_config.cache = True  # compiled modules are reused across runs
-        except wasmtime.WasmtimeError:
-            pass
-        self._engine = wasmtime.Engine(engine_config)
-        self.module_path, self._module = self._compile(module)
+        self._engine = new_engine()
+        compiled = module if isinstance(module, Module) else Module(module)
+        self.module_path, self._declared = compiled.path, compiled.declared  # _declared: the store limits
+        self._module = compiled.for_engine(self._engine)
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,
@@ -98,27 +112,6 @@ class Instance:
                                                  self.config.sockets),
                                  object_name=object_name(self.module_path))
         self._watchdog = CpuWatchdog(self.config.limits, self._host.call_watch, self._exceeded)
-
-    def _compile(self, source: ModuleSource) -> Tuple[str, wasmtime.Module]:
-        if isinstance(source, (bytes, bytearray)):
-            path, data = "module.wasm", bytes(source)
-        else:
-            path = os.fspath(source)
-            try:
-                data = Path(path).read_bytes()
-            except OSError as exc:
-                raise WasmBpfError(f"cannot read module {path}: {exc.strerror}") from None
-        if not data.startswith(b"\0asm"):
-            try:  # WAT text is accepted too: handy for small test guests
-                data = bytes(wasmtime.wat2wasm(data.decode()))
-            except (UnicodeDecodeError, wasmtime.WasmtimeError):
-                raise WasmBpfError(f"{path} is not a WebAssembly module (no \\0asm header, "
-                                   "and not WAT text)") from None
-        self._declared = declared_items(data)  # for the store limits (_check_initial_memory)
-        try:
-            return path, wasmtime.Module(self._engine, data)
-        except wasmtime.WasmtimeError as exc:
-            raise WasmBpfError(f"{path} is not a valid WebAssembly module: {_describe_trap(exc)}") from None
 
     # ---- output -------------------------------------------------------------------
     @property
@@ -128,11 +121,17 @@ class Instance:
 
     @property
     def stdout(self) -> bytes:
-        return bytes(self._stdout)
+        """What the guest wrote to a captured stdout (at most capture_limit bytes)."""
+        return bytes(self._captured["stdout"].data)
 
     @property
     def stderr(self) -> bytes:
-        return bytes(self._stderr)
+        return bytes(self._captured["stderr"].data)
+
+    @property
+    def dropped_output(self) -> Dict[str, int]:
+        """Bytes of each captured output dropped past RunConfig.capture_limit."""
+        return {name: buf.dropped for name, buf in self._captured.items()}
 
     def _report(self, message: str) -> None:
         self.messages.append(message)
@@ -149,13 +148,9 @@ class Instance:
             if not os.path.isdir(host):
                 raise WasmBpfError(f"--dir {host}: no such directory")
             wasi.preopen_dir(host, guest)
-        wasi.inherit_stdin()
-        if self._capture:
-            wasi.stdout_custom = self._stdout.extend
-            wasi.stderr_custom = self._stderr.extend
-        else:
-            wasi.inherit_stdout()
-            wasi.inherit_stderr()
+        for name, choice in self._outputs.items():
+            configure_output(wasi, name, choice, self._captured[name])
+        self._blocking.configure(wasi)
         return wasi
 
     # ---- running --------------------------------------------------------------------
@@ -170,9 +165,11 @@ class Instance:
         restore_signals = None
         try:
             store.set_epoch_deadline(1)
+            if self._interrupted:  # before the store existed (stop() before run()): due at once
+                self._engine.increment_epoch()
             self.config.limits.apply_to_store(store)
             store.set_wasi(self._wasi())
-            self._define_imports(linker)
+            self._define_imports(linker, store)
             self._check_wasi_imports(linker, store)
             if self.config.verbose:
                 _native.capture_libbpf_log(1, sys.stderr.write)
@@ -187,24 +184,29 @@ class Instance:
             self._watchdog.stop()
             for timer in self._timers:
                 timer.cancel()
-            if restore_signals:
-                restore_signals()
             self._host.close()
             # Drop the store now, not whenever the GC gets to it: its WASI output
             # callbacks must not outlive the run (or the interpreter).
             linker.close()
             store.close()
+            self._blocking.close()
+            # Only now: a signal during the cleanup above must not find default handlers.
+            if restore_signals:
+                restore_signals()
             if self.config.verbose:
                 _native.capture_libbpf_log(0)
             self._finished.set()
+            self._report_dropped_output()
 
-    def _define_imports(self, linker: wasmtime.Linker) -> None:
+    def _define_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
         linker.allow_shadowing = True
         linker.define_wasi()
         # Our proc_exit: wasmtime's turns statuses >= 126 into a trap.
         linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
                            self._proc_exit)
-        self._host.bind(linker, self._module, self.config.callback_module)
+        self._blocking.define(linker, store)  # poll_oneoff, which a stop must end
+        defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report)
+        self._host.bind(linker, self._module, self.config.callback_module, defined)
 
     def _check_wasi_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
         """A WASI function this host lacks, or one declared with another type, is named
@@ -248,9 +250,10 @@ class Instance:
                 self._report(self._limit_hit)
                 return EXIT_LIMIT
             if self._interrupted:
-                if self._stop_reason == TIMEOUT:
-                    return EXIT_TIMEOUT
-                return 128 + int(self._stop_reason or signal.SIGINT)
+                reason = self._stop_reason
+                status = EXIT_TIMEOUT if reason == TIMEOUT else 128 + int(reason or signal.SIGINT)
+                self._report(self._forced_stop_message(status))
+                return status
             self._report("the guest trapped" + ("" if isinstance(exc, GuestExit) else f": {_describe_trap(exc)}"))
             if self.config.verbose:
                 self._report(str(exc))
@@ -277,13 +280,17 @@ class Instance:
         raise GuestExit(code & 0xFFFFFFFF)
 
     def stop(self, reason: Union[int, str] = signal.SIGINT) -> None:
-        """Asks the guest to stop (its polls return -EINTR); interrupts it after the
-        grace period. Safe to call from any thread; a second call interrupts at once."""
+        """Asks the guest to stop (its polls return -EINTR, its sleep or poll EINTR,
+        stdin ends); interrupts it after the grace period. Safe to call from any thread,
+        before run() too; a second call interrupts at once."""
         with self._lock:
             first = self._stop_reason is None
             if first:
                 self._stop_reason = reason
+            elif not self._interrupted:
+                self._repeated = reason
             self._stop_flag[0] = 1
+        self._blocking.request_stop()
         if first:
             self._start_timer(self.config.grace_period, self._interrupt)
         else:
@@ -291,7 +298,32 @@ class Instance:
 
     def _interrupt(self) -> None:
         self._interrupted = True
+        self._blocking.interrupt()
         self._engine.increment_epoch()
+
+    def _forced_stop_message(self, status: int) -> str:
+        """One line: why the guest was interrupted, and the flag that changes it."""
+        def what(reason: Union[int, str, None]) -> str:
+            if reason == TIMEOUT:
+                return f"--timeout {self.config.timeout:g}s"
+            number = int(reason or signal.SIGINT)
+            try:
+                return signal.Signals(number).name
+            except ValueError:  # stop(reason) takes any number
+                return f"signal {number}"
+
+        if self._repeated is not None:
+            return (f"a second stop request ({what(self._repeated)}) interrupted the guest at once "
+                    f"(exit {status}); one request gives it --grace-period {self.config.grace_period:g}s to return")
+        return (f"the guest did not return within --grace-period {self.config.grace_period:g}s after "
+                f"{what(self._stop_reason)}; interrupted (exit {status})")
+
+    def _report_dropped_output(self) -> None:
+        for name, buf in self._captured.items():
+            if buf.dropped:
+                self._report(f"the guest wrote {buf.dropped} bytes more to {name} than the capture keeps "
+                             f"({human_size(self.config.capture_limit or 0)}); they were dropped "
+                             "(raise RunConfig.capture_limit)")
 
     def _exceeded(self, message: str) -> None:
         """A CPU limit (CpuWatchdog): stopped at once, no grace period."""
@@ -316,13 +348,18 @@ class Instance:
         old_handlers = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
 
         def watch() -> None:
+            last: Tuple[int, float] = (0, 0.0)  # the last signal counted, and when
             while True:
                 data = os.read(read_fd, 64)
                 if not data:
                     return
                 for signum in data:
-                    if signum in (signal.SIGINT, signal.SIGTERM):
-                        self.stop(signum)
+                    now = time.monotonic()
+                    if signum not in (signal.SIGINT, signal.SIGTERM) or \
+                            (signum == last[0] and now - last[1] < SIGNAL_REPEAT):
+                        continue  # `timeout` signals the process and its group: one request
+                    last = (signum, now)
+                    self.stop(signum)
 
         watcher = threading.Thread(target=watch, name="wasm-bpf-signals", daemon=True)
         watcher.start()
@@ -338,17 +375,30 @@ class Instance:
         return restore
 
     # ---- resources ------------------------------------------------------------------
+    def maps(self) -> Dict[str, Map]:
+        """The maps of the BPF objects the guest has open now, by name, with the map API
+        of wasm_bpf.load() (docs/python-api.md); writes are checked against the policy
+        as the guest's are. A map whose object the guest closes stops working (EBADF)."""
+        out: Dict[str, Map] = {}
+        for obj in list(self._host.objects.values()):
+            out.update(guest_maps(obj, self._host.sandbox))
+        return out
+
     def close(self) -> None:
         """Releases every BPF object of the guest. Idempotent. While the guest runs in
         another thread (an exception left the application's ``with`` block), the guest
-        is stopped first: that thread uses the objects (a ring buffer freed under its
-        poll crashes the process), and its run() releases them as it ends. A run that
-        has not ended after the grace period and 5 s more is left to do so."""
+        is stopped first and close() returns once that run has ended and released them:
+        the thread uses the objects (a ring buffer freed under its poll crashes the
+        process). Every wait the host serves ends at the forced interrupt, so this
+        takes at most the grace period and the cleanup; a run still going
+        CLOSE_MARGIN s later (a write to a stdout pipe nobody reads) raises."""
         runner = self._runner
         if runner is not None and runner is not threading.current_thread() and not self._finished.is_set():
             self.stop()
-            if not self._finished.wait(self.config.grace_period + 5):
-                return
+            if not self._finished.wait(self.config.grace_period + CLOSE_MARGIN):
+                raise WasmBpfError(f"the guest's thread did not end {CLOSE_MARGIN:g}s after its grace period; "
+                                   "it releases its BPF objects when it does (is it writing to a stdout or "
+                                   "stderr pipe that nobody reads?)")
         self._host.close()
 
     def __enter__(self) -> "Instance":

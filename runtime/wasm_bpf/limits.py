@@ -20,6 +20,7 @@ EXIT_LIMIT = 152  # 128 + SIGXCPU: what a shell shows for a process over its CPU
 # whose elements (TABLE_ELEMENT bytes each in wasmtime) share 1/TABLE_SHARE of the
 # budget, so memory + tables together stay within it.
 MAX_TABLES = 4
+HOST_INSTANCES = 1  # instantiated by the host in the guest's store: the WASI probe (one memory)
 TABLE_ELEMENT = 8
 TABLE_SHARE = 16
 
@@ -55,11 +56,13 @@ class Limits:
 
     def apply_to_store(self, store: Any) -> None:
         """Bounds a wasmtime.Store: wasmtime limits each memory and each table on its
-        own, so the counts are limited too (one instance, one memory, MAX_TABLES
-        tables) and the sizes chosen so their sum cannot pass --max-memory."""
+        own, so the counts are limited too (the guest's one instance and memory,
+        check_module() refusing more, plus the host's WASI probe module and its 64 KiB
+        memory, wasi_blocking.py; MAX_TABLES tables) and the sizes chosen so their sum
+        cannot pass --max-memory."""
         if self.max_memory is not None:
             store.set_limits(memory_size=self.memory_share, table_elements=self.table_elements,
-                             instances=1, tables=MAX_TABLES, memories=1)
+                             instances=1 + HOST_INSTANCES, tables=MAX_TABLES, memories=1 + HOST_INSTANCES)
 
     def check_module(self, declared: Optional[DeclaredItems]) -> None:
         """Refuses, before instantiation, a module whose declared memories and tables
@@ -103,7 +106,7 @@ class Limits:
                              "--max-links")
 
     def check_map_memory(self, maps: Iterable, rings: Iterable[Tuple[str, int]] = ()) -> None:
-        """maps: MapSpec of an object about to be loaded (objspec.maps_of); rings:
+        """maps: DeclaredMap of an object about to be loaded (objspec.maps_of); rings:
         (name, bytes) of the perf buffers the host creates for it, one ring per CPU."""
         if self.max_map_memory is None:
             return
@@ -132,7 +135,8 @@ class LimitError(HostCallError):
 class CpuWatchdog:
     """Samples the CPU clock of the thread running a guest, and calls on_exceeded once
     with a message when the guest's total CPU time, or that of one event callback
-    that has not returned, passes its limit. Epoch interruption (what on_exceeded
+    that has not returned, passes its limit (a callback's nested calls, from polling
+    another buffer inside it, count as its own time). Epoch interruption (what on_exceeded
     triggers) then stops the guest at its next Wasm instruction, even in a loop that
     never calls the host. Precision: one sampling period."""
 

@@ -10,7 +10,7 @@ from .errors import HostCallError, to_guest_errno
 from .guest_memory import GuestMemory
 
 if TYPE_CHECKING:
-    from .loader import BpfObject
+    from .bpf_object import BpfObject
     from .sandbox import Sandbox
 
 LOOKUP, UPDATE, DELETE, GET_NEXT_KEY = (

@@ -45,7 +45,7 @@ def open_object(elf: Any, name: str = "") -> Any:
 
 
 @dataclass(frozen=True)
-class ProgramSpec:
+class DeclaredProgram:
     name: str
     section: str
     type: str
@@ -69,7 +69,7 @@ def target_need(kind: str, section: str) -> str:
 
 
 @dataclass(frozen=True)
-class MapSpec:
+class DeclaredMap:
     name: str  # internal maps by section: ".bss"
     type: str
     key_size: int
@@ -90,34 +90,34 @@ class MapSpec:
         return value * self.max_entries
 
 
-def programs_of(obj: Any) -> List[ProgramSpec]:
-    specs = []
+def programs_of(obj: Any) -> List[DeclaredProgram]:
+    declared = []
     prog = lib.bpf_object__next_program(obj, ffi.NULL)
     while prog != ffi.NULL:
         section = ffi.string(lib.bpf_program__section_name(prog)).decode()
         prog_type = program_type_name(lib.bpf_program__type(prog))
-        specs.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(), section, prog_type,
+        declared.append(DeclaredProgram(ffi.string(lib.bpf_program__name(prog)).decode(), section, prog_type,
                                  kind_of(prog_type, section), bool(lib.bpf_program__autoload(prog))))
         prog = lib.bpf_object__next_program(obj, prog)
-    return specs
+    return declared
 
 
-def maps_of(obj: Any) -> List[MapSpec]:
+def maps_of(obj: Any) -> List[DeclaredMap]:
     """The object's maps; a map-in-map is followed by its inner map template
     ("OUTER.inner"), which the kernel creates at load like any map and whose type is
     the type of every map the outer one holds."""
-    specs = []
+    declared = []
     m = lib.bpf_object__next_map(obj, ffi.NULL)
     while m != ffi.NULL:
-        specs.append(_map_spec(m))
+        declared.append(_declared_map(m))
         inner = lib.bpf_map__inner_map(m)
         if inner != ffi.NULL:
-            specs.append(_map_spec(inner))
+            declared.append(_declared_map(inner))
         m = lib.bpf_object__next_map(obj, m)
-    return specs
+    return declared
 
 
-def _map_spec(m: Any) -> MapSpec:
+def _declared_map(m: Any) -> DeclaredMap:
     name = policy_map_name(ffi.string(lib.bpf_map__name(m)).decode(), lib.bpf_map__is_internal(m))
-    return MapSpec(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
+    return DeclaredMap(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
                    int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m)))

@@ -58,6 +58,7 @@ _SCHEMA: Dict[str, Dict[str, str]] = {
     "maps": {"types": "names", "access": "level", READ_ONLY: "names", READ_WRITE: "names", "pin_root": "bpffs"},
     "files": {"dirs": "names"},
     "helpers": {"allowed": "names"},
+    "registries": {"allow": "names", "signed": "names", "keys": "names"},  # OCI references (docs/oci.md)
 }
 # Helpers that act outside the traced event (signal a process, change a return value,
 # write user memory, run bpf() or close()): allowed only by name, never by "*" or a
@@ -128,6 +129,9 @@ class Policy:
     dirs: Optional[Tuple[str, ...]] = None
     pin_root: Optional[str] = None  # the directory of the maps the module pins; None: no pinning
     helpers: Optional[FrozenSet[str]] = None  # None: all but OUTSIDE_TRACING
+    registries: Optional[Tuple[str, ...]] = None  # REGISTRY/REPOSITORY patterns a run may pull from
+    signed: Tuple[str, ...] = ()                  # those that must carry a signature by one of `keys`
+    keys: Tuple[str, ...] = ()
 
     # ---- reading --------------------------------------------------------------------
     @classmethod
@@ -200,6 +204,9 @@ class Policy:
             dirs=paths("files", "dirs"),
             pin_root=values.get(("maps", "pin_root")),
             helpers=None if helpers is None else frozenset(helpers),
+            registries=names("registries", "allow"),
+            signed=tuple(cast(Optional[List[str]], values.get(("registries", "signed"))) or ()),
+            keys=paths("registries", "keys") or (),
         )
 
     # ---- checks ---------------------------------------------------------------------
@@ -269,6 +276,14 @@ class Policy:
                                 "directly in [maps] pin_root, named with letters, digits, '_' and '.'")
         return os.path.join(self.pin_root, map_name)
 
+    def check_registry(self, name: str) -> None:
+        """name: REGISTRY/REPOSITORY of an OCI reference about to be run."""
+        if self.registries is not None and not _matches(name, self.registries):
+            raise self._refuse(f"{name}", "[registries] allow", name)
+
+    def needs_signature(self, name: str) -> bool:
+        return _matches(name, self.signed)
+
     def check_dirs(self, hosts: Iterable[str]) -> None:
         """Every --dir must be a policy directory or below one (raised before the run)."""
         if self.dirs is None:
@@ -319,8 +334,8 @@ INTERFACE_KINDS = ("xdp", "tc", "socket")
 
 
 def policy_template(module: str, programs: Sequence[Any], maps: Sequence[Any], helpers: Iterable[str]) -> str:
-    """A policy allowing exactly what a module's objects declare (objspec.ProgramSpec
-    and MapSpec, the helpers its loaded programs call; `wasm-bpf inspect
+    """A policy allowing exactly what a module's objects declare (objspec.DeclaredProgram
+    and DeclaredMap, the helpers its loaded programs call; `wasm-bpf inspect
     --policy-template`); targets are placeholders the user replaces (a policy with one
     left is refused)."""
     loaded = [p for p in programs if p.autoload]

@@ -112,6 +112,7 @@ def guests() -> dict:
     cc("limits", "limits_guest.c")
     cc("isolation", "isolation_guest.c")
     cc("cleanup", "cleanup_guest.c")
+    cc("stop", "stop_guest.c")  # tests/test_stop.py
     cc("attach", "attach_guest.c")
     cc("link", "link_guest.c")
     for kind in TRAMP_KINDS:

@@ -61,21 +61,30 @@ def type_label(t: Dict[str, Any]) -> str:
     return "N"
 
 
+def _spellings(option: str, name: str) -> List[str]:
+    """option, and ecli's spelling of it (the variable's own name: --pid_target)."""
+    return list(dict.fromkeys([option, "--" + name]))
+
+
 def add_to_parser(parser: argparse.ArgumentParser, flags: List[Flag]) -> None:
     group = parser.add_argument_group("program flags (const volatile globals of .rodata)")
     for f in flags:
         t = f.var.type
         tname = t.get("name", "")
-        if f.is_switch:
+        if f.is_switch:  # ecli's --enable-X / --disable-X are accepted too
+            on, off = _spellings(f.option, f.var.name), ["--no-" + f.option[2:]]
+            on, off = on + ["--enable-" + f.option[2:]], off + ["--disable-" + f.option[2:]]
             if f.default:
-                group.add_argument("--no-" + f.option[2:], dest=f.dest, action="store_false", default=True,
+                group.add_argument(*off, dest=f.dest, action="store_false", default=True,
                                    help=f.help or f"clear {f.var.name} (bool, default true)")
+                group.add_argument(*on, dest=f.dest, action="store_true", help=argparse.SUPPRESS)
             else:
-                group.add_argument(f.option, dest=f.dest, action="store_true", default=False,
+                group.add_argument(*on, dest=f.dest, action="store_true", default=False,
                                    help=f.help or f"set {f.var.name} (bool, default false)")
+                group.add_argument(*off, dest=f.dest, action="store_false", help=argparse.SUPPRESS)
             continue
         default = f.default
-        group.add_argument(f.option, dest=f.dest, metavar=type_label(t), default=None,
+        group.add_argument(*_spellings(f.option, f.var.name), dest=f.dest, metavar=type_label(t), default=None,
                            help=(f.help + " " if f.help else "") + f"({tname}, default {default!r})")
 
 

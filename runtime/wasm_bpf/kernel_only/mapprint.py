@@ -82,6 +82,19 @@ def hist_member(value: Optional[Type]) -> Tuple[str, str]:
     return "", ""
 
 
+def order(value: Any) -> Tuple[Any, ...]:
+    """A sort key that orders numbers as numbers (a key's bytes are little-endian, so
+    sorting them, or their text, puts 256 before 1 and 10 before 9)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, list, dict)):
+        return (2, str(value))
+    if isinstance(value, (int, float)):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    items = value.values() if isinstance(value, dict) else value
+    return (3, tuple(order(v) for v in items))
+
+
 def _stars(count: int, peak: int, width: int = 40) -> str:
     n = 0 if peak == 0 else (count * width + peak - 1) // peak if count else 0
     return "*" * min(n, width)
@@ -148,7 +161,7 @@ class MapPrinter:
         return True
 
     def _print_hists(self, out: IO[str], when: datetime.datetime, rows: List[Tuple[Any, Any]]) -> None:
-        for key, value in sorted(rows, key=lambda r: json.dumps(r[0], sort_keys=True, default=str)):
+        for key, value in sorted(rows, key=lambda r: order(r[0])):
             slots = value.get(self.member, []) if isinstance(value, dict) else []
             extra = {k: v for k, v in value.items() if k != self.member} if isinstance(value, dict) else {}
             if self.fmt == "json":
@@ -187,7 +200,7 @@ class MapPrinter:
         kdec, vdec = self._decoders()
         if self.fmt == "table":
             self._writer.started = False  # a header per interval
-        for k, values in sorted(ents):
+        for k, values in sorted(ents, key=lambda e: order(kdec.row(e[0]))):
             krow = kdec.row(k)
             row = {"map": self.spec.name}
             row.update({("key" if n == "value" else f"key.{n}"): v for n, v in krow.items()})

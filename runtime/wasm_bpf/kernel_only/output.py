@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-from typing import IO, Any, Dict, List, Tuple
+from json.encoder import encode_basestring_ascii as _jstr  # json.dumps(str), in C
+from typing import IO, Any, Callable, Dict, List, Tuple
 
-from .decode import special_kind
+from .decode import Plan, special_kind
 from .types import Type
 
-_SPECIAL_WIDTH = {"ipv4": 15, "ipv6": 39, "port": 5, "port_be": 5, "errno": 8, "ret": 8, "signal": 9}
+_SPECIAL_WIDTH = {"strings": 32, "ipv4": 15, "ipv6": 39, "port": 5, "port_be": 5, "errno": 8, "ret": 8, "signal": 9}
 _INT_WIDTH = {1: 4, 2: 6, 4: 10, 8: 20}
 
 
@@ -40,6 +41,8 @@ def type_width(column: str, t: Type) -> int:
 
 
 def _text(v: Any) -> str:
+    if v.__class__ is str:
+        return v
     if isinstance(v, (list, dict)):
         return json.dumps(v, separators=(",", ":"))
     if isinstance(v, float):
@@ -47,12 +50,46 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _json_any(v: Any) -> str:
+    """json.dumps(v) (with the writer's separators), quicker for a str or an int."""
+    c = v.__class__
+    if c is str:
+        return _jstr(v)
+    if c is int:
+        return str(v)
+    return json.dumps(v, separators=(", ", ": "))
+
+
+_JSON_BOOL = {True: "true", False: "false"}
+
+
+def _compile_rows(plan: "Plan", row: str, env: Dict[str, Any]) -> Callable[[str, List[Any], List[Any]], List[Any]]:
+    """rows(w, ts, ds): the expression `row` of every record (t: its unpacked tuple, d:
+    its bytes, w: the time), made once per record type, so a batch is formatted in
+    one comprehension without per-column dispatch."""
+    env = dict(plan.env, **env)
+    loop = "t, d in zip(ts, ds)" if plan.needs_data else "t in ts"
+    exec(compile(f"def rows(w, ts, ds):\n    return [{row} for {loop}]\n", "<rows>", "exec"), env)
+    return env["rows"]
+
+
+Lines = Callable[[datetime.datetime, List[bytes]], str]
+
+
 class Writer:
+    """Rows out, one at a time (emit: a dict per row), or a batch of records straight
+    from their bytes (emit_records: one line function per record type, compiled from
+    the decoder's plan, so no row dict is made)."""
+
     def __init__(self, out: IO[str], columns: List[Tuple[str, Type]], timestamps: bool = True) -> None:
         self.out = out
         self.columns = columns
         self.timestamps = timestamps
         self.started = False
+        self._compiled: Dict[int, Lines] = {}  # by id of the plan
+        # the receive time's name; a record field of that name keeps it, the time moves aside
+        names = {name.lower() for name, _ in columns}
+        self.time_key = next(k for k in ("time", "timestamp", "recv_time", "_time") if k not in names)
 
     def header(self) -> None:
         pass
@@ -67,11 +104,40 @@ class Writer:
         self.row(when, values)
         self.out.flush()
 
+    def emit_records(self, when: datetime.datetime, plan: "Plan", records: List[bytes]) -> None:
+        """The rows of records (bytes of the plan's record type, whose columns are this
+        writer's), written as one batch."""
+        if not records:
+            return
+        if not self.started:
+            self.header()
+            self.started = True
+        lines = self._compiled.get(id(plan))
+        if lines is None:
+            lines = self._compiled[id(plan)] = self.compile(plan)
+        self.out.write(lines(when, records))
+        self.out.flush()
+
+    def compile(self, plan: "Plan") -> Lines:
+        raise NotImplementedError
+
+    def _text_cells(self, plan: "Plan") -> List[str]:
+        """Per column, an expression of its _text() (for the table and CSV)."""
+        cells = []
+        for i, (expr, kind) in enumerate(zip(plan.exprs, plan.kinds)):
+            if kind == "ints":
+                elems = plan.elems[i]
+                cells.append(f"'[{','.join(['%d'] * len(elems))}]' % ({', '.join(elems)},)")
+            else:
+                cells.append(expr if kind != "any" else f"_text({expr})")
+        return cells
+
 
 class TableWriter(Writer):
     def __init__(self, out: IO[str], columns: List[Tuple[str, Type]], timestamps: bool = True) -> None:
         super().__init__(out, columns, timestamps)
         self.widths = [max(len(name), type_width(name, t)) for name, t in columns]
+        self.time_width = max(8, len(self.time_key))
 
     def _line(self, cells: List[str], widths: List[int]) -> str:
         parts = [c.ljust(w) for c, w in zip(cells[:-1], widths[:-1])] + cells[-1:]
@@ -81,22 +147,58 @@ class TableWriter(Writer):
         cells = [name.upper() for name, _ in self.columns]
         widths = list(self.widths)
         if self.timestamps:
-            cells, widths = ["TIME"] + cells, [8] + widths
+            cells, widths = [self.time_key.upper()] + cells, [self.time_width] + widths
         self.out.write(self._line(cells, widths) + "\n")
 
     def row(self, when: datetime.datetime, values: Dict[str, Any]) -> None:
         cells = [_text(values.get(name)) for name, _ in self.columns]
         widths = list(self.widths)
         if self.timestamps:
-            cells, widths = [when.strftime("%H:%M:%S")] + cells, [8] + widths
+            cells, widths = [when.strftime("%H:%M:%S")] + cells, [self.time_width] + widths
         self.out.write(self._line(cells, widths) + "\n")
+
+    def compile(self, plan: "Plan") -> Lines:
+        # _line's cells: each but the last left-justified to its width, then rstrip
+        widths = ([self.time_width] if self.timestamps else []) + list(self.widths)
+        template = " ".join([f"%-{w}s" for w in widths[:-1]] + ["%s"])
+        cells = (["w"] if self.timestamps else []) + self._text_cells(plan)
+        rows = _compile_rows(plan, f"(T % ({', '.join(cells)},)).rstrip()", {"T": template, "_text": _text})
+
+        def lines(when: datetime.datetime, records: List[bytes]) -> str:
+            return "\n".join(rows(when.strftime("%H:%M:%S"), *plan.unpack(records))) + "\n"
+        return lines
 
 
 class JsonWriter(Writer):
     def row(self, when: datetime.datetime, values: Dict[str, Any]) -> None:
-        obj: Dict[str, Any] = {"time": when.isoformat()} if self.timestamps else {}
+        obj: Dict[str, Any] = {self.time_key: when.isoformat()} if self.timestamps else {}
         obj.update(values)
         self.out.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
+
+    def compile(self, plan: "Plan") -> Lines:
+        parts, cells = [], []
+        env: Dict[str, Any] = {"_jstr": _jstr, "_JB": _JSON_BOOL, "_jany": _json_any}
+        if self.timestamps:
+            parts.append(f'"{self.time_key}": "%s"')
+            cells.append("w")
+        for i, ((name, _), expr, kind) in enumerate(zip(self.columns, plan.exprs, plan.kinds)):
+            key = _jstr(name).replace("%", "%%") + ": "
+            if kind == "ints":
+                parts.append(key + "[" + ", ".join(["%d"] * len(plan.elems[i])) + "]")
+                cells.extend(plan.elems[i])
+                continue
+            parts.append(key + ("%d" if kind == "int" else "%s"))
+            if kind == "name":  # the names JSON-quoted once
+                env[f"J{i}"] = {v: _jstr(n) for v, n in plan.env[f"E{i}"].items()}
+                cells.append(f"J{i}.get({plan.names[i]}) or str({plan.names[i]})")
+                continue
+            cells.append({"int": expr, "str": f"_jstr({expr})", "bool": f"_JB[{expr}]"}.get(kind, f"_jany({expr})"))
+        template = "{" + ", ".join(parts) + "}\n"
+        rows = _compile_rows(plan, f"T % ({', '.join(cells)},)", dict(env, T=template))
+
+        def lines(when: datetime.datetime, records: List[bytes]) -> str:
+            return "".join(rows(when.isoformat(), *plan.unpack(records)))
+        return lines
 
 
 class CsvWriter(Writer):
@@ -105,11 +207,20 @@ class CsvWriter(Writer):
         self._csv = csv.writer(out, lineterminator="\n")
 
     def header(self) -> None:
-        self._csv.writerow((["time"] if self.timestamps else []) + [name for name, _ in self.columns])
+        self._csv.writerow(([self.time_key] if self.timestamps else []) + [name for name, _ in self.columns])
 
     def row(self, when: datetime.datetime, values: Dict[str, Any]) -> None:
         cells = [_text(values.get(name)) for name, _ in self.columns]
         self._csv.writerow(([when.isoformat()] if self.timestamps else []) + cells)
+
+    def compile(self, plan: "Plan") -> Lines:
+        cells = (["w"] if self.timestamps else []) + self._text_cells(plan)
+        rows = _compile_rows(plan, f"({', '.join(cells)},)", {"_text": _text})
+
+        def lines(when: datetime.datetime, records: List[bytes]) -> str:
+            self._csv.writerows(rows(when.isoformat(), *plan.unpack(records)))
+            return ""
+        return lines
 
 
 FORMATS = {"table": TableWriter, "json": JsonWriter, "csv": CsvWriter}

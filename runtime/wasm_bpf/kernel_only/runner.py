@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
+import re
 import select
 import signal
 import sys
@@ -15,14 +17,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from wasm_bpf._native import capture_libbpf_log
+from wasm_bpf._native import capture_libbpf_log, lib
 from wasm_bpf.attach import kind_of_program
 from wasm_bpf.buffers import EventBuffer
 from wasm_bpf.errors import HostCallError, WasmBpfError
 from wasm_bpf.limits import Limits
-from wasm_bpf.loader import BpfObject
+from wasm_bpf.bpf_object import BpfObject
 from wasm_bpf.maps import MapInfo
 from wasm_bpf.objspec import target_need
 from wasm_bpf.sandbox import Sandbox
@@ -34,6 +36,7 @@ from .decode import RecordDecoder
 from .mapprint import MapPrinter, hist_member
 from .output import Writer, writer
 from .spec import TABLE_MAP_TYPES, MapSpec, ObjectSpec, SpecError, inspect
+from .variants import Choice, choose
 
 PERF_PAGES = 64  # per CPU, for perf event arrays
 
@@ -125,12 +128,21 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
     out.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
     out.add_argument("--interval", type=float, default=1.0, metavar="S", help="print maps every S seconds (default 1)")
     out.add_argument("--map", dest="maps", action="append", default=[], metavar="NAME",
-                     help="also print this map every interval (repeatable; default: histograms only, "
-                          "or every hash/array map when the program has no event buffer)")
+                     help="also print this map every interval (repeatable; .bss/.data: the globals; "
+                          "default: histograms only, or every hash/array map and the globals when the "
+                          "program has no event buffer and no histogram)")
     out.add_argument("--clear", action="store_true", help="clear printed maps after each interval")
     run = parser.add_argument_group("run")
     run.add_argument("--attach", action="append", default=[], metavar="PROG=TARGET",
                      help="attach target of a program (XDP interface, cgroup path, binary:function)")
+    run.add_argument("--trace-pipe", action="store_true",
+                     help="also print trace_pipe, where bpf_printk() writes (every program's lines, not only these)")
+    run.add_argument("--only", nargs="+", action="extend", default=[], metavar="PROG",
+                     help="run only these programs (no variant is chosen for you)")
+    run.add_argument("--skip", nargs="+", action="extend", default=[], metavar="PROG",
+                     help="do not run these programs")
+    run.add_argument("--map-size", action="append", default=[], metavar="NAME=N",
+                     help="max_entries of a map (what a tool's user space would set)")
     run.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     run.add_argument("-v", "--verbose", action="store_true", help="libbpf's log and how records were typed")
     F.add_to_parser(parser, flags)
@@ -182,6 +194,75 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
         return 1
 
 
+# What a tool's user space sets before load, when the object leaves it to it.
+DEFAULT_ENTRIES = 10240
+DEFAULT_RINGBUF = 256 << 10
+PERF_EVENT_DEFAULT = "cpu-clock"  # every online CPU, 49 Hz (the attach parser's default)
+# --attach TARGET syntax, by attach kind
+TARGET_SYNTAX = {"xdp": "IFACE", "tc": "[tcx:]IFACE:ingress|egress", "cgroup": "CGROUP_PATH",
+                 "uprobe": "BINARY:FUNCTION[+OFFSET]", "uretprobe": "BINARY:FUNCTION[+OFFSET]",
+                 "usdt": "BINARY:PROVIDER:NAME", "kprobe": "FUNCTION[+OFFSET]", "kretprobe": "FUNCTION[+OFFSET]",
+                 "socket": "IFACE or PID:FD", "sockmap": "MAP", "perf_event": "EVENT[,cpu=N][,freq=HZ]"}
+
+
+_UNIT = re.compile(r"(?:^|[^a-z])([num])s(?:ecs?)?(?:$|[^a-z])|([num])secs?")
+
+
+def hist_unit(m: MapSpec, ns: argparse.Namespace) -> str:
+    """The unit a histogram counts, as libbpf-tools name it: from the map's or its
+    value type's name (hist_ns, usecs...), else the `targ_ms` flag's choice
+    (milliseconds or microseconds), else "" (plain values)."""
+    text = f"{m.name} {(m.value or {}).get('name', '')}".lower()
+    found = _UNIT.search(text)
+    if found:
+        return (found.group(1) or found.group(2)) + "secs"
+    ms = getattr(ns, "flag_targ_ms", None)
+    return "" if ms is None else ("msecs" if ms else "usecs")
+
+
+def max_stack_depth() -> int:
+    """The kernel's limit on stack frames, which sizes a stack map's value."""
+    try:
+        return int(Path("/proc/sys/kernel/perf_event_max_stack").read_text())
+    except (OSError, ValueError):
+        return 127
+
+
+def _map_sizes(spec: ObjectSpec, items: List[str]) -> Dict[str, int]:
+    sizes = {}
+    for item in items:
+        name, sep, n = item.partition("=")
+        if not sep or not n.isdigit() or int(n) == 0 or int(n) >= 1 << 32:
+            raise SpecError(f"--map-size {item!r}: expected NAME=N with N a positive number (e.g. {name or 'counts'}=4096)")
+        spec.map(name)  # unknown names fail here, with the list of maps
+        sizes[name] = int(n)
+    return sizes
+
+
+# map types whose max_entries is 0 by design: one slot per CPU, or storage per object
+_ZERO_ENTRIES = frozenset({lib.BPF_MAP_TYPE_PERF_EVENT_ARRAY, lib.BPF_MAP_TYPE_CGROUP_STORAGE,
+                           lib.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, lib.BPF_MAP_TYPE_SK_STORAGE,
+                           lib.BPF_MAP_TYPE_INODE_STORAGE, lib.BPF_MAP_TYPE_TASK_STORAGE,
+                           lib.WBPF_MAP_TYPE_CGRP_STORAGE})
+
+
+def _sizer(sizes: Dict[str, int]) -> Callable[[BpfObject], None]:
+    """Sizes the maps whose shape the object leaves to user space: --map-size, else
+    max_entries 0 -> DEFAULT_ENTRIES (a ring buffer DEFAULT_RINGBUF bytes; a perf event
+    array and the storage maps stay 0), a stack map's value_size 0 -> max_stack_depth() frames."""
+    def prepare(obj: BpfObject) -> None:
+        for name, m in obj.maps():
+            mtype = lib.bpf_map__type(m)
+            if name in sizes:
+                lib.bpf_map__set_max_entries(m, sizes[name])
+            elif lib.bpf_map__max_entries(m) == 0 and mtype not in _ZERO_ENTRIES:
+                rings = (lib.BPF_MAP_TYPE_RINGBUF, lib.BPF_MAP_TYPE_USER_RINGBUF)
+                lib.bpf_map__set_max_entries(m, DEFAULT_RINGBUF if mtype in rings else DEFAULT_ENTRIES)
+            if mtype == lib.BPF_MAP_TYPE_STACK_TRACE and lib.bpf_map__value_size(m) == 0:
+                lib.bpf_map__set_value_size(m, max_stack_depth() * 8)
+    return prepare
+
+
 def _targets(spec: ObjectSpec, pkg: Optional[P.Package], items: List[str]) -> Dict[str, str]:
     targets = dict(pkg.attach) if pkg else {}
     names = {p.name for p in spec.programs}
@@ -217,26 +298,33 @@ def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: ar
             raise SpecError(f"cannot tell the record type of {names}: pass --event-type NAME (the struct the "
                             "program submits), keep DWARF (clang -g) so the reserve/output call is found, "
                             "or put PROG.h defining only that struct next to PROG.bpf.o")
-        table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES}
+        # nothing else to print: every table, and the results kept in globals
+        table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES} | {m.name for m in spec.data_maps}
     if ns.verbose and untyped and buffers:
         err.write(f"wasm-bpf: note: not printing {', '.join(m.name for m in untyped)} (no record type found)\n")
-    return _Outputs(buffers, [m for m in spec.maps if m in hist_maps or m.name in table_names])
+    return _Outputs(buffers, [m for m in spec.maps + spec.data_maps if m in hist_maps or m.name in table_names])
 
 
-def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str]) -> BpfObject:
-    """The loaded object with every program attached; closed again if one fails."""
+def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str], choice: Choice,
+                     sizes: Dict[str, int]) -> BpfObject:
+    """The loaded object with the chosen programs attached; closed again if one fails."""
     try:
-        obj = BpfObject(elf, sandbox=Sandbox(limits=Limits.unlimited()), name=spec.name)
+        obj = BpfObject(elf, no_load=[n for n, _ in choice.skipped], sandbox=Sandbox(limits=Limits.unlimited()),
+                        name=spec.name, prepare=_sizer(sizes))
     except HostCallError as e:
         raise RunError(f"cannot load {spec.name}: {e}") from None
     try:
         opened = dict(obj.programs())
         for p in spec.programs:
+            if p.name not in choice.run:
+                continue
+            kind = kind_of_program(opened[p.name])
+            target = targets.get(p.name) or (PERF_EVENT_DEFAULT if kind == "perf_event" else "")
             try:
-                obj.attach(p.name, targets.get(p.name, ""))
+                obj.attach(p.name, target)
             except HostCallError as e:
-                needs = target_need(kind_of_program(opened[p.name]), p.section) == "required"
-                hint = f"; give a target with --attach {p.name}=TARGET" if needs and p.name not in targets else ""
+                needs = target_need(kind, p.section) == "required" and not target
+                hint = f"; give a target with --attach {p.name}={TARGET_SYNTAX.get(kind, 'TARGET')}" if needs else ""
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
     except BaseException:
         obj.close()
@@ -250,10 +338,55 @@ class _Drain:
     def __init__(self, buffer: EventBuffer, decoder: RecordDecoder, out: Writer) -> None:
         self.buffer, self.decoder, self.out = buffer, decoder, out
 
+    def fileno(self) -> int:
+        return self.buffer.fileno()
+
+    @property
+    def lost(self) -> int:
+        return self.buffer.lost
+
     def __call__(self) -> None:
-        when = datetime.datetime.now()
-        for record in self.buffer.take_records():
-            self.out.emit(when, self.decoder.row(record))
+        self.out.emit_records(datetime.datetime.now(), self.decoder.plan, list(self.buffer.take_records()))
+
+
+TRACE_PIPES = ("/sys/kernel/tracing/trace_pipe", "/sys/kernel/debug/tracing/trace_pipe")
+
+
+class _TracePipe:
+    """The kernel's trace_pipe, read without blocking; whole lines are printed (as
+    {"time", "trace_pipe"} objects with --json)."""
+
+    lost = 0
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        path = next((p for p in TRACE_PIPES if os.path.exists(p)), "")
+        if not path:
+            raise RunError("--trace-pipe: no trace_pipe (mount tracefs: mount -t tracefs nodev /sys/kernel/tracing)")
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.out, self.fmt, self.partial = out, fmt, b""
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __call__(self) -> None:
+        chunks = [self.partial]
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        *lines, self.partial = b"".join(chunks).split(b"\n")
+        when = datetime.datetime.now().isoformat()
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            self.out.write((json.dumps({"time": when, "trace_pipe": line}) if self.fmt == "json" else line) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace,
@@ -278,7 +411,7 @@ def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str
         hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
         printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
                                    clear_after=ns.clear or bool(sample.get("clear_map")),
-                                   hist=hist, unit=sample.get("unit", ""), raw=ns.raw))
+                                   hist=hist, unit=sample.get("unit", "") or hist_unit(m, ns), raw=ns.raw))
     if fmt == "table" and len(drains) == 1 and not printers:  # else the header comes with the first record
         drains[0].out.header()
         drains[0].out.started = True
@@ -291,13 +424,13 @@ def _print_maps(printers: List[MapPrinter], out: IO[str]) -> None:
         p.print(out, when)
 
 
-def _poll_loop(drains: List[_Drain], printers: List[MapPrinter], ns: argparse.Namespace, stop: _Stop,
+def _poll_loop(drains: Sequence[Union[_Drain, _TracePipe]], printers: List[MapPrinter], ns: argparse.Namespace, stop: _Stop,
                out: IO[str], err: IO[str]) -> None:
     """Prints records as they arrive and the maps every interval, until the stop or
     the timeout; then what arrived before it, and the last partial interval."""
     poller = select.poll()
     for d in drains:
-        poller.register(d.buffer.fileno(), select.POLLIN)
+        poller.register(d.fileno(), select.POLLIN)
     start = time.monotonic()
     next_print = start + ns.interval
     last_print = 0.0
@@ -325,7 +458,7 @@ def _poll_loop(drains: List[_Drain], printers: List[MapPrinter], ns: argparse.Na
         d()
     if printers and time.monotonic() - last_print > 0.25:  # the last partial interval
         _print_maps(printers, out)
-    lost = sum(d.buffer.lost for d in drains)
+    lost = sum(d.lost for d in drains)
     if lost:
         err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
 
@@ -337,30 +470,46 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     if ns.verbose:
         capture_libbpf_log(1, err.write)
     targets = _targets(spec, pkg, ns.attach)
+    sizes = _map_sizes(spec, ns.map_size)
+    choice = choose(spec.programs, ns.only, ns.skip)
+    if ns.verbose:
+        for name, why in choice.skipped:
+            err.write(f"wasm-bpf: note: not running {name}: {why}\n")
     samples = pkg.samples if pkg else {}
     outputs = _choose_outputs(spec, samples, ns, err)
+    if spec.trace_printk and not ns.trace_pipe and not outputs.buffers:
+        err.write(f"wasm-bpf: note: {spec.name} writes its output with bpf_printk() to the kernel's trace_pipe: "
+                  "--trace-pipe prints it\n")
 
     obj = None
+    pipe: Optional[_TracePipe] = None
     in_main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     status = 0
     try:
-        obj = _load_and_attach(spec, elf, targets)
+        obj = _load_and_attach(spec, elf, targets, choice, sizes)
         drains, printers = _open_outputs(obj, outputs, samples, ns, fmt, out)
+        if ns.trace_pipe:
+            pipe = _TracePipe(out, fmt)
         if attached is not None:
             attached(obj, spec)
         if ns.verbose:
-            err.write(f"wasm-bpf: attached {len(spec.programs)} program(s); printing "
+            err.write(f"wasm-bpf: attached {len(choice.run)} program(s); printing "
                       f"{', '.join(m.name for m in outputs.buffers) or 'no buffer'}"
                       f"{'; maps ' + ', '.join(p.spec.name for p in printers) if printers else ''}\n")
+            if not drains and not printers and pipe is None:
+                err.write("wasm-bpf: note: nothing to print: no event buffer with a known record type, "
+                          "no hash or array map and no global\n")
         out.flush()
-        _poll_loop(drains, printers, ns, stop, out, err)
+        _poll_loop([*drains, *([pipe] if pipe else [])], printers, ns, stop, out, err)
     except BrokenPipeError:
         status = 0
     except (RunError, SpecError) as e:
         err.write(f"wasm-bpf: error: {e}\n")
         status = 1
     finally:
+        if pipe is not None:
+            pipe.close()
         if obj is not None:
             obj.close()  # its event buffers too
         for s, h in old.items():

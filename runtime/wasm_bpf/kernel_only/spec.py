@@ -8,8 +8,10 @@ The record type of a buffer, first match wins (docs/kernel-only.md):
     map (bpf_ringbuf_reserve(&MAP, sizeof(X)), bpf_ringbuf_output(&MAP, P, ...),
     bpf_perf_event_output(ctx, &MAP, F, P, sizeof(X))), X resolved through the
     object's DWARF (local variables) or BTF;
- 3. the single struct defined in PROG.h next to the object (or its source);
- 4. otherwise the run stops and asks for --event-type."""
+ 3. the code: a map value (a per-CPU "heap") passed to bpf_perf_event_output/
+    bpf_ringbuf_output, for calls the source lines do not show whole;
+ 4. the single struct defined in PROG.h next to the object (or its source);
+ 5. otherwise the run stops and asks for --event-type."""
 from __future__ import annotations
 
 import io
@@ -18,10 +20,11 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
 from wasm_bpf._native import ffi, lib
@@ -82,16 +85,19 @@ class ObjectSpec:
     programs: List[ProgramSpec] = field(default_factory=list)
     maps: List[MapSpec] = field(default_factory=list)
     globals: List[GlobalSpec] = field(default_factory=list)
+    data_maps: List[MapSpec] = field(default_factory=list)  # .bss and .data, as one-entry arrays
+    trace_printk: bool = False  # a program writes to trace_pipe (bpf_printk)
     record_hint: str = ""  # where the record types came from (for -v)
 
     def buffers(self) -> List[MapSpec]:
         return [m for m in self.maps if m.is_buffer]
 
     def map(self, name: str) -> MapSpec:
-        for m in self.maps:
+        for m in self.maps + self.data_maps:
             if m.name == name:
                 return m
-        raise SpecError(f"no map named {name!r} (maps: {', '.join(m.name for m in self.maps) or 'none'})")
+        known = ", ".join(m.name for m in self.maps + self.data_maps) or "none"
+        raise SpecError(f"no map named {name!r} (maps: {known})")
 
 
 def _elf(data: bytes, what: str) -> ELFFile:
@@ -122,7 +128,10 @@ def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[
         spec.programs = _programs(elf_bytes, what)
         spec.maps = _maps(btf)
         spec.globals = _rodata_globals(elf, btf)
-        _record_types(spec, elf, btf, what, event_type, header)
+        spec.data_maps = _data_maps(elf, btf)
+        outputs, helpers = code_facts(elf)
+        spec.trace_printk = bool(helpers & _HELPERS_TRACE_PRINTK)
+        _record_types(spec, elf, btf, what, event_type, header, outputs)
     return spec
 
 
@@ -189,14 +198,20 @@ def _symbols(elf: ELFFile) -> List[Any]:
     return list(tab.iter_symbols()) if isinstance(tab, SymbolTableSection) else []
 
 
+def _symbol_offsets(elf: ELFFile, section: str) -> Dict[str, int]:
+    """The offsets of a data section's variables, from the symbol table (clang leaves
+    them 0 in the object's DATASEC; libbpf fills them in the same way at open)."""
+    index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == section)
+    return {s.name: s["st_value"] for s in _symbols(elf)
+            if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT"}
+
+
 def _rodata_globals(elf: ELFFile, btf: "B.Btf") -> List[GlobalSpec]:
     secs = btf.datasecs()
     sec = elf.get_section_by_name(".rodata")
     if ".rodata" not in secs or sec is None:
         return []
-    index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".rodata")
-    offsets = {s.name: s["st_value"] for s in _symbols(elf)
-               if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT"}
+    offsets = _symbol_offsets(elf, ".rodata")
     data = sec.data() if sec["sh_type"] != "SHT_NOBITS" else bytes(sec["sh_size"])
     out = []
     for sv in btf.datasec_vars(secs[".rodata"]):
@@ -208,6 +223,35 @@ def _rodata_globals(elf: ELFFile, btf: "B.Btf") -> List[GlobalSpec]:
         t = T.from_btf(btf, btf.ref(sv.type_id))
         off = offsets[name]
         out.append(GlobalSpec(name, t, off, bytes(data[off:off + t["size"]])))
+    return out
+
+
+_U32: T.Type = {"kind": "int", "size": 4, "signed": False, "bool": False, "char": False, "name": "u32"}
+
+
+def _data_maps(elf: ELFFile, btf: "B.Btf") -> List[MapSpec]:
+    """.bss and .data as the maps libbpf makes of them: one entry (key 0) whose value
+    is a struct of the section's variables (results a program keeps in globals)."""
+    secs = btf.datasecs()
+    out = []
+    for sec in (".bss", ".data"):
+        if sec not in secs or elf.get_section_by_name(sec) is None:
+            continue
+        offsets = _symbol_offsets(elf, sec)
+        members = []
+        for sv in btf.datasec_vars(secs[sec]):
+            name = btf.name(sv.type_id)
+            if btf.kind(sv.type_id) != B.VAR or btf.var_linkage(sv.type_id) == B.VAR_EXTERN or name not in offsets:
+                continue
+            try:
+                t = T.from_btf(btf, btf.ref(sv.type_id))
+            except T.BtfTypeError:
+                continue
+            members.append({"name": name, "type": t, "bit_offset": offsets[name] * 8, "bit_size": 0})
+        if members:
+            size = max(m["bit_offset"] // 8 + m["type"]["size"] for m in members)
+            value = {"kind": "struct", "name": sec, "size": size, "members": members}
+            out.append(MapSpec(sec, lib.BPF_MAP_TYPE_ARRAY, _U32, value, 1))
     return out
 
 
@@ -340,8 +384,69 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
             return None
 
 
+_HELPER_MAP_LOOKUP, _HELPER_PERF_OUTPUT, _HELPER_RINGBUF_OUTPUT = 1, 25, 130
+_HELPERS_TRACE_PRINTK = frozenset({6, 177})  # bpf_trace_printk, bpf_trace_vprintk
+# helper -> (the register holding the map, the register holding the record)
+_OUTPUT_ARGS = {_HELPER_PERF_OUTPUT: (2, 4), _HELPER_RINGBUF_OUTPUT: (1, 2)}
+
+
+def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
+    """(buffer map -> the map whose value a program outputs to it, the helpers called),
+    read from the code. The first:
+    `p = bpf_map_lookup_elem(&heap, ...); ... bpf_perf_event_output(ctx, &events, F, p, ...)`
+    (when the call spans lines, the source lines do not show its arguments). A linear
+    pass over each program's instructions, following map addresses (ld_imm64 with a
+    relocation to a map), lookup results and register copies."""
+    symbols = _symbols(elf)
+    found: Dict[str, str] = {}
+    helpers: Set[int] = set()
+    for sec in elf.iter_sections():
+        if sec["sh_type"] != "SHT_PROGBITS" or not sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
+            continue
+        rel = elf.get_section_by_name(".rel" + sec.name)
+        map_at = {}
+        if isinstance(rel, RelocationSection):
+            for r in rel.iter_relocations():
+                if r["r_info_sym"] < len(symbols):
+                    map_at[r["r_offset"] // 8] = symbols[r["r_info_sym"]].name
+        code = sec.data()
+        regs: Dict[int, Tuple[str, str]] = {}  # register -> ("map" | "value", map name)
+        i = 0
+        while i * 8 + 8 <= len(code):
+            op, regs_byte, _off, imm = struct.unpack_from("<BBhi", code, i * 8)
+            dst, src = regs_byte & 0xF, regs_byte >> 4
+            if op == 0x18:  # ld_imm64: two slots
+                if i in map_at:
+                    regs[dst] = ("map", map_at[i])
+                else:
+                    regs.pop(dst, None)
+                i += 2
+                continue
+            if op == 0x85 and src == 0:  # call helper
+                helpers.add(imm)
+                if imm in _OUTPUT_ARGS:
+                    map_reg, data_reg = _OUTPUT_ARGS[imm]
+                    m, d = regs.get(map_reg), regs.get(data_reg)
+                    if m and d and m[0] == "map" and d[0] == "value":
+                        found.setdefault(m[1], d[1])
+                lookup = regs.get(1) if imm == _HELPER_MAP_LOOKUP else None
+                for clobbered in range(6):
+                    regs.pop(clobbered, None)
+                if lookup and lookup[0] == "map":
+                    regs[0] = ("value", lookup[1])
+            elif op == 0xBF:  # mov64 dst, src
+                if src in regs:
+                    regs[dst] = regs[src]
+                else:
+                    regs.pop(dst, None)
+            elif op & 0x07 not in (0x05, 0x06, 0x02, 0x03):  # writes dst (not a jump or a store)
+                regs.pop(dst, None)
+            i += 1
+    return found, helpers
+
+
 def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event_type: str,
-                  header: Optional[Path]) -> None:
+                  header: Optional[Path], from_values: Dict[str, str]) -> None:
     buffers = spec.buffers()
     if not buffers:
         return
@@ -375,6 +480,11 @@ def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event
                 m.record = t
                 spec.record_hint = "source"
                 continue
+        source = next((s for s in spec.maps if s.name == from_values.get(m.name)), None)
+        if source is not None and source.value is not None:
+            m.record = source.value  # e.g. a per-CPU array used as a heap for big records
+            spec.record_hint = f"the value of {source.name}"
+            continue
         if fallback is not None:
             m.record = fallback
             spec.record_hint = f"{header.name if header else ''}"

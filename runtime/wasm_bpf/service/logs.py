@@ -79,7 +79,7 @@ class StreamWriter:
     def __init__(self, log: LogBuffer, stream: str) -> None:
         self._log, self._stream = log, stream
 
-    def extend(self, data: bytes) -> None:  # the shape of wasmtime's stdout_custom callback
+    def extend(self, data: bytes) -> None:  # bytes of a guest's output, as they come
         self._log._feed(self._stream, bytes(data))
 
     def write(self, text: str) -> int:

@@ -100,6 +100,8 @@ class Run:
         self._instance: Any = None  # a Wasm run's wasm_bpf.Instance
         self._thread: Optional[threading.Thread] = None
         self._t0 = 0.0  # time.monotonic() of start()
+        self._output_ends: List[int] = []  # a Wasm guest's stdout and stderr pipes (write ends)
+        self._readers: List[threading.Thread] = []
 
     # ---- starting -------------------------------------------------------------------
     def start(self) -> None:
@@ -120,21 +122,34 @@ class Run:
         from ..instance import Instance, RunConfig
         from ..policy import Policy, PolicyError
 
+        # The guest's stdout and stderr are pipes whose lines go to the instance log as
+        # they are written (a reader thread each; a full log drops its oldest lines).
+        pipes = {name: os.pipe() for name in ("stdout", "stderr")}
         try:
             policy = self._config.policy if self.spec.policy is None else Policy.parse(self.spec.policy, "(request)")
             config = RunConfig(env=dict(self.spec.env), dirs=list(self.spec.dirs), policy=policy,
-                               limits=Limits(**self.spec.limits), grace_period=self._config.grace_period)
-            inst = Instance(self.spec.source.data, self.spec.args, config=config, capture_output=True,
+                               limits=Limits(**self.spec.limits), grace_period=self._config.grace_period,
+                               stdout=pipes["stdout"][1], stderr=pipes["stderr"][1])
+            inst = Instance(self.spec.source.data, self.spec.args, config=config,
                             report=lambda message: self.log.add("host", message))
         except (PolicyError, WasmBpfError) as exc:
+            for read_end, write_end in pipes.values():
+                os.close(read_end)
+                os.close(write_end)
             raise ServiceError(400, str(exc)) from None
-        # The guest's stdout and stderr go to the instance log as they are written.
-        # (Instance keeps captured output in these attributes; a bounded capture with
-        # its own sink is being added to RunConfig: this is the one place to adapt.)
-        inst._stdout = self.log.writer("stdout")  # type: ignore[assignment]  # it takes .extend only
-        inst._stderr = self.log.writer("stderr")  # type: ignore[assignment]
+        self._output_ends = [write_end for _read_end, write_end in pipes.values()]
+        self._readers = [threading.Thread(target=self._pump, args=(read_end, name), daemon=True,
+                                          name=f"wasm-bpf-{name}") for name, (read_end, _w) in pipes.items()]
+        for reader in self._readers:
+            reader.start()
         self._instance = inst
         return inst.run
+
+    def _pump(self, fd: int, stream: str) -> None:
+        writer = self.log.writer(stream)
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                writer.extend(chunk)
 
     def _prepare_kernel_only(self) -> Callable[[], int]:
         from ..kernel_only.runner import run
@@ -171,6 +186,10 @@ class Run:
         finally:
             if self._instance is not None:
                 self._instance.close()
+            for write_end in self._output_ends:  # the readers see the end of the output
+                os.close(write_end)
+            for reader in self._readers:
+                reader.join()
             # What a stopped run is still asked for; the Instance (engine, module, guest
             # memory) is dropped: a stopped instance may be kept a long time.
             self._final_stats = self.buffer_stats()

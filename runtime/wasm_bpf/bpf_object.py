@@ -7,7 +7,7 @@ import contextlib
 import errno
 import os
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import ffi, lib
@@ -17,7 +17,7 @@ from .attach import struct_ops
 from .attach.targets import Kprobe, NoTarget, StructOps, Uprobe, parse
 from .buffers import EventBuffer
 from .errors import HostCallError
-from .objspec import ProgramSpec, maps_of, open_object, programs_of
+from .objspec import DeclaredProgram, maps_of, open_object, programs_of
 from .sandbox import Sandbox
 from .user_ringbuf import UserRingBuffer
 
@@ -29,10 +29,12 @@ class BpfObject:
     """Opens and loads a BPF ELF object; owns its links and event buffers."""
 
     def __init__(self, elf: bytes, no_load: Iterable[str] = (), sandbox: Optional[Sandbox] = None,
-                 name: str = "") -> None:
+                 name: str = "", prepare: Optional[Callable[["BpfObject"], None]] = None) -> None:
         """name (the module's or file's, e.g. "bootstrap") is libbpf's object name: its
-        log and the names of internal maps use it."""
+        log and the names of internal maps use it. prepare(self) runs between open and
+        load (to size maps, as a skeleton's user space does)."""
         _native.take_libbpf_log()  # start this object's log afresh
+        self.elf = elf  # its BTF types the maps for the host (Instance.maps())
         self._elf = ffi.from_buffer(elf)  # libbpf reads it until load finishes
         try:
             obj = open_object(self._elf, name)
@@ -50,6 +52,8 @@ class BpfObject:
         try:
             for name in no_load:
                 lib.bpf_program__set_autoload(self._program(name), False)
+            if prepare is not None:
+                prepare(self)
             self._sandbox.check_object(obj, elf)  # before the first bpf() call
             pins = self._claim_pins()
             struct_ops.prepare(obj)  # registrations as links: they go with the process
@@ -273,7 +277,7 @@ _VERIFIER_TRACE = re.compile(r"^(\d+: |; |processed \d+ insns|from \d+ to \d+|R\
                              r"stack depth|mark_precise|last_idx |regs=|parent |func#|\[\.\.\. |\s*$)")
 
 
-def load_failure(err: int, log: str, programs: List[ProgramSpec]) -> str:
+def load_failure(err: int, log: str, programs: List[DeclaredProgram]) -> str:
     """Why a bpf_object__load failed, in one line, from libbpf's log: who refused
     (libbpf, the kernel's verifier, the kernel), which program, and the reason. The
     whole log is printed with -v."""
