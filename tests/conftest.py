@@ -51,7 +51,7 @@ def no_bpf_leaks(request):
         yield
         return
     if os.geteuid() != 0:
-        pytest.skip("the tests load BPF programs: run them as root (sudo make test)")
+        pytest.skip("the tests load BPF programs: run them as root (make test as root, or sudo make test)")
     progs, links = bpf_program_ids(), bpf_link_ids()
     yield
 

@@ -6,7 +6,7 @@ until its header says it is attached, causes real kernel events with unique
 markers, checks the tool reported exactly those (pid, comm, values), stops it
 with SIGINT and checks it exits with status 0 promptly.
 
-Run as root: `sudo make test` or `python3 -m pytest tests/test_examples.py`.
+Run as root: `make test` or `python3 -m pytest tests/test_examples.py`.
 """
 import ctypes
 import os
