@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -208,13 +208,52 @@ def table(results: dict) -> str:
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in rows)
 
 
+# Issue 19's targets, as (target, bound, this run's figure, whether the figure meets the bound).
+TargetRow = Tuple[str, str, str, bool]
+
+
+def targets(results: dict) -> List[TargetRow]:
+    """Each issue-19 target beside this run's figure, with whether it is met."""
+    rows: List[TargetRow] = []
+    drain = results["drain"]
+    for lang, guest in (("wasm", "C"), ("rust", "Rust")):
+        for mode, bound in (("record", 0.13), ("batch", 0.45)):
+            ratio = drain[f"{lang}-{mode}"]["ratio_to_native"] or 0.0
+            rows.append((f"drain, {guest} guest, per {mode}", f">= {bound * 100:.0f} % of native",
+                         f"{ratio * 100:.1f} %", ratio >= bound))
+    cold = results["cold_start"]
+    over = (cold["wasm-bpf"]["median"] - cold["native"]["median"]) * 1e3
+    rows.append(("cold start (run start.wasm)", "<= native + 60 ms", f"{over:+.1f} ms (native {cold['native']['median'] * 1e3:.1f})",
+                 over <= 60))
+    idle = results["rss_mib"]["idle"]
+    rows.append(("idle RSS (run bootstrap.wasm)", "<= 24 MiB", f"{idle:.1f} MiB", idle <= 24))
+    return rows
+
+
+def targets_table(rows: List[TargetRow]) -> str:
+    lines = [("target (issue 19)", "bound", "measured", "")]
+    lines += [(name, bound, measured, "PASS" if met else "MISS") for name, bound, measured, met in rows]
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in lines)
+
+
+def report(results: dict) -> str:
+    """The figures, then the targets beside them."""
+    return f"{table(results)}\n\n{targets_table(targets(results))}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="exact-count check only (CI)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stream-seconds", type=float, default=5.0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "results.json")
+    parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                        help="print the tables of a saved run (results.json) without measuring")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return 0
     if os.geteuid() != 0:
         print("bench: needs root (BPF)", file=sys.stderr)
         return 1
@@ -255,9 +294,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     import ko_decode
     results["ko_decode"] = ko_decode.measure(OUT / "drain" / "bench.bpf.o")
 
+    results["targets"] = [{"target": name, "bound": bound, "measured": measured, "met": met}
+                          for name, bound, measured, met in targets(results)]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
-    print(table(results))
+    print(report(results))
     print(f"\nwritten to {args.output}")
     return 0
 

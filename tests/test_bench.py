@@ -1,6 +1,7 @@
 """The benchmark's short mode: every record triggered reaches each consumer (native
 libbpf, wasm-bpf per record, wasm-bpf batches), exactly once and in order, in both
 the drain and the streaming set-up. Speed is measured by `make bench`, not here."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,3 +13,28 @@ def test_every_record_arrives_in_order_for_every_consumer():
     proc = subprocess.run([sys.executable, str(BENCH), "--short"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every record arrived, in order, for every consumer" in proc.stdout
+
+
+def test_report_puts_each_target_beside_the_measured_figure(tmp_path):
+    def figure(rate, ratio):
+        return {"median": rate, "min": rate, "max": rate, "runs": [rate], "drops": [0], "ratio_to_native": ratio}
+
+    def seconds(s):
+        return {"median": s, "min": s, "max": s, "runs": [s]}
+
+    results = {"drain": {"native": figure(200e6, 1.0), "wasm-record": figure(20e6, 0.10),
+                         "wasm-batch": figure(100e6, 0.50), "rust-record": figure(30e6, 0.15),
+                         "rust-batch": figure(60e6, 0.30)},
+               "cold_start": {"native": seconds(0.070), "wasm-bpf": seconds(0.140)},
+               "rss_mib": {"peak": 30.0, "idle": 20.0}}
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(results))
+    proc = subprocess.run([sys.executable, str(BENCH), "--report", str(saved)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    verdicts = {line.split("  ")[0]: line.split()[-1] for line in proc.stdout.splitlines()
+                if line.endswith(("PASS", "MISS"))}
+    assert verdicts == {"drain, C guest, per record": "MISS", "drain, C guest, per batch": "PASS",
+                        "drain, Rust guest, per record": "PASS", "drain, Rust guest, per batch": "MISS",
+                        "cold start (run start.wasm)": "MISS", "idle RSS (run bootstrap.wasm)": "PASS"}
+    assert "10.0 %" in proc.stdout and "+70.0 ms (native 70.0)" in proc.stdout and "20.0 MiB" in proc.stdout

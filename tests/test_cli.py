@@ -93,6 +93,28 @@ def test_dir_preopen(g, tmp_path):
     assert "content" not in parse(proc.stdout.encode())
 
 
+# What a run that loads no BPF object needs: not the ELF/BTF checks (pyelftools), the
+# kernel-only decoder or the map API; each costs start-up time and resident memory.
+_PRINT_MODULES = """import runpy, sys
+try:
+    runpy.run_module("wasm_bpf", run_name="__main__")
+finally:
+    print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_a_run_imports_only_what_it_uses(g):
+    proc = subprocess.run([sys.executable, "-c", _PRINT_MODULES, "run", str(g["abi"]), "--", "ret3"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3, proc.stderr
+    loaded = set(proc.stderr.split())
+    assert "wasm_bpf.instance" in loaded
+    unneeded = {m for m in loaded if m.split(".")[0] == "elftools" or m in (
+        "wasm_bpf.elfcheck", "wasm_bpf.mapview", "wasm_bpf.kernel_only.decode", "wasm_bpf.kernel_only.spec",
+        "wasm_bpf.distribution.fetch", "wasm_bpf.service", "wasm_bpf_sdk.cli", "jsonschema")}
+    assert not unneeded, sorted(unneeded)
+
+
 # -------------------------------------------------------- exit status
 
 @pytest.mark.parametrize("scenario,status", [("ret3", 3), ("retneg1", 255), ("exit255", 255),

@@ -11,8 +11,6 @@ import functools
 import io
 from typing import Any, Dict, FrozenSet, Iterable, List, Set, Tuple
 
-from elftools.elf.elffile import ELFFile
-
 from ._native import ffi, lib
 
 CALL, LD_IMM64 = lib.BPF_JMP | lib.BPF_CALL, lib.BPF_LD | lib.BPF_IMM | lib.BPF_DW
@@ -63,6 +61,8 @@ def helper_name(helper_id: int) -> str:
 
 
 def _section_code(elf: bytes, names: Iterable[str]) -> Dict[str, bytes]:
+    from elftools.elf.elffile import ELFFile  # pyelftools: only once an object is opened
+
     wanted, found = set(names), {}
     for section in ELFFile(io.BytesIO(elf)).iter_sections():
         if section.name in wanted and section["sh_type"] == "SHT_PROGBITS":

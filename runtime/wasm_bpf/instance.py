@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import wasmtime
 
@@ -25,12 +25,14 @@ from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
 from .limits import EXIT_LIMIT, MiB, CpuWatchdog, Limits, human_size
-from .mapview import Map, guest_maps
 from .module import Module, new_engine
 from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
 from .wasi_blocking import CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer, Stdio, configure_output
+
+if TYPE_CHECKING:  # the map API (and its BTF decoder) loads when maps() is first called
+    from .mapview import Map
 
 ModuleSource = Union[str, os.PathLike, bytes, Module]
 TIMEOUT = "timeout"
@@ -375,10 +377,12 @@ class Instance:
         return restore
 
     # ---- resources ------------------------------------------------------------------
-    def maps(self) -> Dict[str, Map]:
+    def maps(self) -> Dict[str, "Map"]:
         """The maps of the BPF objects the guest has open now, by name, with the map API
         of wasm_bpf.load() (docs/python-api.md); writes are checked against the policy
         as the guest's are. A map whose object the guest closes stops working (EBADF)."""
+        from .mapview import guest_maps
+
         out: Dict[str, Map] = {}
         for obj in list(self._host.objects.values()):
             out.update(guest_maps(obj, self._host.sandbox))

@@ -181,9 +181,10 @@ class Policy:
             raise PolicyError(f"policy {source}: [attach] processes no longer takes \"self\": the host's own "
                               "sockets are the ones an embedding application hands over (RunConfig.sockets)")
         helpers = cast(Optional[List[str]], values.get(("helpers", "allowed")))
-        known_helpers = sorted(helper_names().values())
-        for name in helpers or ():
-            if name != ANY and known_helpers and name not in known_helpers:
+        named = [name for name in helpers or () if name != ANY]
+        known_helpers = set(helper_names().values()) if named else set()  # the kernel's BTF: read only if needed
+        for name in named:
+            if known_helpers and name not in known_helpers:
                 raise PolicyError(f"policy {source}: [helpers] allowed has unknown helper {name!r} "
                                   "(names as in bpf_helpers.h: \"bpf_send_signal\")")
         read_only, read_write = names("maps", READ_ONLY) or (), names("maps", READ_WRITE) or ()
