@@ -5,7 +5,7 @@ import ctypes
 import errno
 import os
 import threading
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from .errors import WasmBpfError
 
@@ -82,3 +82,19 @@ def strerror(linux_errno: int) -> str:
 
 def error_name(linux_errno: int) -> str:
     return errno.errorcode.get(abs(linux_errno), str(abs(linux_errno)))
+
+
+def programs_in(obj: Any) -> Iterator[Tuple[str, Any]]:
+    """(name, struct bpf_program *) of each program of a struct bpf_object *."""
+    prog = lib.bpf_object__next_program(obj, ffi.NULL)
+    while prog != ffi.NULL:
+        yield ffi.string(lib.bpf_program__name(prog)).decode(), prog
+        prog = lib.bpf_object__next_program(obj, prog)
+
+
+def maps_in(obj: Any) -> Iterator[Tuple[str, Any]]:
+    """(name, struct bpf_map *) of each map of a struct bpf_object *."""
+    m = lib.bpf_object__next_map(obj, ffi.NULL)
+    while m != ffi.NULL:
+        yield ffi.string(lib.bpf_map__name(m)).decode(), m
+        m = lib.bpf_object__next_map(obj, m)

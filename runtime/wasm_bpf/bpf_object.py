@@ -97,10 +97,7 @@ class BpfObject:
 
     # ---- programs ----
     def programs(self) -> Iterator[Tuple[str, Any]]:
-        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
-        while prog != ffi.NULL:
-            yield ffi.string(lib.bpf_program__name(prog)).decode(), prog
-            prog = lib.bpf_object__next_program(self._obj, prog)
+        return _native.programs_in(self._obj)
 
     def _program(self, name: str) -> Any:
         prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
@@ -183,10 +180,7 @@ class BpfObject:
 
     # ---- maps ----
     def maps(self) -> Iterator[Tuple[str, Any]]:
-        m = lib.bpf_object__next_map(self._obj, ffi.NULL)
-        while m != ffi.NULL:
-            yield ffi.string(lib.bpf_map__name(m)).decode(), m
-            m = lib.bpf_object__next_map(self._obj, m)
+        return _native.maps_in(self._obj)
 
     def map_fd(self, name: str) -> int:
         """The fd of map `name`; internal maps also match by section suffix, so the

@@ -11,7 +11,7 @@ import functools
 import io
 from typing import Any, Dict, FrozenSet, Iterable, List, Set, Tuple
 
-from ._native import ffi, lib
+from ._native import ffi, lib, programs_in
 
 CALL, LD_IMM64 = lib.BPF_JMP | lib.BPF_CALL, lib.BPF_LD | lib.BPF_IMM | lib.BPF_DW
 INSN_SIZE = 8  # sizeof(struct bpf_insn)
@@ -74,12 +74,10 @@ def helpers_of(obj: Any, elf: bytes) -> Dict[str, List[str]]:
     """Program name -> the names of the helpers it may call, for each program of the
     opened object `obj` read from the ELF bytes `elf`."""
     own: Dict[str, Tuple[str, Set[int], bool]] = {}
-    prog = lib.bpf_object__next_program(obj, ffi.NULL)
-    while prog != ffi.NULL:
+    for name, prog in programs_in(obj):
         code = ffi.buffer(lib.bpf_program__insns(prog), lib.bpf_program__insn_cnt(prog) * INSN_SIZE)[:]
         section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-        own[ffi.string(lib.bpf_program__name(prog)).decode()] = (section, *calls_in(code))
-        prog = lib.bpf_object__next_program(obj, prog)
+        own[name] = (section, *calls_in(code))
     callers = {section for section, _, subprogram in own.values() if subprogram}
     shared: Dict[str, FrozenSet[int]] = {}
     if callers:

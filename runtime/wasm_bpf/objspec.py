@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, List
 
-from ._native import ffi, lib
+from ._native import ffi, lib, maps_in, programs_in
 from .attach import kind_of
 from .errors import HostCallError
 from .policy import map_type_name, policy_map_name, program_type_name
@@ -93,13 +93,11 @@ class DeclaredMap:
 
 def programs_of(obj: Any) -> List[DeclaredProgram]:
     declared = []
-    prog = lib.bpf_object__next_program(obj, ffi.NULL)
-    while prog != ffi.NULL:
+    for name, prog in programs_in(obj):
         section = ffi.string(lib.bpf_program__section_name(prog)).decode()
         prog_type = program_type_name(lib.bpf_program__type(prog))
-        declared.append(DeclaredProgram(ffi.string(lib.bpf_program__name(prog)).decode(), section, prog_type,
-                                 kind_of(prog_type, section), bool(lib.bpf_program__autoload(prog))))
-        prog = lib.bpf_object__next_program(obj, prog)
+        declared.append(DeclaredProgram(name, section, prog_type, kind_of(prog_type, section),
+                                        bool(lib.bpf_program__autoload(prog))))
     return declared
 
 
@@ -108,17 +106,15 @@ def maps_of(obj: Any) -> List[DeclaredMap]:
     ("OUTER.inner"), which the kernel creates at load like any map and whose type is
     the type of every map the outer one holds."""
     declared = []
-    m = lib.bpf_object__next_map(obj, ffi.NULL)
-    while m != ffi.NULL:
+    for _, m in maps_in(obj):
         declared.append(_declared_map(m))
         inner = lib.bpf_map__inner_map(m)
         if inner != ffi.NULL:
             declared.append(_declared_map(inner))
-        m = lib.bpf_object__next_map(obj, m)
     return declared
 
 
 def _declared_map(m: Any) -> DeclaredMap:
     name = policy_map_name(ffi.string(lib.bpf_map__name(m)).decode(), lib.bpf_map__is_internal(m))
     return DeclaredMap(name, map_type_name(lib.bpf_map__type(m)), int(lib.bpf_map__key_size(m)),
-                   int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m)))
+                       int(lib.bpf_map__value_size(m)), int(lib.bpf_map__max_entries(m)))

@@ -8,7 +8,7 @@ import errno
 import os
 from typing import Any, Dict
 
-from .._native import ffi, lib
+from .._native import ffi, lib, maps_in
 from ..errors import HostCallError
 from .common import check_rc, libbpf_link
 from .links import FdLink, Link, MultiLink
@@ -32,13 +32,7 @@ def prepare(obj: Any) -> None:
 
 
 def struct_ops_maps(obj: Any) -> Dict[str, Any]:
-    found = {}
-    m = lib.bpf_object__next_map(obj, ffi.NULL)
-    while m != ffi.NULL:
-        if lib.bpf_map__type(m) == lib.BPF_MAP_TYPE_STRUCT_OPS:
-            found[ffi.string(lib.bpf_map__name(m)).decode()] = m
-        m = lib.bpf_object__next_map(obj, m)
-    return found
+    return {name: m for name, m in maps_in(obj) if lib.bpf_map__type(m) == lib.BPF_MAP_TYPE_STRUCT_OPS}
 
 
 def register(prog: Any, struct_ops: StructOps, obj: Any) -> Link:

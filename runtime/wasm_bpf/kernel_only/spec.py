@@ -27,8 +27,9 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from wasm_bpf._native import ffi, lib
+from wasm_bpf._native import ffi, lib, programs_in
 from wasm_bpf.errors import WasmBpfError
+from wasm_bpf.helpers import CALL, INSN_SIZE, LD_IMM64
 from wasm_bpf.policy import map_type_name
 from wasm_bpf_sdk import btf as B
 
@@ -144,7 +145,6 @@ def _object_name(what: str) -> str:
 
 
 def _programs(elf_bytes: bytes, what: str) -> List[ProgramSpec]:
-    from wasm_bpf import _native  # noqa: F401  (libbpf log capture is set up there)
     from wasm_bpf.errors import HostCallError
     from wasm_bpf.objspec import open_object
 
@@ -154,13 +154,8 @@ def _programs(elf_bytes: bytes, what: str) -> List[ProgramSpec]:
     except HostCallError as exc:
         raise SpecError(f"cannot open {what} ({exc}): is it a BPF object built with clang -target bpf?") from None
     try:
-        out = []
-        prog = lib.bpf_object__next_program(obj, ffi.NULL)
-        while prog != ffi.NULL:
-            out.append(ProgramSpec(ffi.string(lib.bpf_program__name(prog)).decode(),
-                                   ffi.string(lib.bpf_program__section_name(prog)).decode()))
-            prog = lib.bpf_object__next_program(obj, prog)
-        return out
+        return [ProgramSpec(name, ffi.string(lib.bpf_program__section_name(prog)).decode())
+                for name, prog in programs_in(obj)]
     finally:
         lib.bpf_object__close(obj)
 
@@ -384,10 +379,12 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
             return None
 
 
-_HELPER_MAP_LOOKUP, _HELPER_PERF_OUTPUT, _HELPER_RINGBUF_OUTPUT = 1, 25, 130
-_HELPERS_TRACE_PRINTK = frozenset({6, 177})  # bpf_trace_printk, bpf_trace_vprintk
+_HELPERS_TRACE_PRINTK = frozenset({lib.BPF_FUNC_trace_printk, lib.BPF_FUNC_trace_vprintk})
 # helper -> (the register holding the map, the register holding the record)
-_OUTPUT_ARGS = {_HELPER_PERF_OUTPUT: (2, 4), _HELPER_RINGBUF_OUTPUT: (1, 2)}
+_OUTPUT_ARGS = {lib.BPF_FUNC_perf_event_output: (2, 4), lib.BPF_FUNC_ringbuf_output: (1, 2)}
+_MOV64_REG = lib.BPF_ALU64 | lib.BPF_MOV | lib.BPF_X
+# instruction classes that do not write their dst register: jumps and stores
+_NO_DST_WRITE = (lib.BPF_JMP, lib.BPF_JMP32, lib.BPF_ST, lib.BPF_STX)
 
 
 def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
@@ -408,38 +405,38 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
         if isinstance(rel, RelocationSection):
             for r in rel.iter_relocations():
                 if r["r_info_sym"] < len(symbols):
-                    map_at[r["r_offset"] // 8] = symbols[r["r_info_sym"]].name
+                    map_at[r["r_offset"] // INSN_SIZE] = symbols[r["r_info_sym"]].name
         code = sec.data()
         regs: Dict[int, Tuple[str, str]] = {}  # register -> ("map" | "value", map name)
         i = 0
-        while i * 8 + 8 <= len(code):
-            op, regs_byte, _off, imm = struct.unpack_from("<BBhi", code, i * 8)
+        while (i + 1) * INSN_SIZE <= len(code):
+            op, regs_byte, _off, imm = struct.unpack_from("<BBhi", code, i * INSN_SIZE)
             dst, src = regs_byte & 0xF, regs_byte >> 4
-            if op == 0x18:  # ld_imm64: two slots
+            if op == LD_IMM64:  # two slots
                 if i in map_at:
                     regs[dst] = ("map", map_at[i])
                 else:
                     regs.pop(dst, None)
                 i += 2
                 continue
-            if op == 0x85 and src == 0:  # call helper
+            if op == CALL and src == 0:  # call helper
                 helpers.add(imm)
                 if imm in _OUTPUT_ARGS:
                     map_reg, data_reg = _OUTPUT_ARGS[imm]
                     m, d = regs.get(map_reg), regs.get(data_reg)
                     if m and d and m[0] == "map" and d[0] == "value":
                         found.setdefault(m[1], d[1])
-                lookup = regs.get(1) if imm == _HELPER_MAP_LOOKUP else None
+                lookup = regs.get(1) if imm == lib.BPF_FUNC_map_lookup_elem else None
                 for clobbered in range(6):
                     regs.pop(clobbered, None)
                 if lookup and lookup[0] == "map":
                     regs[0] = ("value", lookup[1])
-            elif op == 0xBF:  # mov64 dst, src
+            elif op == _MOV64_REG:  # dst = src
                 if src in regs:
                     regs[dst] = regs[src]
                 else:
                     regs.pop(dst, None)
-            elif op & 0x07 not in (0x05, 0x06, 0x02, 0x03):  # writes dst (not a jump or a store)
+            elif op & 0x07 not in _NO_DST_WRITE:  # the class (low 3 bits) writes dst
                 regs.pop(dst, None)
             i += 1
     return found, helpers
