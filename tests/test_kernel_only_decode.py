@@ -63,7 +63,7 @@ def test_decode_every_kind(kinds):
     assert row == {
         "pid": 4242, "ts": 123456789012, "mode": "MODE_AUTO", "comm": "hello",
         "counts": [1, 2, 65535], "in.a": 513, "in.b": -5,
-        "u.word": 0x04030201, "u.bytes": [1, 2, 3, 4],
+        "u": {"word": 0x04030201},  # a union without a discriminator: its first largest member
         "flag_a": 1, "level": 5, "neg": 9, "sbits": -3, "ok": True,
         "err": "ENOENT", "sig": "SIGUSR1", "saddr": "127.0.0.1", "daddr_v6": "::1",
         "dport": 8080, "ret": "-EPERM",

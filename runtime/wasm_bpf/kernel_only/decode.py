@@ -10,13 +10,18 @@ from __future__ import annotations
 import errno as _errno
 import functools
 import ipaddress
+import itertools
+import os
 import signal as _signal
 import socket
 import struct
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from wasm_bpf.errors import WasmBpfError
 
+from . import syscalls
+from .symbols import KernelSymbols, UserSymbols
 from .types import Type
 
 
@@ -82,20 +87,55 @@ def decode(t: Type, data: bytes, bit_offset: int = 0, bit_size: int = 0) -> Any:
 
 
 # ---- columns -------------------------------------------------------------------------
-def columns(t: Type, prefix: str = "") -> List[Tuple[str, Type]]:
-    """The flat columns of a record type: nested structs and unions become
-    "outer.inner"; arrays (except those that are addresses or strings) stay one column."""
-    if t["kind"] not in ("struct", "union"):
-        return [(prefix or "value", t)]
-    out: List[Tuple[str, Type]] = []
+class Column(NamedTuple):
+    name: str  # "outer.inner"
+    type: Type
+    bit_offset: int
+    bit_size: int  # != 0: a bitfield
+
+
+def flatten(t: Type, prefix: str = "", base: int = 0,
+            unions: Optional[Dict[str, List[Column]]] = None) -> List[Column]:
+    """The flat columns of a record type: nested structs become "outer.inner" (an
+    anonymous one's fields merge into the parent); a union is one column (the member
+    its discriminator selects: docs/kernel-only.md, "Unions"), named by its member's
+    name, an anonymous one by its members' common leading words (saddr_v4/saddr_v6: "saddr");
+    arrays stay one column. `unions` collects, per union column, the integer and enum
+    columns beside it (where its discriminator is)."""
+    if t["kind"] != "struct":
+        return [Column(prefix or "value", t, base, 0)]
+    out: List[Column] = []
+    direct: List[Column] = []  # this struct's own integer and enum members
+    here: List[str] = []  # and its unions
+    taken = {m["name"] for m in t["members"] if m["name"]}
     for m in t["members"]:
-        name = f"{prefix}.{m['name']}" if prefix and m["name"] else (m["name"] or prefix)
         mt = m["type"]
-        if mt["kind"] in ("struct", "union") and not special_kind(m["name"], mt):
-            out.extend(columns(mt, name))
-        else:
-            out.append((name, mt))
+        name = f"{prefix}.{m['name']}" if prefix and m["name"] else (m["name"] or prefix)
+        if mt["kind"] == "union" and not m["name"] and not special_kind(name, mt):
+            words = os.path.commonprefix([x["name"].split("_") for x in mt["members"]])  # whole words
+            stem = "_".join(words) or "union"
+            unique, n = stem, 1
+            while unique in taken:
+                unique, n = f"{stem}{n}", n + 1
+            taken.add(unique)
+            name = f"{prefix}.{unique}" if prefix else unique
+        if mt["kind"] == "struct" and not special_kind(m["name"], mt):
+            out.extend(flatten(mt, name, base + m["bit_offset"], unions))
+            continue
+        col = Column(name, mt, base + m["bit_offset"], m["bit_size"])
+        out.append(col)
+        if mt["kind"] in ("int", "enum"):
+            direct.append(col)
+        elif mt["kind"] == "union" and not special_kind(name, mt):
+            here.append(name)
+    if unions is not None:
+        unions.update({name: direct for name in here})
     return out
+
+
+def columns(t: Type) -> List[Tuple[str, Type]]:
+    """(name, type) of each flat column (flatten)."""
+    return [(c.name, c.type) for c in flatten(t)]
 
 
 def pick(value: Any, column: str) -> Any:
@@ -195,21 +235,6 @@ def _signal_or_zero(v: int) -> Any:
 INT_FORMATS: Dict[str, Callable[[int], Any]] = {"port": int, "port_be": _port_be, "errno": _errno_name, "ret": _ret_name, "signal": _signal_or_zero}
 
 
-def column_offsets(t: Type, prefix: str = "", base: int = 0) -> Dict[str, int]:
-    """Bit offset of every flat column (for the formats that read raw bytes)."""
-    if t["kind"] not in ("struct", "union"):
-        return {prefix or "value": base}
-    out: Dict[str, int] = {}
-    for m in t["members"]:
-        name = f"{prefix}.{m['name']}" if prefix and m["name"] else (m["name"] or prefix)
-        mt = m["type"]
-        if mt["kind"] in ("struct", "union") and not special_kind(m["name"], mt):
-            out.update(column_offsets(mt, name, base + m["bit_offset"]))
-        else:
-            out[name] = base + m["bit_offset"]
-    return out
-
-
 _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
               (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
 
@@ -237,8 +262,13 @@ class Plan:
         self.needs_data = False
         for i, (name, ct) in enumerate(dec.columns):
             off, bits = dec._offsets[name], dec._bitsizes.get(name, 0)
-            direct = not (bits or off % 8 or off // 8 < pos or name in dec.by_family or name in dec.strings)
-            piece = self._piece(i, name, ct, dec.raw, env) if direct else None
+            direct = not (bits or off % 8 or off // 8 < pos or name in dec.by_family or name in dec.strings
+                          or name in dec.unions or name in dec.stacks)
+            if direct and name in dec.syscalls and _int_code(ct):
+                env[f"E{i}"] = dec.syscalls[name]
+                piece: Optional[Tuple[str, int, str, str]] = (_int_code(ct) or "", 1, f"E{i}.get({{0}}, {{0}})", "name")
+            else:
+                piece = self._piece(i, name, ct, dec.raw, env) if direct else None
             if piece is None:  # read from the bytes, as row() does
                 env[f"G{i}"] = functools.partial(dec._value, name, ct, off, bits)
                 exprs.append(f"G{i}(d)")
@@ -330,32 +360,108 @@ class Plan:
         return list(map(self.convert, *self.unpack(records)))
 
 
+# ---- what the options and the program say about columns (docs/kernel-only.md) ----------
+KSTACK_NAMES = frozenset({"kstack", "kern_stack", "kernel_stack", "kstack_id", "kstackid", "kern_stack_id",
+                          "kernel_stack_id", "kern_stackid", "stack", "stack_id", "stackid"})
+USTACK_NAMES = frozenset({"ustack", "user_stack", "ustack_id", "ustackid", "user_stack_id", "user_stackid"})
+PID_NAMES = ("tgid", "pid")  # whose user stack it is, in this order
+SYSCALL_NAMES = frozenset({"syscall", "syscall_id", "syscall_nr", "syscall_no", "sys_nr", "sys_id", "sysno"})
+SYSCALL_CTX_NAMES = frozenset({"id", "nr"})  # the raw_syscalls tracepoints' own name, in their programs only
+
+
+@dataclass
+class Hints:
+    """What a column means beyond its name and type, from the run's options and the
+    program: --union, --kstack/--ustack, --syscall-names (column names), whether the
+    program reads raw_syscalls (then `id` is a syscall number), and how to read a stack
+    id (the program's stack map)."""
+    unions: Dict[str, str] = field(default_factory=dict)  # union column -> discriminator column
+    kstacks: Set[str] = field(default_factory=set)
+    ustacks: Set[str] = field(default_factory=set)
+    syscalls: Set[str] = field(default_factory=set)
+    syscall_program: bool = False
+    stack_ids: Optional[Callable[[int], List[int]]] = None  # stack id -> addresses
+    _kernel: Optional[KernelSymbols] = None
+    _user: Optional[UserSymbols] = None
+
+    @property
+    def kernel(self) -> KernelSymbols:
+        if self._kernel is None:  # /proc/kallsyms read once, when a kernel stack is first printed
+            self._kernel = KernelSymbols()
+        return self._kernel
+
+    @property
+    def user(self) -> UserSymbols:
+        if self._user is None:
+            self._user = UserSymbols()
+        return self._user
+
+    def for_key(self) -> "Hints":
+        """The same hints for a map's key decoder, whose columns are named without the
+        "key." the printed table puts before them ("key" alone is "value")."""
+        def strip(names: Iterable[str]) -> Set[str]:
+            return {"value" if n == "key" else n[4:] for n in names if n == "key" or n.startswith("key.")}
+        out = Hints(unions={k: v for k, v in zip(strip(self.unions), strip(self.unions.values()))},
+                    kstacks=strip(self.kstacks), ustacks=strip(self.ustacks), syscalls=strip(self.syscalls),
+                    syscall_program=self.syscall_program, stack_ids=self.stack_ids)
+        out._kernel, out._user = self._kernel, self._user
+        return out
+
+
 class RecordDecoder:
     """Decodes records of one type into flat rows {column: value} (row), or a batch of
-    them into tuples in column order (values: the fast path the runner uses)."""
+    them into tuples in column order (values: the fast path the runner uses). `hints`
+    (the runner's) turn on stack symbolisation and syscall names."""
 
-    def __init__(self, t: Type, raw: bool = False) -> None:
-        if t["kind"] not in ("struct", "union"):
+    def __init__(self, t: Type, raw: bool = False, hints: Optional[Hints] = None) -> None:
+        if t["kind"] != "struct":
             t = {"kind": "struct", "name": t.get("name", ""), "size": t["size"],
                  "members": [{"name": "value", "type": t, "bit_offset": 0, "bit_size": 0}]}
         self.type = t
         self.raw = raw
-        self.columns = columns(t)
-        self._offsets = column_offsets(t)
-        self._bitsizes = _bit_sizes(t)
-        self._plan: Optional[Plan] = None
+        self.hints = hints
+        union_siblings: Dict[str, List[Column]] = {}
+        flat = self._flat = flatten(t, unions=union_siblings)
+        self._offsets = {c.name: c.bit_offset for c in flat}
+        self._bitsizes = {c.name: c.bit_size for c in flat if c.bit_size}
         # a 16-byte address beside an address family field holds IPv4 or IPv6, as it says
-        self._family = next(((ct, self._offsets[n]) for n, ct in self.columns if _leaf(n) in FAMILY_NAMES
-                             and ct["kind"] in ("int", "enum") and not self._bitsizes.get(n)), None)
-        self.by_family = {n for n, ct in self.columns
-                          if self._family and ct["size"] == 16 and special_kind(n, ct) == "ipv6"} if not raw else set()
+        self._family = next(((c.type, c.bit_offset) for c in flat if _leaf(c.name) in FAMILY_NAMES
+                             and c.type["kind"] in ("int", "enum") and not c.bit_size), None)
+        self.by_family = {c.name for c in flat
+                          if self._family and c.type["size"] == 16 and special_kind(c.name, c.type) == "ipv6"} if not raw else set()
         # NUL-separated strings (args), as many bytes as a sibling ARGS_size/args_len says
-        sizes = {_leaf(n): (ct, self._offsets[n]) for n, ct in self.columns
-                 if ct["kind"] == "int" and not self._bitsizes.get(n)}
-        self.strings = {n: sizes.get(f"{_leaf(n)}_size") or sizes.get(f"{_leaf(n)}_len") or sizes.get("args_size")
-                        for n, ct in self.columns if special_kind(n, ct) == "strings"} if not raw else {}
+        sizes = {_leaf(c.name): (c.type, c.bit_offset) for c in flat if c.type["kind"] == "int" and not c.bit_size}
+        self.strings = {c.name: sizes.get(f"{_leaf(c.name)}_size") or sizes.get(f"{_leaf(c.name)}_len")
+                        or sizes.get("args_size") for c in flat if special_kind(c.name, c.type) == "strings"} if not raw else {}
+        self.unions = {name: _Union(self, name, next(c.type for c in flat if c.name == name), siblings)
+                       for name, siblings in union_siblings.items()}
+        h = hints or Hints()
+        auto = hints is not None and not raw  # the name rules; the options apply always
+        self.stacks: Dict[str, str] = {}  # column -> "kernel" | "user"
+        self.syscalls: Dict[str, Dict[int, str]] = {}  # column -> the names of its numbers
+        syscall_names = SYSCALL_NAMES | (SYSCALL_CTX_NAMES if h.syscall_program else frozenset())
+        for c in flat:
+            leaf, is_int = _leaf(c.name), c.type["kind"] == "int" and not c.type.get("bool") and not c.bit_size
+            addrs = c.type["kind"] == "array" and c.type["elem"]["kind"] == "int" and c.type["elem"]["size"] == 8
+            if is_int or addrs:
+                if c.name in h.ustacks or (auto and leaf in USTACK_NAMES):
+                    self.stacks[c.name] = "user"
+                elif c.name in h.kstacks or (auto and leaf in KSTACK_NAMES):
+                    self.stacks[c.name] = "kernel"
+            if is_int and (c.name in h.syscalls or (auto and leaf in syscall_names)) and c.name not in self.stacks:
+                self.syscalls[c.name] = syscalls.names()
+        self._pid = next((c for leaf in PID_NAMES for c in flat if _leaf(c.name) == leaf
+                          and c.type["kind"] == "int" and not c.bit_size), None)
+        shown = {**{n: "union" for n in self.unions}, **self.stacks, **{n: "syscall" for n in self.syscalls}}
+        # the columns, a shown column's type marked (for its width in a table)
+        self.columns = [(c.name, dict(c.type, shown=shown[c.name]) if c.name in shown else c.type) for c in flat]
+        self._plan: Optional[Plan] = None
 
     def _value(self, name: str, ct: Type, off: int, bits: int, data: bytes) -> Any:
+        if name in self.unions:
+            return self.unions[name].value(data, off)
+        if name in self.stacks:
+            return self._stack(name, ct, off, data)
         if name in self.strings:
             raw = data[off // 8: off // 8 + ct["size"]]
             size = self.strings[name]
@@ -374,7 +480,31 @@ class RecordDecoder:
                 return socket.inet_ntoa(data[start:start + 4])
             return _ipv6(data[start:start + 16])
         v = decode(ct, data, off, bits)
+        if name in self.syscalls:
+            return self.syscalls[name].get(v, v)
         return v if self.raw else format_value(name, ct, v, data, off)
+
+    def _stack(self, name: str, ct: Type, off: int, data: bytes) -> Any:
+        """The stack's frames as `function+0xoff` (innermost first), from a stack id
+        (looked up in the stack map) or an array of addresses; [] for a negative id
+        (bpf_get_stackid failed: e.g. a kernel thread has no user stack)."""
+        h = self.hints or Hints()
+        if ct["kind"] == "int":
+            sid = decode(ct, data, off)
+            if sid >= 1 << 31:  # an unsigned field holding a negative id
+                sid -= 1 << (ct["size"] * 8)
+            if sid < 0:
+                return []
+            if h.stack_ids is None:
+                return sid
+            addrs = h.stack_ids(sid)
+        else:
+            addrs = decode(ct, data, off)
+        addrs = list(itertools.takewhile(bool, addrs))
+        if self.stacks[name] == "kernel":
+            return [h.kernel.name(a) for a in addrs]
+        pid = decode(self._pid.type, data, self._pid.bit_offset) if self._pid is not None else 0
+        return [h.user.name(pid, a) for a in addrs]
 
     def row(self, data: bytes) -> Dict[str, Any]:
         if len(data) < self.type["size"]:
@@ -404,13 +534,78 @@ class RecordDecoder:
         return self.plan.kinds
 
 
-def _bit_sizes(t: Type, prefix: str = "") -> Dict[str, int]:
-    out: Dict[str, int] = {}
-    for m in t.get("members", []):
-        name = f"{prefix}.{m['name']}" if prefix and m["name"] else (m["name"] or prefix)
-        mt = m["type"]
-        if mt["kind"] in ("struct", "union") and not special_kind(m["name"], mt):
-            out.update(_bit_sizes(mt, name))
-        elif m["bit_size"]:
-            out[name] = m["bit_size"]
+class _Union:
+    """One union column: which member to print, and that member's decoder. The rule,
+    first that applies (docs/kernel-only.md, "Unions"): --union NAME=FIELD; an enum
+    field beside the union whose constants name its members (EV_EXEC -> exec); an
+    address family field beside a union of a 4-byte and a 16-byte member; else the
+    largest member (the first of that size), which shows every byte."""
+
+    def __init__(self, dec: RecordDecoder, name: str, t: Type, siblings: List[Column]) -> None:
+        members = t["members"]
+        if not members:
+            raise DecodeError(f"union {name} has no members")
+        largest = max(range(len(members)), key=lambda i: (members[i]["type"]["size"], -i))
+        self.fallback = largest
+        self.by_value: Dict[Any, int] = {}  # discriminator value -> member
+        self.disc: Optional[Column] = None
+        given = dec.hints.unions.get(name) if dec.hints else None
+        if given is not None:
+            self.disc = next((c for c in siblings if c.name == given), None) or \
+                next((c for c in _all_ints(dec) if c.name == given), None)
+            if self.disc is None:
+                raise DecodeError(f"--union {name}={given}: {given} is not an integer or enum field of "
+                                  f"{dec.type.get('name') or 'the record'}")
+            self.by_value = _by_constant(self.disc.type, members) or {i: i for i in range(len(members))}
+        else:
+            for c in siblings:
+                found = _by_constant(c.type, members) if c.type["kind"] == "enum" else {}
+                if found:
+                    self.disc, self.by_value = c, found
+                    break
+            else:
+                sizes = [m["type"]["size"] for m in members]
+                if dec._family is not None and 4 in sizes and 16 in sizes:
+                    self.disc = Column("family", dec._family[0], dec._family[1], 0)
+                    v4 = sizes.index(4)
+                    self.by_value = {socket.AF_INET: v4, "AF_INET": v4}
+                    self.fallback = sizes.index(16)
+        # a struct member prints as {name: its fields}, any other as {name: value}
+        self.nested = [m["name"] if m["type"]["kind"] == "struct" else "" for m in members]
+        self.decoders = [RecordDecoder(m["type"], dec.raw, dec.hints) if m["type"]["kind"] == "struct" else
+                         RecordDecoder({"kind": "struct", "name": t.get("name", ""), "size": m["type"]["size"],
+                                        "members": [dict(m, bit_offset=0, name=m["name"] or "value")]},
+                                       dec.raw, dec.hints)
+                         for m in members]
+
+    def value(self, data: bytes, bit_offset: int) -> Dict[str, Any]:
+        i = self.fallback
+        if self.disc is not None:
+            i = self.by_value.get(decode(self.disc.type, data, self.disc.bit_offset, self.disc.bit_size), i)
+        dec = self.decoders[i]
+        start = bit_offset // 8
+        row = dec.row(data[start:start + dec.type["size"]])
+        return {self.nested[i]: row} if self.nested[i] else row
+
+
+def _by_constant(t: Type, members: List[Dict[str, Any]]) -> Dict[Any, int]:
+    """{enum value (and its name): member} for the constants that name a member: the
+    member's name, or the constant's last `_` part(s) (EV_EXEC, TYPE_OPEN_AT -> exec,
+    open_at), case-insensitive."""
+    if t["kind"] != "enum":
+        return {}
+    index = {m["name"].lower(): i for i, m in enumerate(members) if m["name"]}
+    out: Dict[Any, int] = {}
+    for const, value in t["values"]:
+        c = const.lower()
+        hit = index.get(c)
+        if hit is None:
+            hit = next((i for n, i in index.items() if c.endswith("_" + n)), None)
+        if hit is not None:
+            out.setdefault(value, hit)
+            out.setdefault(const, hit)  # decode() gives the name
     return out
+
+
+def _all_ints(dec: RecordDecoder) -> List[Column]:
+    return [c for c in dec._flat if c.type["kind"] in ("int", "enum")]

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import IO, Any, List, Optional, Tuple
+import struct
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from wasm_bpf._native import ffi, lib
-from wasm_bpf.maps import PERCPU_TYPES
+from wasm_bpf.maps import PERCPU_TYPES, MapInfo
 
-from .decode import RecordDecoder, decode, pick
+from .decode import Hints, RecordDecoder, columns, decode, pick
 from .output import writer
-from .spec import MapSpec
+from .spec import MapSpec, ObjectSpec, SpecError
 from .types import Type
 
 _ARRAYS = (lib.BPF_MAP_TYPE_ARRAY, lib.BPF_MAP_TYPE_PERCPU_ARRAY)
@@ -125,8 +126,9 @@ class MapPrinter:
     """Prints one map (histogram or table) on demand."""
 
     def __init__(self, spec: MapSpec, fd: int, key_size: int, value_size: int, fmt: str,
-                 clear_after: bool = False, hist: str = "", unit: str = "", raw: bool = False) -> None:
-        self.spec, self.fd, self.fmt, self.raw = spec, fd, fmt, raw
+                 clear_after: bool = False, hist: str = "", unit: str = "", raw: bool = False,
+                 hints: Optional[Hints] = None) -> None:
+        self.spec, self.fd, self.fmt, self.raw, self.hints = spec, fd, fmt, raw, hints
         self.key_size, self.value_size = key_size, value_size
         self.clear_after = clear_after
         member, mode = hist_member(spec.value)
@@ -186,8 +188,12 @@ class MapPrinter:
         if not hasattr(self, "_kdec"):
             raw_type = lambda size: {"kind": "array", "size": size, "count": size, "name": "",
                                      "elem": {"kind": "int", "size": 1, "signed": False, "name": "u8"}}
-            self._kdec = RecordDecoder(self.spec.key or raw_type(self.key_size), self.raw)
-            self._vdec = RecordDecoder(self.spec.value or raw_type(self.value_size), self.raw)
+            key_hints = self.hints.for_key() if self.hints else None
+            if key_hints and key_hints.syscall_program and not self.raw and "syscall" in self.spec.name.lower() and \
+                    self.spec.key is not None and self.spec.key["kind"] == "int":
+                key_hints.syscalls.add("value")  # a raw_syscalls program's syscall_counts: keyed by number
+            self._kdec = RecordDecoder(self.spec.key or raw_type(self.key_size), self.raw, key_hints)
+            self._vdec = RecordDecoder(self.spec.value or raw_type(self.value_size), self.raw, self.hints)
             kcols = [("key" if n == "value" else f"key.{n}", t) for n, t in self._kdec.columns]
             vcols = [(n, t) for n, t in self._vdec.columns]
             self._columns = kcols + vcols
@@ -218,12 +224,59 @@ _MAP_COL = {"kind": "array", "size": 16, "count": 16, "name": "char[16]",
             "elem": {"kind": "int", "size": 1, "signed": True, "char": True, "name": "char"}}
 
 
-def _cell(v: Any) -> str:
-    if isinstance(v, dict):
-        return " ".join(f"{k}={_cell(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return json.dumps(v, separators=(",", ":"))
-    return str(v)
-
-
 __all__ = ["MapPrinter", "format_hist", "hist_member", "RecordDecoder"]
+
+
+def stack_lookup(fd: int, value_size: int) -> Callable[[int], List[int]]:
+    """stack id -> the addresses a BPF_MAP_TYPE_STACK_TRACE map holds for it ([] when
+    the id is not there: the map was full, or the entry was replaced)."""
+    key, value = ffi.new("uint32_t *"), ffi.new("char[]", value_size)
+
+    def lookup(sid: int) -> List[int]:
+        key[0] = sid
+        if lib.bpf_map_lookup_elem_flags(fd, key, value, 0) != 0:
+            return []
+        return list(struct.unpack_from(f"<{value_size // 8}Q", ffi.buffer(value, value_size)))
+    return lookup
+
+
+SYSCALL_SECTIONS = ("tp/raw_syscalls/", "tracepoint/raw_syscalls/", "raw_tp/sys_", "raw_tracepoint/sys_",
+                    "tp_btf/sys_")
+
+
+def print_hints(ns: Any, spec: ObjectSpec) -> Hints:
+    """The decoders' Hints for a run, before the load: the options (each name checked
+    against the columns of the records and maps) and whether a program reads raw_syscalls."""
+    unions = {}
+    for item in ns.union:
+        name, sep, disc = item.partition("=")
+        if not sep or not name or not disc:
+            raise SpecError(f"--union {item!r}: expected UNION=FIELD (e.g. detail=kind)")
+        unions[name] = disc
+    known: Dict[str, str] = {}  # every column of the records and maps -> its kind
+    for m in spec.maps + spec.data_maps:
+        for t, prefix in ((m.record, ""), (m.key, "key"), (m.value, "")):
+            for n, ct in columns(t) if t is not None else []:
+                known[n if not prefix else (prefix if n == "value" else f"{prefix}.{n}")] = ct["kind"]
+    wanted = {"--union": ("union",), "--union FIELD": ("int", "enum"), "--kstack": ("int", "array"),
+              "--ustack": ("int", "array"), "--syscall-names": ("int",)}
+    for option, names in (("--union", list(unions)), ("--union FIELD", list(unions.values())),
+                          ("--kstack", ns.kstack), ("--ustack", ns.ustack), ("--syscall-names", ns.syscall_names)):
+        for n in names:
+            fields = ", ".join(f for f, k in sorted(known.items()) if k in wanted[option]) or "none"
+            if n not in known:
+                raise SpecError(f"{option} {n}: no field {n} in the records or maps of {spec.name} "
+                                f"(fields it could be: {fields})")
+            if known[n] not in wanted[option]:
+                raise SpecError(f"{option} {n}: {n} is not {' or '.join(wanted[option])} but {known[n]} "
+                                f"(fields it could be: {fields})")
+    return Hints(unions=unions, kstacks=set(ns.kstack), ustacks=set(ns.ustack), syscalls=set(ns.syscall_names),
+                 syscall_program=any(p.section.startswith(SYSCALL_SECTIONS) for p in spec.programs))
+
+
+def read_stacks(hints: Hints, spec: ObjectSpec, fd_of: Callable[[str], int]) -> None:
+    """Stack ids are looked up in the program's stack map (the first, when it has several)."""
+    stack_maps = [m for m in spec.maps if m.type == lib.BPF_MAP_TYPE_STACK_TRACE]
+    if stack_maps:
+        fd = fd_of(stack_maps[0].name)
+        hints.stack_ids = stack_lookup(fd, MapInfo.of_fd(fd).value_size)

@@ -16,10 +16,16 @@ from .decode import Plan, special_kind
 from .types import Type
 
 _SPECIAL_WIDTH = {"strings": 32, "ipv4": 15, "ipv6": 39, "port": 5, "port_be": 5, "errno": 8, "ret": 8, "signal": 9}
+_SHOWN_WIDTH = {"kernel": 40, "user": 40, "syscall": 16}
 _INT_WIDTH = {1: 4, 2: 6, 4: 10, 8: 20}
 
 
 def type_width(column: str, t: Type) -> int:
+    shown = t.get("shown")  # the decoder's mark: a union, a stack, a syscall number
+    if shown == "union":  # "member=value"
+        return min(max(len(m["name"]) + 1 + type_width(m["name"], m["type"]) for m in t["members"]), 40)
+    if shown:
+        return _SHOWN_WIDTH[shown]
     kind = special_kind(column, t)
     if kind:
         return _SPECIAL_WIDTH[kind]
@@ -43,7 +49,9 @@ def type_width(column: str, t: Type) -> int:
 def _text(v: Any) -> str:
     if v.__class__ is str:
         return v
-    if isinstance(v, (list, dict)):
+    if isinstance(v, dict):  # a union's member: "name=value", or "name: a=1 b=2" for a struct's fields
+        return " ".join(f"{k}: {_text(x)}" if isinstance(x, dict) else f"{k}={_text(x)}" for k, x in v.items())
+    if isinstance(v, list):
         return json.dumps(v, separators=(",", ":"))
     if isinstance(v, float):
         return f"{v:g}"
@@ -228,3 +236,17 @@ FORMATS = {"table": TableWriter, "json": JsonWriter, "csv": CsvWriter}
 
 def writer(fmt: str, out: IO[str], columns: List[Tuple[str, Type]], timestamps: bool = True) -> Writer:
     return FORMATS[fmt](out, columns, timestamps)
+
+
+def add_options(group: Any) -> None:
+    """The options that say what a column holds (docs/kernel-only.md), on the runner's
+    "output" argument group."""
+    group.add_argument("--union", action="append", default=[], metavar="UNION=FIELD",
+                       help="print the member of union column UNION that the integer or enum FIELD selects "
+                            "(an enum constant naming a member, else the member's position)")
+    group.add_argument("--kstack", action="append", default=[], metavar="FIELD",
+                       help="FIELD is a kernel stack: a stack id (bpf_get_stackid) or an address array")
+    group.add_argument("--ustack", action="append", default=[], metavar="FIELD",
+                       help="FIELD is a user stack of the record's tgid/pid")
+    group.add_argument("--syscall-names", action="append", default=[], metavar="FIELD",
+                       help="FIELD is a syscall number: print its name (a map's key: key)")

@@ -32,9 +32,9 @@ from wasm_bpf.sandbox import Sandbox
 from . import flags as F
 from .clang import compile_bpf
 from . import package as P
-from .decode import RecordDecoder
-from .mapprint import MapPrinter, hist_member
-from .output import Writer, writer
+from .decode import Hints, RecordDecoder
+from .mapprint import MapPrinter, hist_member, print_hints, read_stacks
+from .output import Writer, add_options, writer
 from .spec import TABLE_MAP_TYPES, MapSpec, ObjectSpec, SpecError, inspect
 from .variants import Choice, choose
 
@@ -132,6 +132,7 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
                           "default: histograms only, or every hash/array map and the globals when the "
                           "program has no event buffer and no histogram)")
     out.add_argument("--clear", action="store_true", help="clear printed maps after each interval")
+    add_options(out)  # --union, --kstack/--ustack, --syscall-names
     run = parser.add_argument_group("run")
     run.add_argument("--attach", action="append", default=[], metavar="PROG=TARGET",
                      help="attach target of a program (XDP interface, cgroup path, binary:function)")
@@ -389,8 +390,10 @@ class _TracePipe:
         os.close(self.fd)
 
 
-def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace,
-                  fmt: str, out: IO[str]) -> Tuple[List[_Drain], List[MapPrinter]]:
+def _open_outputs(obj: BpfObject, spec: ObjectSpec, hints: Hints, outputs: _Outputs,
+                  samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace, fmt: str,
+                  out: IO[str]) -> Tuple[List[_Drain], List[MapPrinter]]:
+    read_stacks(hints, spec, obj.map_fd)
     drains = []
     writers: Dict[Tuple[str, ...], Writer] = {}  # buffers with the same columns share a table
     for m in outputs.buffers:
@@ -399,7 +402,7 @@ def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str
             buffer = obj.buffer(obj.map_fd(m.name), PERF_PAGES)
         except HostCallError as e:
             raise RunError(f"cannot read events of map {m.name}: {os.strerror(e.errno)}") from None
-        dec = RecordDecoder(m.record, raw=ns.raw)
+        dec = RecordDecoder(m.record, raw=ns.raw, hints=hints)
         key = tuple(c for c, _ in dec.columns)
         if key not in writers:
             writers[key] = writer(fmt, out, dec.columns, not ns.no_timestamp)
@@ -411,7 +414,8 @@ def _open_outputs(obj: BpfObject, outputs: _Outputs, samples: Dict[str, Dict[str
         hist = {"log2_hist": "log2", "linear_hist": "linear"}.get(sample.get("type", ""), "")
         printers.append(MapPrinter(m, info.fd, info.key_size, info.value_size, fmt,
                                    clear_after=ns.clear or bool(sample.get("clear_map")),
-                                   hist=hist, unit=sample.get("unit", "") or hist_unit(m, ns), raw=ns.raw))
+                                   hist=hist, unit=sample.get("unit", "") or hist_unit(m, ns), raw=ns.raw,
+                                   hints=hints))
     if fmt == "table" and len(drains) == 1 and not printers:  # else the header comes with the first record
         drains[0].out.header()
         drains[0].out.started = True
@@ -477,6 +481,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
             err.write(f"wasm-bpf: note: not running {name}: {why}\n")
     samples = pkg.samples if pkg else {}
     outputs = _choose_outputs(spec, samples, ns, err)
+    hints = print_hints(ns, spec)  # bad print options fail before anything is loaded
     if spec.trace_printk and not ns.trace_pipe and not outputs.buffers:
         err.write(f"wasm-bpf: note: {spec.name} writes its output with bpf_printk() to the kernel's trace_pipe: "
                   "--trace-pipe prints it\n")
@@ -488,7 +493,7 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     status = 0
     try:
         obj = _load_and_attach(spec, elf, targets, choice, sizes)
-        drains, printers = _open_outputs(obj, outputs, samples, ns, fmt, out)
+        drains, printers = _open_outputs(obj, spec, hints, outputs, samples, ns, fmt, out)
         if ns.trace_pipe:
             pipe = _TracePipe(out, fmt)
         if attached is not None:
