@@ -156,11 +156,15 @@ def test_package_round_trip(kinds, tmp_path):
     path = tmp_path / "kinds.json"
     path.write_text(P.write(kinds))
     doc = json.loads(path.read_text())
-    assert doc["bpf_object_size"] == len(kinds.elf)
     assert doc["meta"]["export_types"][0]["name"] == "record"
     assert {p["name"] for p in doc["meta"]["bpf_skel"]["progs"]} == {"on_getppid", "hist_getppid"}
     pkg = P.read(path.read_text(), str(path))
-    assert pkg.elf == kinds.elf and pkg.records["events"] == kinds.map("events").record
+    # the object without its DWARF: the same programs, maps and flags
+    assert doc["bpf_object_size"] == len(pkg.elf) < len(kinds.elf)
+    assert pkg.records["events"] == kinds.map("events").record
+    again = S.inspect(pkg.elf, "kinds.bpf.o")
+    assert again.programs == kinds.programs and again.globals == kinds.globals
+    assert [(m.name, m.key, m.value) for m in again.maps] == [(m.name, m.key, m.value) for m in kinds.maps]
 
 
 def test_eunomia_package_flags_and_event_type(kinds, tmp_path, capsys):

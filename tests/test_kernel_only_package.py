@@ -136,3 +136,70 @@ def test_fuzz_random_changes_are_used_or_refused_in_one_line(valid, tmp_path, da
         use(json.dumps(doc), tmp_path)
     except SpecError as exc:
         assert "\n" not in str(exc)
+
+
+# ---- size (issue 14): at most 1.5x what ecc makes of the same program -----------------------
+@pytest.fixture(scope="module")
+def coresize(tmp_path_factory):
+    """tests/kernel_only_fixtures/coresize.bpf.c (CO-RE, vmlinux.h) as `wasm-bpf run`
+    builds it (clang -g -O2), and its package."""
+    d = tmp_path_factory.mktemp("coresize")
+    full = R.build_object(FIXTURES / "coresize.bpf.c")
+    out = d / "coresize.json"
+    assert R.package_command(str(FIXTURES / "coresize.bpf.c"), str(out)) == 0
+    return full, out
+
+
+def test_package_is_at_most_1_5x_ecc(coresize, tmp_path):
+    """ecc's package of a program holds its object after `llvm-strip -g`, zlib-compressed
+    and base64-encoded, plus a JSON skeleton: estimated here as that object's encoding
+    plus our package's "meta" (the same skeleton keys)."""
+    import shutil
+    full, out = coresize
+    strip = shutil.which("llvm-strip-19") or shutil.which("llvm-strip")
+    if strip is None:
+        pytest.skip("llvm-strip is not installed")
+    (tmp_path / "full.bpf.o").write_bytes(full)
+    subprocess.run([strip, "-g", str(tmp_path / "full.bpf.o"), "-o", str(tmp_path / "ecc.bpf.o")], check=True)
+    doc = json.loads(out.read_text())
+    ecc = len(base64.b64encode(zlib.compress((tmp_path / "ecc.bpf.o").read_bytes(), 9))) + len(json.dumps(doc["meta"]))
+    size = out.stat().st_size
+    assert size <= 1.5 * ecc, (size, ecc)
+    elf = zlib.decompress(base64.b64decode(doc["bpf_object"]))
+    assert b".debug_info" not in elf and b".BTF.ext" in elf and doc["bpf_object_size"] == len(elf)
+    assert len(full) > 10 * size  # the DWARF of vmlinux.h is what is left out
+
+
+def run_getppid(path):
+    """Runs a package of coresize.bpf.c for this process's getppid(); its JSON records."""
+    import io
+    import os
+    import threading
+    import time
+    out, err = io.StringIO(), io.StringIO()
+    attached = threading.Event()
+    done = threading.Thread(target=lambda: R.run(str(path), ["--json", "--timeout", "2", "--targ-tgid", str(os.getpid())],
+                                                 out, err, attached=lambda *_: attached.set()))
+    done.start()
+    assert attached.wait(30), err.getvalue()
+    os.getppid()
+    time.sleep(0.3)
+    done.join(30)
+    return [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["slim", "old-uncompressed-with-dwarf"])
+def test_package_runs_with_events(coresize, tmp_path, old):
+    """The slim package runs and decodes its records; so does one in the old form (the
+    whole object, DWARF and all, base64 without zlib)."""
+    import os
+    full, out = coresize
+    path = out
+    if old:
+        doc = json.loads(out.read_text())
+        doc["bpf_object"], doc["bpf_object_size"] = base64.b64encode(full).decode(), len(full)
+        path = tmp_path / "old.json"
+        path.write_text(json.dumps(doc))
+    records, err = run_getppid(path)
+    mine = [r for r in records if r["tgid"] == os.getpid()]
+    assert mine and mine[0]["parent_tgid"] == os.getppid(), (records, err)

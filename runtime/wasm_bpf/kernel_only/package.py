@@ -11,7 +11,8 @@ The layout follows eunomia-bpf's package.json, so each tool reads the other's fi
    "wasm_bpf": {"format": 1, "records": {MAP: TYPE}, "attach": {PROG: TARGET}}}
 
 "wasm_bpf" is ours: the record type of each buffer as a full type description
-(types.py), so a package runs even when the object's DWARF is gone. Read from an
+(types.py), so the package runs without the object's DWARF, which is left out (slim):
+DWARF of a CO-RE program holds all of vmlinux.h's types and made packages ~13x larger. Read from an
 eunomia file: the object, export_types[0].name as the record type, the rodata
 variables' "value" (default) and "cmdarg" (long name, help), and each map's "sample"
 (interval, "log2_hist" / "linear_hist" / "default_kv", clear_map)."""
@@ -20,8 +21,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import shutil
+import subprocess
+import tempfile
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 from . import schema
@@ -42,8 +47,33 @@ class Package:
     attach: Dict[str, str] = field(default_factory=dict)
 
 
+def slim(elf: bytes, what: str) -> bytes:
+    """The object as it runs: libbpf's static linker (`bpftool gen object`) leaves out
+    DWARF (.debug_* and their relocations) and .llvm_addrsig and deduplicates BTF; code,
+    maps, globals, symbols, BTF and .BTF.ext (line info, CO-RE relocations) stay. It
+    runs in its own process, so an object libbpf 1.1 mishandles cannot take the host down."""
+    bpftool = shutil.which("bpftool") or shutil.which("/usr/sbin/bpftool")
+    if bpftool is None:
+        raise SpecError("wasm-bpf package needs bpftool (libbpf's linker) to leave DWARF out of the package: "
+                        "install it (apt-get install bpftool)")
+    with tempfile.TemporaryDirectory(prefix="wasm-bpf-pkg-") as tmp:
+        src, dst = Path(tmp) / "in.bpf.o", Path(tmp) / "out.bpf.o"
+        src.write_bytes(elf)
+        try:
+            proc = subprocess.run([bpftool, "gen", "object", str(dst), str(src)], capture_output=True, text=True,
+                                  timeout=120)
+        except subprocess.TimeoutExpired:
+            raise SpecError(f"{what}: bpftool gen object took over 120 s") from None
+        if proc.returncode != 0 or not dst.is_file():
+            why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise SpecError(f"{what}: libbpf's linker (bpftool gen object) refused the object: {why}")
+        return dst.read_bytes()
+
+
 def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
-    elf = spec.elf
+    """The package of an inspected object: the record types come from the full object
+    (its DWARF), the stored object is slim()."""
+    elf = slim(spec.elf, spec.name)
     records = {m.name: m.record for m in spec.buffers() if m.record is not None}
     export_types = []
     for t in {json.dumps(r, sort_keys=True): r for r in records.values()}.values():
