@@ -15,7 +15,6 @@ The record type of a buffer, first match wins (docs/kernel-only.md):
 from __future__ import annotations
 
 import io
-import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from elftools.elf.sections import SymbolTableSection
 from wasm_bpf._native import ffi, lib, programs_in
 from wasm_bpf.errors import WasmBpfError
 from wasm_bpf.helpers import CALL, INSN_SIZE, LD_IMM64
+from wasm_bpf.objspec import object_name
 from wasm_bpf.policy import map_type_name
 from wasm_bpf_sdk import btf as B
 
@@ -125,7 +125,7 @@ def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[
     """The spec of a BPF object (no kernel needed)."""
     elf = _elf(elf_bytes, what)
     with object_btf(elf, what) as btf:
-        spec = ObjectSpec(name=_object_name(what), elf=elf_bytes)
+        spec = ObjectSpec(name=object_name(what), elf=elf_bytes)
         spec.programs = _programs(elf_bytes, what)
         spec.maps = _maps(btf)
         spec.globals = _rodata_globals(elf, btf)
@@ -134,14 +134,6 @@ def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[
         spec.trace_printk = bool(helpers & _HELPERS_TRACE_PRINTK)
         _record_types(spec, elf, btf, what, event_type, header, outputs)
     return spec
-
-
-def _object_name(what: str) -> str:
-    base = os.path.basename(what)
-    for suffix in (".bpf.o", ".o", ".bpf.c", ".json"):
-        if base.endswith(suffix):
-            return base[: -len(suffix)]
-    return base
 
 
 def _programs(elf_bytes: bytes, what: str) -> List[ProgramSpec]:
