@@ -101,7 +101,7 @@ def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
         },
         "wasm_bpf": {"format": FORMAT, "records": records},
     }
-    return json.dumps(doc, indent=1) + "\n"
+    return json.dumps(doc, separators=(",", ":")) + "\n"  # compact: the size is the point
 
 
 def read(text: str, what: str) -> Package:
