@@ -227,3 +227,13 @@ def test_bad_print_options_one_line(built, capsys, args, message):
     assert run(str(built[0]), ["--timeout", "0", "--attach", f"on_leaf={built[1]}:koprint_leaf", *args]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("wasm-bpf: error: ") and message in err, err
+
+
+@pytest.mark.unit
+def test_options_reach_a_maps_key_decoder():
+    """A map's key columns print as "key"/"key.NAME"; the options name them so, and the
+    key's decoder (which names them "value"/"NAME") gets them, sharing the run's symbols."""
+    h = D.Hints(unions={"key.u": "key.kind", "v": "kind"}, kstacks={"key.ks", "ks"}, syscalls={"key"})
+    k = h.for_key()
+    assert k.unions == {"u": "kind"} and k.kstacks == {"ks"} and k.syscalls == {"value"}
+    assert k.symbols is h.symbols

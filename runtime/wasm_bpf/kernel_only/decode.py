@@ -369,6 +369,27 @@ SYSCALL_NAMES = frozenset({"syscall", "syscall_id", "syscall_nr", "syscall_no", 
 SYSCALL_CTX_NAMES = frozenset({"id", "nr"})  # the raw_syscalls tracepoints' own name, in their programs only
 
 
+class Symbols:
+    """The symbol tables of one run, each read when first needed: /proc/kallsyms when the
+    first kernel stack is printed, a process's maps and files when its first user stack is."""
+
+    def __init__(self) -> None:
+        self._kernel: Optional[KernelSymbols] = None
+        self._user: Optional[UserSymbols] = None
+
+    @property
+    def kernel(self) -> KernelSymbols:
+        if self._kernel is None:
+            self._kernel = KernelSymbols()
+        return self._kernel
+
+    @property
+    def user(self) -> UserSymbols:
+        if self._user is None:
+            self._user = UserSymbols()
+        return self._user
+
+
 @dataclass
 class Hints:
     """What a column means beyond its name and type, from the run's options and the
@@ -381,31 +402,19 @@ class Hints:
     syscalls: Set[str] = field(default_factory=set)
     syscall_program: bool = False
     stack_ids: Optional[Callable[[int], List[int]]] = None  # stack id -> addresses
-    _kernel: Optional[KernelSymbols] = None
-    _user: Optional[UserSymbols] = None
-
-    @property
-    def kernel(self) -> KernelSymbols:
-        if self._kernel is None:  # /proc/kallsyms read once, when a kernel stack is first printed
-            self._kernel = KernelSymbols()
-        return self._kernel
-
-    @property
-    def user(self) -> UserSymbols:
-        if self._user is None:
-            self._user = UserSymbols()
-        return self._user
+    symbols: Symbols = field(default_factory=Symbols)
 
     def for_key(self) -> "Hints":
         """The same hints for a map's key decoder, whose columns are named without the
         "key." the printed table puts before them ("key" alone is "value")."""
+        def key(name: str) -> str:
+            return "value" if name == "key" else name[4:] if name.startswith("key.") else ""
+
         def strip(names: Iterable[str]) -> Set[str]:
-            return {"value" if n == "key" else n[4:] for n in names if n == "key" or n.startswith("key.")}
-        out = Hints(unions={k: v for k, v in zip(strip(self.unions), strip(self.unions.values()))},
-                    kstacks=strip(self.kstacks), ustacks=strip(self.ustacks), syscalls=strip(self.syscalls),
-                    syscall_program=self.syscall_program, stack_ids=self.stack_ids)
-        out._kernel, out._user = self._kernel, self._user
-        return out
+            return {key(n) for n in names if key(n)}
+        return Hints(unions={key(u): key(f) for u, f in self.unions.items() if key(u) and key(f)},
+                     kstacks=strip(self.kstacks), ustacks=strip(self.ustacks), syscalls=strip(self.syscalls),
+                     syscall_program=self.syscall_program, stack_ids=self.stack_ids, symbols=self.symbols)
 
 
 class RecordDecoder:
@@ -502,9 +511,9 @@ class RecordDecoder:
             addrs = decode(ct, data, off)
         addrs = list(itertools.takewhile(bool, addrs))
         if self.stacks[name] == "kernel":
-            return [h.kernel.name(a) for a in addrs]
+            return [h.symbols.kernel.name(a) for a in addrs]
         pid = decode(self._pid.type, data, self._pid.bit_offset) if self._pid is not None else 0
-        return [h.user.name(pid, a) for a in addrs]
+        return [h.symbols.user.name(pid, a) for a in addrs]
 
     def row(self, data: bytes) -> Dict[str, Any]:
         if len(data) < self.type["size"]:
