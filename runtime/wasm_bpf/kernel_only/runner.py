@@ -10,12 +10,13 @@ import os
 import platform
 import re
 import select
+import shlex
 import signal
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -46,7 +47,30 @@ class RunError(WasmBpfError):
     pass
 
 
-def build_object(src: Path, verbose: bool = False) -> bytes:
+@dataclass
+class Build:
+    """How a .bpf.c is compiled: -I DIR (repeatable) and --cflags."""
+
+    includes: List[str] = field(default_factory=list)
+    cflags: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.includes or self.cflags)
+
+    def dirs(self) -> List[Path]:
+        for d in self.includes:
+            if not os.path.isdir(d):
+                raise SpecError(f"-I {d}: no such directory")
+        return [Path(d).resolve() for d in self.includes]
+
+    def flags(self) -> List[str]:
+        try:
+            return shlex.split(self.cflags)
+        except ValueError as e:
+            raise SpecError(f"--cflags {self.cflags!r}: {e} (quote it as a shell would)") from None
+
+
+def build_object(src: Path, verbose: bool = False, build: Optional[Build] = None) -> bytes:
     """Compiles prog.bpf.c (CO-RE, -g: BTF and DWARF kept, so record types are found)."""
     from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, is_bpf_source, vmlinux_header
 
@@ -55,6 +79,8 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
         bpf = sibling.name if sibling.is_file() else "X.bpf.c"
         raise RunError(f"{src} has no BPF program (no SEC(...)): if it is the user-space half of a wasm-bpf "
                        f"program, build it with `wasm-bpf build {bpf} {src.name}` and run the .wasm")
+    build = build or Build()
+    dirs, cflags = build.dirs(), build.flags()
     cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
     try:
         vmlinux = vmlinux_header(cfg)
@@ -63,7 +89,7 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
     arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-ko-") as tmp:
         obj = Path(tmp) / "prog.bpf.o"
-        compile_bpf(cfg.clang, src, obj, vmlinux.parent, [f"-D__TARGET_ARCH_{arch}"], verbose=verbose)
+        compile_bpf(cfg.clang, src, obj, vmlinux.parent, [f"-D__TARGET_ARCH_{arch}"], dirs, verbose, cflags)
         return obj.read_bytes()
 
 
@@ -75,9 +101,12 @@ def _header_for(path: Path) -> Optional[Path]:
     return None
 
 
-def load_input(path: str, event_type: str = "", verbose: bool = False) -> Tuple[ObjectSpec, Optional[P.Package]]:
-    """The spec of a .bpf.o, a .bpf.c (built first) or a package, with its annotations
-    (the source's or the package's) checked and their flag defaults applied."""
+def load_input(path: str, event_type: str = "", verbose: bool = False,
+               build: Optional[Build] = None) -> Tuple[ObjectSpec, Optional[P.Package]]:
+    """The spec of a .bpf.o, a .bpf.c (built first, as `build` says) or a package, with
+    its annotations (the source's or the package's) checked and their flag defaults applied."""
+    if build and not path.endswith(".c"):
+        raise SpecError(f"-I and --cflags build a .bpf.c source; {path} is already built")
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -87,7 +116,7 @@ def load_input(path: str, event_type: str = "", verbose: bool = False) -> Tuple[
     ann = A.Annotations()
     if path.endswith(".c"):
         ann = A.parse_source(data.decode(errors="replace"), p.name)  # before the build: its errors come first
-        data = build_object(p, verbose)
+        data = build_object(p, verbose, build)
     elif P.is_package(data):
         pkg = P.read(data.decode(errors="replace"), path)
         data = pkg.elf
@@ -129,13 +158,13 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
         description=(f"{spec.name}: {about}\n\n" if about else "") +
                     f"Run {spec.name}: attach its programs and print what it outputs.\n"
                     f"programs: {progs}\nevent buffers: {bufs}")
+    _add_early(parser)
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="fmt", action="store_const", const="json", help="JSON lines")
     fmt.add_argument("--csv", dest="fmt", action="store_const", const="csv", help="CSV with a header row")
     out.add_argument("--no-timestamp", action="store_true", help="no time column")
     out.add_argument("--raw", action="store_true", help="numbers as they are (no errno/signal/address names)")
-    out.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
     out.add_argument("--interval", type=float, metavar="S",
                      help="print maps every S seconds (default: a map's /// @sample interval, else 1)")
     out.add_argument("--map", dest="maps", action="append", default=[], metavar="NAME",
@@ -160,13 +189,44 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
                            help="attach the tc and XDP programs to this interface (over /// @tchook, @ifindex)")
         where.add_argument("--ifindex", type=int, metavar="N", help="the same, by interface index")
     run.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
-    run.add_argument("-v", "--verbose", action="store_true", help="libbpf's log and how records were typed")
     try:
         F.add_to_parser(parser, flags)
     except argparse.ArgumentError as e:  # a global's flag spelled like an option of ours
         raise SpecError(f"the program's flag {e.argument_name} is also an option of wasm-bpf run: rename it "
                         "with /// @cmdarg {\"long\": \"...\"} on the global") from None
     return parser
+
+
+def _add_early(parser: argparse.ArgumentParser) -> None:
+    """The options needed before the parser of a program exists: they build it and
+    decide its record types."""
+    early = parser.add_argument_group("build and record type (read before the program is opened)")
+    early.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
+    early.add_argument("-I", dest="includes", action="append", default=[], metavar="DIR",
+                       help="a .bpf.c may include headers from DIR too (repeatable)")
+    early.add_argument("--cflags", default="", metavar="FLAGS",
+                       help="more clang flags for a .bpf.c (e.g. '-DDEBUG -mcpu=v2'; default -mcpu: what the "
+                            "kernel supports)")
+    early.add_argument("-v", "--verbose", action="store_true",
+                       help="libbpf's log, the compile command, and where things were found")
+
+
+def _early_options(args: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(prog="wasm-bpf run", add_help=False, allow_abbrev=False)
+    _add_early(parser)
+    return parser.parse_known_args(list(args))[0]
+
+
+def _glued(args: Sequence[str]) -> List[str]:
+    """`--cflags VALUE` as `--cflags=VALUE`: argparse takes a VALUE that starts with
+    `-` ("-DDEBUG") for an option otherwise."""
+    out: List[str] = []
+    for a in args:
+        if out and out[-1] == "--cflags":
+            out[-1] = "--cflags=" + a
+        else:
+            out.append(a)
+    return out
 
 
 class _Stop:
@@ -190,15 +250,10 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
     `attached` is called with the object and its spec once every program is attached."""
     out = out or sys.stdout
     err = err or sys.stderr
-    args = [a for a in args if a != "--"]
-    event_type = ""
-    for i, a in enumerate(args):  # needed before the parser exists: it decides the record types
-        if a == "--event-type" and i + 1 < len(args):
-            event_type = args[i + 1]
-        elif a.startswith("--event-type="):
-            event_type = a.split("=", 1)[1]
+    args = _glued([a for a in args if a != "--"])
     try:
-        spec, pkg = load_input(path, event_type, verbose)
+        early = _early_options(args)
+        spec, pkg = load_input(path, early.event_type or "", verbose or early.verbose, Build(early.includes, early.cflags))
         if not spec.programs:  # it would attach nothing and print nothing, until Ctrl-C
             raise SpecError(f"{path} has no BPF programs (functions in a SEC(\"...\") section): nothing to run")
         flags = F.flags_of(spec.globals, spec.annotations.flag_overrides() if spec.annotations else None)
@@ -562,10 +617,10 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
 
 
 def package_command(path: str, output: Optional[str], event_type: str = "", verbose: bool = False,
-                    err: Optional[IO[str]] = None) -> int:
+                    err: Optional[IO[str]] = None, build: Optional[Build] = None) -> int:
     err = err or sys.stderr
     try:
-        spec, _pkg = load_input(path, event_type, verbose)
+        spec, _pkg = load_input(path, event_type, verbose, build)
         text = P.write(spec)
     except (SpecError, RunError) as e:
         print(f"wasm-bpf: error: {e}", file=err)
