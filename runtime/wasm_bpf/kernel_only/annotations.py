@@ -326,7 +326,7 @@ def _check_attach(notes: Dict[str, Note], p: ProgramSpec, own: bool) -> None:
 
 
 def _check_cmdarg(note: Note) -> None:
-    cmd = _object(note, "cmdarg", {"default": object, "long": str, "short": str, "help": str})
+    cmd = _object(note, "cmdarg", {"default": (int, str, bool, float), "long": str, "short": str, "help": str})
     if "long" in cmd and not _LONG.fullmatch(cmd["long"]):
         raise _bad(note, "cmdarg", f"long {cmd['long']!r} is not a flag name (letters, digits, - and _)")
     if "short" in cmd and not _SHORT.fullmatch(cmd["short"]):
@@ -364,8 +364,9 @@ def interface_name(index: int, where: str) -> str:
                         "give --ifname NAME or --ifindex N") from None
 
 
-def _interfaces() -> str:
-    return ", ".join(f"{name}={i}" for i, name in socket.if_nameindex())
+def _interfaces(most: int = 8) -> str:
+    names = [f"{name}={i}" for i, name in socket.if_nameindex()]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def override_interface(ifname: Optional[str], ifindex: Optional[int]) -> Optional[str]:
