@@ -249,7 +249,8 @@ WRONG = [
      "netcount.bpf.c:21: /// @sample {\"type\": \"pie\"}: type must be one of log2_hist, linear_hist, default_kv"),
     ('/// @sample {"interval": 300, "type": "default_kv"}', '/// @cmdarg {"long": "x"}',
      "netcount.bpf.c:21: /// @cmdarg must come right before a const volatile global"),
-    ("static __always_inline void count_if_ours", '/// @tchook {"ifindex": 1}\nstatic __always_inline void count_if_ours',
+    ("static __always_inline void count_if_ours",
+     '/// @tchook {"ifindex": 1}\nstatic __always_inline void count_if_ours',
      "netcount.bpf.c:29: attach annotations on count_if_ours(), which is not a BPF program"),
 ]
 
@@ -275,3 +276,37 @@ def test_absent_interface_is_one_line(tmp_path, args, message):
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("wasm-bpf: error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert message in proc.stderr, proc.stderr
+
+
+BOOL_SOURCE = """\
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+const volatile __u32 targ_tgid = 0;
+/// @cmdarg {"default": true, "short": "c", "long": "count"}
+/// @description count getppid() calls
+const volatile _Bool counting = 0;
+__u64 calls = 0;
+SEC("tp/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+	if (counting && bpf_get_current_pid_tgid() >> 32 == targ_tgid)
+		__sync_fetch_and_add(&calls, 1);
+	return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("args, calls", [([], 3), (["--no-count"], None), (["--disable-count"], None)])
+def test_cmdarg_default_sets_the_global(tmp_path, args, calls):
+    """@cmdarg's default (true) is written into .rodata: the program counts unless
+    --no-count clears it; the description is the switch's help."""
+    src = tmp_path / "boolflag.bpf.c"
+    src.write_text(BOOL_SOURCE)
+    assert "--no-count, --disable-count\n                        count getppid() calls" in help_of(src).stdout
+    rc, out, err = ko_run(src, ["--json", "--targ-tgid", str(os.getpid()), *args],
+                          lambda: [os.getppid() for _ in range(3)], settle=0.3)
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert (rows[-1]["calls"] if rows else None) == calls, out

@@ -60,7 +60,7 @@ class Annotations:
     variables: Dict[str, Dict[str, Note]] = field(default_factory=dict)
     maps: Dict[str, Dict[str, Note]] = field(default_factory=dict)
     file_level: Dict[str, Note] = field(default_factory=dict)  # attach notes for every tc/XDP program
-    helpers: Dict[str, str] = field(default_factory=dict)  # function -> where, for functions with attach notes
+    attached_functions: Dict[str, str] = field(default_factory=dict)  # a function with attach notes -> where
 
     def samples(self) -> Dict[str, Dict[str, Any]]:
         return {m: n["sample"].value for m, n in self.maps.items() if "sample" in n}
@@ -203,7 +203,7 @@ def _file_block(ann: Annotations, kind: str, name: str, notes: Dict[str, Note]) 
     if kind == "prog":
         ann.programs.setdefault(name, {}).update(notes)
         if attach:
-            ann.helpers[name] = next(iter(attach.values())).where
+            ann.attached_functions[name] = next(iter(attach.values())).where
         return
     for key in ("cmdarg", "sample"):
         if key in notes and kind != {"cmdarg": "var", "sample": "map"}[key]:
@@ -223,7 +223,7 @@ def _file_block(ann: Annotations, kind: str, name: str, notes: Dict[str, Note]) 
 def prog_net_kind(p: ProgramSpec) -> str:
     """"tc", "xdp" or "" from the section (libbpf's names for those program types)."""
     sec = p.section
-    if sec == "xdp" or sec.startswith(("xdp/", "xdp.frags")):
+    if sec in ("xdp", "xdp.frags"):  # not xdp/devmap, xdp/cpumap: those run from a map, on no interface
         return "xdp"
     if sec in ("tc", "classifier", "action") or sec.startswith(("tc/", "classifier/", "action/")):
         return "tc"
@@ -234,7 +234,7 @@ def check(ann: Annotations, spec: ObjectSpec) -> None:
     """Every annotation names something the object has, and holds values the runner
     can use; SpecError names the annotation and its line."""
     progs = {p.name: p for p in spec.programs}
-    for name, where in ann.helpers.items():
+    for name, where in ann.attached_functions.items():
         if name not in progs:
             raise SpecError(f"{where}: attach annotations on {name}(), which is not a BPF program of the "
                             "object (no SEC(...)); put them before a SEC(\"tc\") or SEC(\"xdp\") function")
@@ -332,7 +332,8 @@ def _check_cmdarg(note: Note) -> None:
     if "short" in cmd and not _SHORT.fullmatch(cmd["short"]):
         raise _bad(note, "cmdarg", f"short {cmd['short']!r} must be one letter")
     if cmd.get("short") in ("h", "v"):
-        raise _bad(note, "cmdarg", f"short {cmd['short']!r} is wasm-bpf run's own -{cmd['short']}; choose another letter")
+        raise _bad(note, "cmdarg", f"short {cmd['short']!r} is wasm-bpf run's own -{cmd['short']}; "
+                   "choose another letter")
 
 
 def _check_flag_names(ann: Annotations) -> None:

@@ -253,7 +253,8 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
     args = _glued([a for a in args if a != "--"])
     try:
         early = _early_options(args)
-        spec, pkg = load_input(path, early.event_type or "", verbose or early.verbose, Build(early.includes, early.cflags))
+        spec, pkg = load_input(path, early.event_type or "", verbose or early.verbose,
+                               Build(early.includes, early.cflags))
         if not spec.programs:  # it would attach nothing and print nothing, until Ctrl-C
             raise SpecError(f"{path} has no BPF programs (functions in a SEC(\"...\") section): nothing to run")
         flags = F.flags_of(spec.globals, spec.annotations.flag_overrides() if spec.annotations else None)

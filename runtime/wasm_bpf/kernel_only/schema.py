@@ -32,6 +32,7 @@ MAX_ITEMS = 4096  # programs, maps, variables, members, enum values...
 
 _NAME = {"type": "string", "maxLength": MAX_NAME}
 _HELP = {"type": "string", "maxLength": MAX_HELP}
+_SMALL_OBJECT = {"type": "object", "maxProperties": 8}  # an annotation's options (annotations.py checks them)
 _OBJECT_OF_NAMES = {"type": "object", "maxProperties": MAX_ITEMS, "propertyNames": {"maxLength": MAX_NAME}}
 _SCALAR = {"anyOf": [{"type": "string", "maxLength": MAX_HELP}, {"type": "number"}, {"type": "boolean"}]}
 
@@ -79,8 +80,7 @@ SCHEMA: Dict[str, Any] = {
                 "progs": {"type": "array", "maxItems": MAX_ITEMS, "items": {
                     "type": "object", "properties": {
                         "name": _NAME, "attach": {"type": "string", "maxLength": MAX_HELP}, "description": _HELP,
-                        "tchook": {"type": "object", "maxProperties": 8}, "tcopts": {"type": "object", "maxProperties": 8},
-                        "xdpopts": {"type": "object", "maxProperties": 8}}}},
+                        "tchook": _SMALL_OBJECT, "tcopts": _SMALL_OBJECT, "xdpopts": _SMALL_OBJECT}}},
                 "maps": {"type": "array", "maxItems": MAX_ITEMS, "items": {
                     "type": "object", "properties": {
                         "name": _NAME, "ident": _NAME, "description": _HELP,
