@@ -137,9 +137,9 @@ def calls_rows(out):
     return [json.loads(line) for line in out.splitlines()]
 
 
-@pytest.mark.parametrize("spelling", ["-p", "--pid", "--targ_pid"])
+@pytest.mark.parametrize("spelling", ["-p", "--pid"])
 def test_cmdarg_flag_filters_by_pid(spelling):
-    """@cmdarg's short and long names (and ecli's variable name) set targ_pid: only the
+    """@cmdarg's short and long names set targ_pid: only the
     child's 4 calls are counted, not this process's own."""
     child = getppid_child()
 
