@@ -184,6 +184,7 @@ def help_of(path):
     return subprocess.run(wasm_bpf() + ["run", str(path), "--help"], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.unit
 def test_help_shows_description_and_cmdarg():
     proc = help_of(NETCOUNT)
     assert proc.returncode == 0, proc.stderr
@@ -255,6 +256,7 @@ WRONG = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("old, new, message", WRONG)
 def test_wrong_annotations_are_one_line(netcount_spec, old, new, message):
     text = NETCOUNT.read_text()
@@ -264,6 +266,7 @@ def test_wrong_annotations_are_one_line(netcount_spec, old, new, message):
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args, message", [
     ([], "netcount.bpf.c:46: /// @ifindex: no network interface has index 999999 (here: lo=1"),
     (["--ifname", "wbka-none"], "--ifname wbka-none: no such network interface (here: lo=1"),

@@ -82,6 +82,7 @@ def test_include_dirs_and_cflags(tree, cflags, per_call):
     assert hits(out) == [0, 0, 0, 3 * per_call], out
 
 
+@pytest.mark.unit
 def test_without_the_include_dir_the_header_is_not_found(tree):
     root, src = tree
     proc = run_cli("run", str(src), "-I", str(root / "inc1"))
@@ -130,6 +131,7 @@ int loop(void *ctx)
 """
 
 
+@pytest.mark.unit
 def test_a_name_from_a_newer_libbpf_is_named(tmp_path):
     """bpf_for (libbpf >= 1.2) with Debian's 1.1 headers: one line naming it and where
     the installed headers are; -v adds clang's line."""
@@ -145,6 +147,7 @@ def test_a_name_from_a_newer_libbpf_is_named(tmp_path):
     assert len(lines) == 2 and "newer.bpf.c:10:2: error: call to undeclared function 'bpf_for'" in lines[1], lines
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args, message", [
     (["-I", "/nonexistent-wbka"], "-I /nonexistent-wbka: no such directory"),
     (["--cflags", '"-DX'], "--cflags '\"-DX': No closing quotation"),
