@@ -131,25 +131,24 @@ def _documented(lines: List[str], i: int) -> Tuple[str, str]:
     decl, function = _declaration(rest)
     sec = _SEC.search(decl)
     flat = " ".join(_ATTRIBUTE.sub(" ", decl).split())
+    bare = " ".join(_SEC.sub(" ", flat).split())
     if function:
-        flat = _SEC.sub(" ", flat)
-        for call in _CALL.finditer(flat):
+        for call in _CALL.finditer(bare):
             if _MACRO_PROG.fullmatch(call.group(1)):
-                inner = re.match(r"\s*(\w+)", flat[call.end():])
+                inner = re.match(r"\s*(\w+)", bare[call.end():])
                 return ("prog", inner.group(1)) if inner else ("", "")
             return "prog", call.group(1)
         return "", ""
     if sec is not None and sec.group(1) == "license":
         return "license", ""
     if sec is not None and sec.group(1) == ".maps":
-        tail = re.search(r"\}\s*(\w+)\s*SEC", flat)
+        tail = re.search(r"\}[^}]*?(\w+)$", bare)  # } NAME, } __weak NAME
         return ("map", tail.group(1)) if tail else ("", "")
-    head = flat.split("=", 1)[0].strip()
+    head = bare.split("=", 1)[0].strip()
     if head.startswith("typedef") or (head.startswith(("struct", "union", "enum")) and (
             head.endswith("}") or re.fullmatch(r"\w+\s+\w+", head))):  # a type, or its declaration
         return "type", ""
-    head = _SEC.sub(" ", flat).split("=", 1)[0]
-    var = _VAR_NAME.search(head.strip())
+    var = _VAR_NAME.search(head)
     return ("var", var.group(1)) if var else ("", "")
 
 
