@@ -86,11 +86,13 @@ def cgroup():
 
 
 @contextlib.contextmanager
-def veth_pair(subnet: str, prefix: str):
+def veth_pair(subnet: str, prefix: str, if_prefix: str = ""):
     """A veth pair: SUBNET.1 on the host side, SUBNET.2 on the peer inside a new network
-    namespace; yields (namespace, host interface). Both are removed afterwards."""
+    namespace; yields (namespace, host interface). Both are removed afterwards. The
+    interfaces' names start with if_prefix (default: prefix's first two letters)."""
     tag = uuid.uuid4().hex[:6]
-    ns, host, peer = f"{prefix}-{tag}", f"{prefix[:2]}{tag}a", f"{prefix[:2]}{tag}b"
+    short = if_prefix or prefix[:2]
+    ns, host, peer = f"{prefix}-{tag}", f"{short}{tag}a", f"{short}{tag}b"
     cmds = [["ip", "netns", "add", ns], ["ip", "link", "add", host, "type", "veth", "peer", "name", peer],
             ["ip", "link", "set", peer, "netns", ns], ["ip", "addr", "add", f"{subnet}.1/24", "dev", host],
             ["ip", "link", "set", host, "up"], ["ip", "-n", ns, "addr", "add", f"{subnet}.2/24", "dev", peer],

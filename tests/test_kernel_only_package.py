@@ -34,7 +34,7 @@ def use(text: str, tmp_path) -> None:
     path = tmp_path / "pkg.json"
     path.write_text(text)
     spec, pkg = R.load_input(str(path))
-    R._parser(spec, "wasm-bpf run pkg.json", flags_of(spec.globals, pkg.flag_overrides)).format_help()
+    R._parser(spec, "wasm-bpf run pkg.json", flags_of(spec.globals, spec.annotations.flag_overrides())).format_help()
     for m in spec.buffers():
         if m.record is not None:
             RecordDecoder(m.record).row(b"")

@@ -49,7 +49,7 @@ def attach_tc(prog: Any, target: Tc, obj: Any = None) -> Link:
         fd = check_rc(lib.bpf_link_create(prog_fd(prog), index, attach_type, ffi.NULL),
                       f"tcx attach to {target.ifname} {target.direction}")
         return FdLink(fd)
-    return _tc_filter(prog, index, target.ifname, target.direction)
+    return _tc_filter(prog, index, target)
 
 
 def _tc_hook(index: int, point: int) -> Any:
@@ -60,7 +60,8 @@ def _tc_hook(index: int, point: int) -> Any:
     return hook
 
 
-def _tc_filter(prog: Any, index: int, ifname: str, direction: str) -> Link:
+def _tc_filter(prog: Any, index: int, target: Tc) -> Link:
+    ifname, direction = target.ifname, target.direction
     point = lib.BPF_TC_INGRESS if direction == "ingress" else lib.BPF_TC_EGRESS
     with _clsact_lock:
         rc = lib.bpf_tc_hook_create(_tc_hook(index, point))
@@ -74,6 +75,7 @@ def _tc_filter(prog: Any, index: int, ifname: str, direction: str) -> Link:
     opts = ffi.new("struct bpf_tc_opts *")
     opts.sz = ffi.sizeof("struct bpf_tc_opts")
     opts.prog_fd = prog_fd(prog)
+    opts.handle, opts.priority = target.handle, target.priority
     try:
         check_rc(lib.bpf_tc_attach(hook, opts), f"tc attach to {ifname} {direction}")
     except HostCallError:

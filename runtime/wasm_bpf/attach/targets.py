@@ -38,6 +38,8 @@ class Tc:
     ifname: str
     direction: str  # "ingress" | "egress"
     tcx: bool = False
+    handle: int = 0  # a classic filter's handle and priority; 0: the kernel picks
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,10 +204,14 @@ def _xdp(text: str) -> Xdp:
 
 def _tc(text: str) -> Tc:
     tcx = text.startswith("tcx:")
-    ifname, _, direction = text.removeprefix("tcx:").rpartition(":")
+    main, options = split_options(text, [] if tcx else ["handle", "priority"])
+    ifname, _, direction = main.removeprefix("tcx:").rpartition(":")
     if not ifname or direction not in ("ingress", "egress"):
-        raise _bad(text, "'[tcx:]ifname:ingress|egress'")
-    return Tc(ifname, direction, tcx)
+        raise _bad(text, "'[tcx:]ifname:ingress|egress' or 'ifname:ingress|egress,handle=H,priority=P'")
+    handle, priority = int_option(options, "handle", 0), int_option(options, "priority", 0)
+    if handle < 0 or not 0 <= priority <= 0xFFFF:
+        raise HostCallError(errno.EINVAL, f"target {text!r}: handle must be 0..{INT_MAX} and priority 0..65535")
+    return Tc(ifname, direction, tcx, handle, priority)
 
 
 def _socket(text: str) -> Union[ProcessSocket, PacketSocket]:

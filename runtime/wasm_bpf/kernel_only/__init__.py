@@ -6,6 +6,8 @@ code; events, histograms and flags are derived from BTF (docs/kernel-only.md).
   decode.py    record bytes -> values; known-type formatting conventions
   output.py    table / JSON lines / CSV
   flags.py     .rodata globals as command-line flags
+  annotations.py  ecc's /// annotations (@cmdarg, @sample, @tchook...), from a source or a package
+  clang.py     compiling a .bpf.c: restricted includes, -I, --cflags, the kernel's -mcpu
   mapprint.py  histograms and map tables every interval
   package.py   the JSON package (eunomia-bpf compatible)
   runner.py    `wasm-bpf run` / `wasm-bpf package` for these inputs

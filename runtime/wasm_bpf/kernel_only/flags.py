@@ -23,6 +23,7 @@ class Flag:
     var: GlobalSpec
     option: str  # --min-duration-ns
     help: str = ""
+    short: str = ""  # -p, from /// @cmdarg
 
     @property
     def dest(self) -> str:
@@ -39,8 +40,8 @@ class Flag:
 
 
 def flags_of(globals_: List[GlobalSpec], overrides: Optional[Dict[str, Dict[str, Any]]] = None) -> List[Flag]:
-    """One flag per decodable global; overrides (from a package) may rename (long) or
-    document (help) a flag."""
+    """One flag per decodable global; overrides (annotations.Annotations.flag_overrides)
+    may rename (long), document (help) or abbreviate (short) a flag."""
     out = []
     for g in globals_:
         t = g.type
@@ -49,7 +50,8 @@ def flags_of(globals_: List[GlobalSpec], overrides: Optional[Dict[str, Dict[str,
         if t["kind"] == "array" and not (t["elem"]["kind"] == "int" and t["elem"]["size"] == 1):
             continue
         o = (overrides or {}).get(g.name, {})
-        out.append(Flag(g, "--" + (o.get("long") or g.name.replace("_", "-")), o.get("help", "")))
+        out.append(Flag(g, "--" + (o.get("long") or g.name.replace("_", "-")), o.get("help", ""),
+                        "-" + o["short"] if o.get("short") else ""))
     return out
 
 
@@ -61,9 +63,9 @@ def type_label(t: Dict[str, Any]) -> str:
     return "N"
 
 
-def _spellings(option: str, name: str) -> List[str]:
-    """option, and ecli's spelling of it (the variable's own name: --pid_target)."""
-    return list(dict.fromkeys([option, "--" + name]))
+def _spellings(f: Flag) -> List[str]:
+    """The short option, the long one, and ecli's spelling (the variable's own name: --pid_target)."""
+    return list(dict.fromkeys([*([f.short] if f.short else []), f.option, "--" + f.var.name]))
 
 
 def add_to_parser(parser: argparse.ArgumentParser, flags: List[Flag]) -> None:
@@ -72,7 +74,7 @@ def add_to_parser(parser: argparse.ArgumentParser, flags: List[Flag]) -> None:
         t = f.var.type
         tname = t.get("name", "")
         if f.is_switch:  # ecli's --enable-X / --disable-X are accepted too
-            on, off = _spellings(f.option, f.var.name), ["--no-" + f.option[2:]]
+            on, off = _spellings(f), ["--no-" + f.option[2:]]
             on, off = on + ["--enable-" + f.option[2:]], off + ["--disable-" + f.option[2:]]
             if f.default:
                 group.add_argument(*off, dest=f.dest, action="store_false", default=True,
@@ -84,7 +86,7 @@ def add_to_parser(parser: argparse.ArgumentParser, flags: List[Flag]) -> None:
                 group.add_argument(*off, dest=f.dest, action="store_false", help=argparse.SUPPRESS)
             continue
         default = f.default
-        group.add_argument(*_spellings(f.option, f.var.name), dest=f.dest, metavar=type_label(t), default=None,
+        group.add_argument(*_spellings(f), dest=f.dest, metavar=type_label(t), default=None,
                            help=(f.help + " " if f.help else "") + f"({tname}, default {default!r})")
 
 

@@ -3,19 +3,21 @@
 The layout follows eunomia-bpf's package.json, so each tool reads the other's files:
 
   {"bpf_object": base64(zlib(ELF)), "bpf_object_size": len(ELF),
-   "meta": {"bpf_skel": {"obj_name", "progs": [{"name", "attach", "link"}],
+   "meta": {"bpf_skel": {"obj_name", "doc"?: {"description"},
+                         "progs": [{"name", "attach", "link", "tchook"?, "tcopts"?, "ifindex"?, "flags"?, "xdpopts"?}],
                          "maps": [{"name", "ident", "sample"?}],
                          "data_sections": [{"name": ".rodata", "variables":
-                             [{"name", "type", "value"?, "cmdarg"?: {"long", "short", "help", "default"}}]}]},
+                             [{"name", "type", "value"?, "description"?,
+                               "cmdarg"?: {"long", "short", "help", "default"}}]}]},
             "export_types": [{"name", "members": [{"name", "type"}], "size"}]},
-   "wasm_bpf": {"format": 1, "records": {MAP: TYPE}, "attach": {PROG: TARGET}}}
+   "wasm_bpf": {"format": 1, "records": {MAP: TYPE}, "attach": {PROG: TARGET},
+                "annotations": {"progs.NAME.tchook": "prog.bpf.c:12", ...}}}
 
 "wasm_bpf" is ours: the record type of each buffer as a full type description
 (types.py), so the package runs without the object's DWARF, which is left out (slim):
 DWARF of a CO-RE program holds all of vmlinux.h's types and made packages ~13x larger. Read from an
-eunomia file: the object, export_types[0].name as the record type, the rodata
-variables' "value" (default) and "cmdarg" (long name, help), and each map's "sample"
-(interval, "log2_hist" / "linear_hist" / "default_kv", clear_map)."""
+eunomia file: the object, export_types[0].name as the record type, and the
+annotations ecc writes (annotations.py: cmdarg, description, sample, tchook...)."""
 from __future__ import annotations
 
 import base64
@@ -27,8 +29,9 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
+from . import annotations as A
 from . import schema
 from .spec import ObjectSpec, SpecError
 
@@ -41,9 +44,7 @@ class Package:
     name: str
     event_type: str = ""  # eunomia export_types[0].name
     records: Dict[str, Any] = field(default_factory=dict)
-    flag_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    defaults: Dict[str, Any] = field(default_factory=dict)
-    samples: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    annotations: A.Annotations = field(default_factory=A.Annotations)  # cmdarg, sample, tchook...
     attach: Dict[str, str] = field(default_factory=dict)
 
 
@@ -70,7 +71,7 @@ def slim(elf: bytes, what: str) -> bytes:
         return dst.read_bytes()
 
 
-def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
+def write(spec: ObjectSpec) -> str:
     """The package of an inspected object: the record types come from the full object
     (its DWARF), the stored object is slim()."""
     elf = slim(spec.elf, spec.name)
@@ -81,13 +82,13 @@ def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
                              "members": [{"name": m["name"], "type": m["type"].get("name", "")}
                                          for m in t.get("members", [])]})
     variables = [{"name": g.name, "type": g.type.get("name", ""),
-                  "cmdarg": {"long": g.name.replace("_", "-"), "help": (flags_help or {}).get(g.name, "")}}
+                  "cmdarg": {"long": g.name.replace("_", "-"), "help": ""}}
                  for g in spec.globals]
     maps = []
     for m in spec.maps:
         entry: Dict[str, Any] = {"name": m.name, "ident": m.name}
         maps.append(entry)
-    doc = {
+    doc: Dict[str, Any] = {
         "bpf_object": base64.b64encode(zlib.compress(elf, 9)).decode(),
         "bpf_object_size": len(elf),
         "meta": {
@@ -101,6 +102,8 @@ def write(spec: ObjectSpec, flags_help: Optional[Dict[str, str]] = None) -> str:
         },
         "wasm_bpf": {"format": FORMAT, "records": records},
     }
+    if spec.annotations is not None:  # in ecc's places, and where each was written
+        doc["wasm_bpf"]["annotations"] = A.to_meta(spec.annotations, doc["meta"]["bpf_skel"])
     return json.dumps(doc, separators=(",", ":")) + "\n"  # compact: the size is the point
 
 
@@ -123,22 +126,7 @@ def read(text: str, what: str) -> Package:
     ours = doc.get("wasm_bpf") or {}
     pkg.records = ours.get("records") or {}
     pkg.attach = ours.get("attach") or {}
-    for sec in skel.get("data_sections") or []:
-        for var in sec.get("variables") or []:
-            name = var.get("name")
-            if not name:
-                continue
-            cmd = var.get("cmdarg") or {}
-            over = {k: cmd[k] for k in ("long", "help") if cmd.get(k)}
-            if over:
-                pkg.flag_overrides[name] = over
-            if "value" in var:
-                pkg.defaults[name] = var["value"]
-            elif "default" in cmd:
-                pkg.defaults[name] = cmd["default"]
-    for m in skel.get("maps") or []:
-        if "sample" in m:
-            pkg.samples[m.get("name", "")] = m["sample"]
+    pkg.annotations = A.from_meta(doc, what)
     return pkg
 
 

@@ -10,12 +10,13 @@ import os
 import platform
 import re
 import select
+import shlex
 import signal
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -29,6 +30,7 @@ from wasm_bpf.maps import MapInfo
 from wasm_bpf.objspec import target_need
 from wasm_bpf.sandbox import Sandbox
 
+from . import annotations as A
 from . import flags as F
 from .clang import compile_bpf
 from . import package as P
@@ -45,7 +47,30 @@ class RunError(WasmBpfError):
     pass
 
 
-def build_object(src: Path, verbose: bool = False) -> bytes:
+@dataclass
+class Build:
+    """How a .bpf.c is compiled: -I DIR (repeatable) and --cflags."""
+
+    includes: List[str] = field(default_factory=list)
+    cflags: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.includes or self.cflags)
+
+    def dirs(self) -> List[Path]:
+        for d in self.includes:
+            if not os.path.isdir(d):
+                raise SpecError(f"-I {d}: no such directory")
+        return [Path(d).resolve() for d in self.includes]
+
+    def flags(self) -> List[str]:
+        try:
+            return shlex.split(self.cflags)
+        except ValueError as e:
+            raise SpecError(f"--cflags {self.cflags!r}: {e} (quote it as a shell would)") from None
+
+
+def build_object(src: Path, verbose: bool = False, build: Optional[Build] = None) -> bytes:
     """Compiles prog.bpf.c (CO-RE, -g: BTF and DWARF kept, so record types are found)."""
     from wasm_bpf_sdk.build import _TARGET_ARCH, BuildConfig, BuildError, is_bpf_source, vmlinux_header
 
@@ -54,6 +79,8 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
         bpf = sibling.name if sibling.is_file() else "X.bpf.c"
         raise RunError(f"{src} has no BPF program (no SEC(...)): if it is the user-space half of a wasm-bpf "
                        f"program, build it with `wasm-bpf build {bpf} {src.name}` and run the .wasm")
+    build = build or Build()
+    dirs, cflags = build.dirs(), build.flags()
     cfg = BuildConfig(bpf_source=src, sources=[], output=Path("/dev/null"), verbose=verbose)
     try:
         vmlinux = vmlinux_header(cfg)
@@ -62,7 +89,7 @@ def build_object(src: Path, verbose: bool = False) -> bytes:
     arch = _TARGET_ARCH.get(platform.machine(), platform.machine())
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-ko-") as tmp:
         obj = Path(tmp) / "prog.bpf.o"
-        compile_bpf(cfg.clang, src, obj, vmlinux.parent, [f"-D__TARGET_ARCH_{arch}"], verbose=verbose)
+        compile_bpf(cfg.clang, src, obj, vmlinux.parent, [f"-D__TARGET_ARCH_{arch}"], dirs, verbose, cflags)
         return obj.read_bytes()
 
 
@@ -74,35 +101,45 @@ def _header_for(path: Path) -> Optional[Path]:
     return None
 
 
-def load_input(path: str, event_type: str = "", verbose: bool = False) -> Tuple[ObjectSpec, Optional[P.Package]]:
-    """The spec of a .bpf.o, a .bpf.c (built first) or a package."""
+def load_input(path: str, event_type: str = "", verbose: bool = False,
+               build: Optional[Build] = None) -> Tuple[ObjectSpec, Optional[P.Package]]:
+    """The spec of a .bpf.o, a .bpf.c (built first, as `build` says) or a package, with
+    its annotations (the source's or the package's) checked and their flag defaults applied."""
+    if build and not path.endswith(".c"):
+        raise SpecError(f"-I and --cflags build a .bpf.c source; {path} is already built")
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
         raise SpecError(f"cannot read {path}: {e.strerror}") from None
     pkg = None
+    ann = A.Annotations()
     if path.endswith(".c"):
-        data = build_object(p, verbose)
+        ann = A.parse_source(data.decode(errors="replace"), p.name)  # before the build: its errors come first
+        data = build_object(p, verbose, build)
     elif P.is_package(data):
         pkg = P.read(data.decode(errors="replace"), path)
         data = pkg.elf
+        ann = pkg.annotations
         event_type = event_type or (pkg.event_type if not pkg.records else "")
     spec = inspect(data, path if pkg is None else (pkg.name or p.stem) + ".bpf.o", event_type,
                    _header_for(p) if pkg is None else None)
+    spec.annotations = ann
+    A.check(ann, spec)
     if pkg is not None:
         for m in spec.buffers():
             if m.name in pkg.records and not event_type:
                 m.record = pkg.records[m.name]
-        changed = {}
-        for g in spec.globals:
-            if g.name in pkg.defaults:
-                flag = F.Flag(g, "--" + g.name)
-                try:
-                    g.default = changed[g.name] = F.encode(flag, pkg.defaults[g.name])
-                except SpecError as e:
-                    raise SpecError(f"{path}: the default of {g.name}: {e}") from None
-        spec.elf = F.patch_rodata(spec.elf, spec.globals, changed)  # the package's defaults apply
+    changed = {}
+    defaults = ann.defaults()
+    for g in spec.globals:
+        if g.name in defaults:
+            value, where = defaults[g.name]
+            try:
+                g.default = changed[g.name] = F.encode(F.Flag(g, "--" + g.name), value)
+            except SpecError as e:
+                raise SpecError(f"{where}: the default of {g.name}: {e}") from None
+    spec.elf = F.patch_rodata(spec.elf, spec.globals, changed)  # the annotated defaults apply
     return spec, pkg
 
 
@@ -115,18 +152,21 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
     progs = ", ".join(f"{p.name} ({p.section})" for p in spec.programs) or "none"
     bufs = ", ".join(f"{m.name} ({m.type_name}, record {m.record.get('name') if m.record else '?'})"
                      for m in spec.buffers()) or "none"
+    about = spec.annotations.description if spec.annotations else ""
     parser = _Parser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=f"Run {spec.name}: attach its programs and print what it outputs.\n"
+        description=(f"{spec.name}: {about}\n\n" if about else "") +
+                    f"Run {spec.name}: attach its programs and print what it outputs.\n"
                     f"programs: {progs}\nevent buffers: {bufs}")
+    _add_early(parser)
     out = parser.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="fmt", action="store_const", const="json", help="JSON lines")
     fmt.add_argument("--csv", dest="fmt", action="store_const", const="csv", help="CSV with a header row")
     out.add_argument("--no-timestamp", action="store_true", help="no time column")
     out.add_argument("--raw", action="store_true", help="numbers as they are (no errno/signal/address names)")
-    out.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
-    out.add_argument("--interval", type=float, default=1.0, metavar="S", help="print maps every S seconds (default 1)")
+    out.add_argument("--interval", type=float, metavar="S",
+                     help="print maps every S seconds (default: a map's /// @sample interval, else 1)")
     out.add_argument("--map", dest="maps", action="append", default=[], metavar="NAME",
                      help="also print this map every interval (repeatable; .bss/.data: the globals; "
                           "default: histograms only, or every hash/array map and the globals when the "
@@ -144,10 +184,50 @@ def _parser(spec: ObjectSpec, prog: str, flags: List[F.Flag]) -> argparse.Argume
                      help="do not run these programs")
     run.add_argument("--map-size", action="append", default=[], metavar="NAME=N",
                      help="max_entries of a map (what a tool's user space would set)")
+    if any(A.prog_net_kind(p) for p in spec.programs):
+        where = run.add_mutually_exclusive_group()
+        where.add_argument("--ifname", metavar="NAME",
+                           help="attach the tc and XDP programs to this interface (over /// @tchook, @ifindex)")
+        where.add_argument("--ifindex", type=int, metavar="N", help="the same, by interface index")
     run.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
-    run.add_argument("-v", "--verbose", action="store_true", help="libbpf's log and how records were typed")
-    F.add_to_parser(parser, flags)
+    try:
+        F.add_to_parser(parser, flags)
+    except argparse.ArgumentError as e:  # a global's flag spelled like an option of ours
+        raise SpecError(f"the program's flag {e.argument_name} is also an option of wasm-bpf run: rename it "
+                        "with /// @cmdarg {\"long\": \"...\"} on the global") from None
     return parser
+
+
+def _add_early(parser: argparse.ArgumentParser) -> None:
+    """The options needed before the parser of a program exists: they build it and
+    decide its record types."""
+    early = parser.add_argument_group("build and record type (read before the program is opened)")
+    early.add_argument("--event-type", metavar="NAME", help="record type of the event buffers (e.g. 'struct event')")
+    early.add_argument("-I", dest="includes", action="append", default=[], metavar="DIR",
+                       help="a .bpf.c may include headers from DIR too (repeatable)")
+    early.add_argument("--cflags", default="", metavar="FLAGS",
+                       help="more clang flags for a .bpf.c (e.g. '-DDEBUG -mcpu=v2'; default -mcpu: what the "
+                            "kernel supports)")
+    early.add_argument("-v", "--verbose", action="store_true",
+                       help="libbpf's log, the compile command, and where things were found")
+
+
+def _early_options(args: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(prog="wasm-bpf run", add_help=False, allow_abbrev=False)
+    _add_early(parser)
+    return parser.parse_known_args(list(args))[0]
+
+
+def _glued(args: Sequence[str]) -> List[str]:
+    """`--cflags VALUE` as `--cflags=VALUE`: argparse takes a VALUE that starts with
+    `-` ("-DDEBUG") for an option otherwise."""
+    out: List[str] = []
+    for a in args:
+        if out and out[-1] == "--cflags":
+            out[-1] = "--cflags=" + a
+        else:
+            out.append(a)
+    return out
 
 
 class _Stop:
@@ -171,18 +251,14 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
     `attached` is called with the object and its spec once every program is attached."""
     out = out or sys.stdout
     err = err or sys.stderr
-    args = [a for a in args if a != "--"]
-    event_type = ""
-    for i, a in enumerate(args):  # needed before the parser exists: it decides the record types
-        if a == "--event-type" and i + 1 < len(args):
-            event_type = args[i + 1]
-        elif a.startswith("--event-type="):
-            event_type = a.split("=", 1)[1]
+    args = _glued([a for a in args if a != "--"])
     try:
-        spec, pkg = load_input(path, event_type, verbose)
+        early = _early_options(args)
+        spec, pkg = load_input(path, early.event_type or "", verbose or early.verbose,
+                               Build(early.includes, early.cflags))
         if not spec.programs:  # it would attach nothing and print nothing, until Ctrl-C
             raise SpecError(f"{path} has no BPF programs (functions in a SEC(\"...\") section): nothing to run")
-        flags = F.flags_of(spec.globals, pkg.flag_overrides if pkg else None)
+        flags = F.flags_of(spec.globals, spec.annotations.flag_overrides() if spec.annotations else None)
         parser = _parser(spec, f"wasm-bpf run {os.path.basename(path)}", flags)
         ns = parser.parse_args(list(args))
         if ns.timeout is None:
@@ -264,10 +340,17 @@ def _sizer(sizes: Dict[str, int]) -> Callable[[BpfObject], None]:
     return prepare
 
 
-def _targets(spec: ObjectSpec, pkg: Optional[P.Package], items: List[str]) -> Dict[str, str]:
+def _targets(spec: ObjectSpec, pkg: Optional[P.Package], ns: argparse.Namespace, err: IO[str]) -> Dict[str, str]:
+    """Program -> attach target: --attach, else --ifname/--ifindex or the annotations
+    for tc and XDP programs, else the package's."""
     targets = dict(pkg.attach) if pkg else {}
+    interface = A.override_interface(getattr(ns, "ifname", None), getattr(ns, "ifindex", None))
+    for name, (target, why) in A.net_targets(spec.annotations or A.Annotations(), spec, interface).items():
+        targets[name] = target
+        if ns.verbose:
+            err.write(f"wasm-bpf: note: {name} attaches to {target} ({why})\n")
     names = {p.name for p in spec.programs}
-    for item in items:
+    for item in ns.attach:
         name, sep, target = item.partition("=")
         if not sep or name not in names:
             raise SpecError(f"--attach {item!r}: expected PROG=TARGET with PROG one of {', '.join(sorted(names))}")
@@ -290,7 +373,7 @@ def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: ar
     untyped = [m for m in spec.buffers() if m.record is None]
     hist_maps = [m for m in spec.maps if m.type in TABLE_MAP_TYPES and
                  (hist_member(m.value)[0] or samples.get(m.name, {}).get("type") in ("log2_hist", "linear_hist"))]
-    table_names = set(ns.maps) | {n for n, s in samples.items() if s.get("type") == "default_kv"}
+    table_names = set(ns.maps) | {n for n, s in samples.items() if s.get("type", "default_kv") == "default_kv"}
     for name in ns.maps:
         spec.map(name)  # unknown names fail here, with the list of maps
     if not buffers and not hist_maps and not table_names:
@@ -326,6 +409,8 @@ def _load_and_attach(spec: ObjectSpec, elf: bytes, targets: Dict[str, str], choi
             except HostCallError as e:
                 needs = target_need(kind, p.section) == "required" and not target
                 hint = f"; give a target with --attach {p.name}={TARGET_SYNTAX.get(kind, 'TARGET')}" if needs else ""
+                if needs and kind in ("tc", "xdp"):
+                    hint += " or --ifname IFACE (or annotate it: /// @tchook or /// @ifindex)"
                 raise RunError(f"cannot attach {p.name} (SEC(\"{p.section}\")): {e}{hint}") from None
     except BaseException:
         obj.close()
@@ -428,22 +513,29 @@ def _print_maps(printers: List[MapPrinter], out: IO[str]) -> None:
         p.print(out, when)
 
 
-def _poll_loop(drains: Sequence[Union[_Drain, _TracePipe]], printers: List[MapPrinter], ns: argparse.Namespace, stop: _Stop,
-               out: IO[str], err: IO[str]) -> None:
-    """Prints records as they arrive and the maps every interval, until the stop or
-    the timeout; then what arrived before it, and the last partial interval."""
+def _intervals(printers: List[MapPrinter], samples: Dict[str, Dict[str, Any]], ns: argparse.Namespace) -> List[float]:
+    """Seconds between two prints of each map: --interval, else its /// @sample
+    interval (milliseconds), else 1."""
+    if ns.interval is not None:
+        return [max(ns.interval, 0.05)] * len(printers)
+    return [max(samples.get(p.spec.name, {}).get("interval", 1000) / 1000, 0.05) for p in printers]
+
+
+def _poll_loop(drains: Sequence[Union[_Drain, _TracePipe]], printers: List[MapPrinter], intervals: List[float],
+               ns: argparse.Namespace, stop: _Stop, out: IO[str], err: IO[str]) -> None:
+    """Prints records as they arrive and each map every its interval, until the stop
+    or the timeout; then what arrived before it, and the last partial interval."""
     poller = select.poll()
     for d in drains:
         poller.register(d.fileno(), select.POLLIN)
     start = time.monotonic()
-    next_print = start + ns.interval
-    last_print = 0.0
-    interval = max(ns.interval, 0.05)
+    next_print = [start + i for i in intervals]
+    last_print = [0.0] * len(printers)  # never printed: the end prints it
     while not stop.flag:
         now = time.monotonic()
         if ns.timeout is not None and now - start >= ns.timeout:
             break
-        wait = min(next_print - now, 0.2)
+        wait = min([t - now for t in next_print] + [0.2])
         if ns.timeout is not None:
             wait = min(wait, ns.timeout - (now - start))
         if drains:
@@ -454,14 +546,17 @@ def _poll_loop(drains: Sequence[Union[_Drain, _TracePipe]], printers: List[MapPr
         if ready:
             for d in drains:
                 d()
-        if printers and time.monotonic() >= next_print:
-            _print_maps(printers, out)
-            last_print = time.monotonic()
-            next_print += interval
+        now = time.monotonic()
+        due = [i for i, t in enumerate(next_print) if now >= t]
+        if due:
+            _print_maps([printers[i] for i in due], out)
+            for i in due:
+                last_print[i] = time.monotonic()
+                next_print[i] += intervals[i]
     for d in drains:  # what arrived before the stop
         d()
-    if printers and time.monotonic() - last_print > 0.25:  # the last partial interval
-        _print_maps(printers, out)
+    now = time.monotonic()
+    _print_maps([p for p, t in zip(printers, last_print) if now - t > 0.25], out)  # the last partial interval
     lost = sum(d.lost for d in drains)
     if lost:
         err.write(f"wasm-bpf: {lost} record(s) lost (the program outran the reader)\n")
@@ -473,13 +568,15 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     fmt = ns.fmt or "table"
     if ns.verbose:
         capture_libbpf_log(1, err.write)
-    targets = _targets(spec, pkg, ns.attach)
+    if ns.verbose and spec.annotations and spec.annotations.description:
+        err.write(f"wasm-bpf: {spec.name}: {spec.annotations.description}\n")
+    targets = _targets(spec, pkg, ns, err)
     sizes = _map_sizes(spec, ns.map_size)
     choice = choose(spec.programs, ns.only, ns.skip)
     if ns.verbose:
         for name, why in choice.skipped:
             err.write(f"wasm-bpf: note: not running {name}: {why}\n")
-    samples = pkg.samples if pkg else {}
+    samples = spec.annotations.samples() if spec.annotations else {}
     outputs = _choose_outputs(spec, samples, ns, err)
     hints = print_hints(ns, spec)  # bad print options fail before anything is loaded
     if spec.trace_printk and not ns.trace_pipe and not outputs.buffers:
@@ -494,19 +591,22 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     try:
         obj = _load_and_attach(spec, elf, targets, choice, sizes)
         drains, printers = _open_outputs(obj, spec, hints, outputs, samples, ns, fmt, out)
+        intervals = _intervals(printers, samples, ns)
         if ns.trace_pipe:
             pipe = _TracePipe(out, fmt)
         if attached is not None:
             attached(obj, spec)
         if ns.verbose:
+            maps = [f"{p.spec.name} every {i:g} s{' (cleared)' if p.clear_after else ''}"
+                    for p, i in zip(printers, intervals)]
             err.write(f"wasm-bpf: attached {len(choice.run)} program(s); printing "
                       f"{', '.join(m.name for m in outputs.buffers) or 'no buffer'}"
-                      f"{'; maps ' + ', '.join(p.spec.name for p in printers) if printers else ''}\n")
+                      f"{'; maps ' + ', '.join(maps) if maps else ''}\n")
             if not drains and not printers and pipe is None:
                 err.write("wasm-bpf: note: nothing to print: no event buffer with a known record type, "
                           "no hash or array map and no global\n")
         out.flush()
-        _poll_loop([*drains, *([pipe] if pipe else [])], printers, ns, stop, out, err)
+        _poll_loop([*drains, *([pipe] if pipe else [])], printers, intervals, ns, stop, out, err)
     except BrokenPipeError:
         status = 0
     except (RunError, SpecError) as e:
@@ -523,10 +623,10 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
 
 
 def package_command(path: str, output: Optional[str], event_type: str = "", verbose: bool = False,
-                    err: Optional[IO[str]] = None) -> int:
+                    err: Optional[IO[str]] = None, build: Optional[Build] = None) -> int:
     err = err or sys.stderr
     try:
-        spec, _pkg = load_input(path, event_type, verbose)
+        spec, _pkg = load_input(path, event_type, verbose, build)
         text = P.write(spec)
     except (SpecError, RunError) as e:
         print(f"wasm-bpf: error: {e}", file=err)

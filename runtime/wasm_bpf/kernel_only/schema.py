@@ -31,6 +31,8 @@ MAX_HELP = 4096
 MAX_ITEMS = 4096  # programs, maps, variables, members, enum values...
 
 _NAME = {"type": "string", "maxLength": MAX_NAME}
+_HELP = {"type": "string", "maxLength": MAX_HELP}
+_SMALL_OBJECT = {"type": "object", "maxProperties": 8}  # an annotation's options (annotations.py checks them)
 _OBJECT_OF_NAMES = {"type": "object", "maxProperties": MAX_ITEMS, "propertyNames": {"maxLength": MAX_NAME}}
 _SCALAR = {"anyOf": [{"type": "string", "maxLength": MAX_HELP}, {"type": "number"}, {"type": "boolean"}]}
 
@@ -74,10 +76,14 @@ SCHEMA: Dict[str, Any] = {
         "meta": {"type": "object", "properties": {
             "bpf_skel": {"type": "object", "properties": {
                 "obj_name": _NAME,
-                "progs": {"type": "array", "maxItems": MAX_ITEMS, "items": {"type": "object"}},
+                "doc": {"type": "object", "properties": {"description": _HELP}},
+                "progs": {"type": "array", "maxItems": MAX_ITEMS, "items": {
+                    "type": "object", "properties": {
+                        "name": _NAME, "attach": {"type": "string", "maxLength": MAX_HELP}, "description": _HELP,
+                        "tchook": _SMALL_OBJECT, "tcopts": _SMALL_OBJECT, "xdpopts": _SMALL_OBJECT}}},
                 "maps": {"type": "array", "maxItems": MAX_ITEMS, "items": {
                     "type": "object", "properties": {
-                        "name": _NAME, "ident": _NAME,
+                        "name": _NAME, "ident": _NAME, "description": _HELP,
                         "sample": {"type": "object", "properties": {
                             "type": _NAME, "unit": _NAME, "clear_map": {"type": "boolean"},
                             "interval": {"type": "number"}}}}}},
@@ -86,18 +92,20 @@ SCHEMA: Dict[str, Any] = {
                         "name": _NAME,
                         "variables": {"type": "array", "maxItems": MAX_ITEMS, "items": {
                             "type": "object", "properties": {
-                                "name": _NAME, "type": _NAME, "value": _SCALAR,
+                                "name": _NAME, "type": _NAME, "value": _SCALAR, "description": _HELP,
                                 "cmdarg": {"type": "object", "properties": {
                                     "long": {"type": "string", "maxLength": MAX_NAME,
                                              "pattern": "^([A-Za-z0-9][A-Za-z0-9_-]*)?$"},
-                                    "short": _NAME, "help": {"type": "string", "maxLength": MAX_HELP},
+                                    "short": _NAME, "help": _HELP,
                                     "default": _SCALAR}}}}}}}}}},
             "export_types": {"type": "array", "maxItems": MAX_ITEMS, "items": {
                 "type": "object", "properties": {"name": _NAME}}}}},
         "wasm_bpf": {"type": "object", "properties": {
             "format": {"type": "integer"},
             "records": {**_OBJECT_OF_NAMES, "additionalProperties": {"$ref": "#/$defs/type"}},
-            "attach": {**_OBJECT_OF_NAMES, "additionalProperties": {"type": "string", "maxLength": 4096}}}},
+            "attach": {**_OBJECT_OF_NAMES, "additionalProperties": {"type": "string", "maxLength": 4096}},
+            "annotations": {"type": "object", "maxProperties": MAX_ITEMS,
+                            "propertyNames": {"maxLength": 3 * MAX_NAME}, "additionalProperties": _HELP}}},
     },
 }
 

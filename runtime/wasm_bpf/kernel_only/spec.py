@@ -19,7 +19,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -34,6 +34,9 @@ from wasm_bpf.policy import map_type_name
 from wasm_bpf_sdk import btf as B
 
 from . import types as T
+
+if TYPE_CHECKING:
+    from .annotations import Annotations
 
 
 class SpecError(WasmBpfError):
@@ -89,6 +92,7 @@ class ObjectSpec:
     data_maps: List[MapSpec] = field(default_factory=list)  # .bss and .data, as one-entry arrays
     trace_printk: bool = False  # a program writes to trace_pipe (bpf_printk)
     record_hint: str = ""  # where the record types came from (for -v)
+    annotations: Optional["Annotations"] = None  # ecc's, from the source or the package
 
     def buffers(self) -> List[MapSpec]:
         return [m for m in self.maps if m.is_buffer]
