@@ -54,28 +54,15 @@ struct wbpf_buffer {
     struct wbpf_poll_result *result;
     int delivered_this_poll;
     uint32_t batch_used, batch_count; /* the batch being filled in guest memory */
-    /* The guest's memory as last seen. Only guest code can grow it, so it is read at
-     * the start of a poll and re-read after every call into the guest. */
+    /* The guest's memory, read once per poll: the engine never moves it
+     * (memory_may_move=False, module.py) and it never shrinks, so the range checked
+     * at the start of the poll stays valid through callbacks that grow it. */
     uint8_t *mem_base;
-    size_t mem_size;
     /* Records collected for the host itself (no guest: kernel-only runs), back to
      * back as [u32 size][size bytes][padding to 8]. */
     uint8_t *queue;
     size_t queue_used, queue_cap;
 };
-
-/* Re-reads the guest memory's size and, when it grew (only then can it have moved),
- * its base address. */
-static void refresh_memory(struct wbpf_buffer *buf)
-{
-    const struct wbpf_guest_target *t = buf->target;
-    size_t size = wasmtime.data_size(t->context, t->memory);
-
-    if (size != buf->mem_size || !buf->mem_base) {
-        buf->mem_size = size;
-        buf->mem_base = wasmtime.data(t->context, t->memory);
-    }
-}
 
 /* Calls the guest's function with args[0..nargs); returns its i32 result, or a
  * negative value with buf->result->status set. */
@@ -93,7 +80,6 @@ static int call_guest(struct wbpf_buffer *buf, wbpf_val_raw *args, size_t nargs)
     error = wasmtime.call(t->context, t->func, args, nargs, &trap);
     if (t->watch)
         t->watch->depth--;
-    refresh_memory(buf);
     if (error || trap) {
         res->status = WBPF_POLL_WASM_ERROR;
         res->error = error;
@@ -150,10 +136,6 @@ static int batch_add(struct wbpf_buffer *buf, const void *sample, uint32_t size)
             return rc;
         }
     }
-    if ((uint64_t)t->data + buf->batch_used + need > buf->mem_size) {
-        buf->result->status = WBPF_POLL_FAULT;
-        return -EFAULT;
-    }
     uint8_t *dst = buf->mem_base + t->data + buf->batch_used;
     hdr.size = n;
     hdr.original_size = size;
@@ -174,10 +156,6 @@ static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
 
     if (t->batch)
         return batch_add(buf, sample, size);
-    if ((uint64_t)t->data + n > buf->mem_size) {
-        buf->result->status = WBPF_POLL_FAULT;
-        return -EFAULT;
-    }
     memcpy(buf->mem_base + t->data, sample, n);
 
     wbpf_val_raw args[3];
@@ -376,8 +354,7 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
     buf->result = result;
     buf->delivered_this_poll = 0;
     buf->batch_used = buf->batch_count = 0;
-    buf->mem_base = NULL;
-    refresh_memory(buf);
+    buf->mem_base = wasmtime.data(target->context, target->memory);
 
     if (deliver_pending(buf) == 0 && !buf->delivered_this_poll) {
         int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;

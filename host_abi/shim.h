@@ -89,8 +89,7 @@ struct wbpf_batch_record {
 enum {
     WBPF_POLL_OK = 0,
     WBPF_POLL_CALLBACK_STOP = 1, /* the callback returned < 0: callback_ret holds it */
-    WBPF_POLL_FAULT = 2,         /* the record buffer is outside guest memory */
-    WBPF_POLL_WASM_ERROR = 3,    /* the callback trapped: error or trap is set */
+    WBPF_POLL_WASM_ERROR = 2,    /* the callback trapped: error or trap is set */
 };
 
 struct wbpf_poll_result {
