@@ -46,7 +46,7 @@ def test_a_guest_polling_in_a_loop_never_enters_python(g, python_polls):
     out = parse(inst.stdout)
     assert out["records"] == 48 and out["bad"] == 0, out
     assert out["past_end"] == out["batch_past_end"] == -EFAULT, out
-    assert inst._host.polls > 2 + 48 // 8, inst._host.polls  # 2 records per trigger, up to 4 per poll
+    assert inst._host.polls >= 6, inst._host.polls  # the guest did poll in a loop, in C
     assert python_polls == ["buffer_poll", "buffer_poll_batch"]
 
 

@@ -41,7 +41,7 @@ def _bind_wasmtime() -> None:
     api = ffi.new("struct wbpf_wasmtime_api *")
     for name, _ in ffi.typeof("struct wbpf_wasmtime_api").fields:
         fn = getattr(wt.dll, name, None)  # a ctypes function of wasmtime's library
-        setattr(api, name, ctypes.cast(fn, ctypes.c_void_p).value or 0 if fn is not None else 0)
+        setattr(api, name, 0 if fn is None else ctypes.cast(fn, ctypes.c_void_p).value or 0)
     if lib.wbpf_set_wasmtime_api(api) != 0:
         raise WasmBpfError("the wasmtime library does not export the C API wasm-bpf needs")
 
