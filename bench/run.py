@@ -37,6 +37,7 @@ DRAIN_RECORDS_PER_TRIGGER = 64  # as compiled in bench/Makefile
 STREAM_RECORDS_PER_TRIGGER = 8
 RING_RECORD_BYTES = 64  # 56-byte record + 8-byte ring header
 CONSUMERS = ("native", "wasm-record", "wasm-batch", "rust-record", "rust-batch")
+FIGURES = ("drain", "stream", "start")  # start: cold start, hot load, RSS, run_ref, ko decode
 GUEST_MODULES = {"wasm": "consumer", "rust": "rust_consumer"}  # C (wasm_consumer.c), Rust (rust_consumer/)
 
 
@@ -85,13 +86,22 @@ def run_drain(consumer: str, triggers: int) -> dict:
     return res
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_stream(consumer: str, *driver_args: str) -> dict:
     c = Consumer(consumer, "stream")
+    cpu_start = cpu_seconds(c.proc.pid)  # attached: start-up is not counted
     driver = drive(*driver_args)
     time.sleep(0.3)  # let the consumer catch up before it is stopped
+    cpu = cpu_seconds(c.proc.pid) - cpu_start
     c.proc.send_signal(signal.SIGINT)
     res = c.result()
     res["rate"] = res["records"] / driver["seconds"]
+    res["cpu_ns_per_record"] = cpu * 1e9 / res["records"] if res["records"] else 0.0
     return res
 
 
@@ -180,6 +190,8 @@ def collect(runs: int, fn: Callable[[str], dict], key: str = "rate") -> Dict[str
     for consumer, results in per_consumer.items():
         out[consumer] = summary([r[key] for r in results])
         out[consumer]["drops"] = [r["drops"] for r in results]
+        if "cpu_ns_per_record" in results[0]:  # stream: the consumer's CPU per delivered record
+            out[consumer]["cpu_ns_per_record"] = summary([r["cpu_ns_per_record"] for r in results])
     native = out["native"]["median"]
     for consumer in CONSUMERS:
         out[consumer]["ratio_to_native"] = out[consumer]["median"] / native if native else None
@@ -190,9 +202,11 @@ def table(results: dict) -> str:
     rows = [("figure", "consumer", "median", "min..max", "vs native")]
     for figure in ("drain", "stream"):
         for consumer, r in results.get(figure, {}).items():
+            cpu = f", CPU {r['cpu_ns_per_record']['median']:.0f} ns/rec" if "cpu_ns_per_record" in r else ""
             rows.append((figure + " (ev/s)", consumer, f"{r['median'] / 1e6:.2f} M",
                          f"{r['min'] / 1e6:.2f}..{r['max'] / 1e6:.2f} M",
-                         f"{r['ratio_to_native'] * 100:.1f} %" + (f", drops {max(r['drops'])}" if max(r['drops']) else "")))
+                         f"{r['ratio_to_native'] * 100:.1f} %" + (f", drops {max(r['drops'])}" if max(r['drops']) else "")
+                         + cpu))
     for figure, unit in (("cold_start", "ms"), ("hot_load", "ms"), ("run_ref", "ms")):
         for who, r in results.get(figure, {}).items():
             if isinstance(r, dict):
@@ -238,7 +252,9 @@ def targets_table(rows: List[TargetRow]) -> str:
 
 
 def report(results: dict) -> str:
-    """The figures, then the targets beside them."""
+    """The figures, then the targets beside them (a run of some --figures: the figures only)."""
+    if not all(figure in results for figure in ("drain", "cold_start", "rss_mib")):
+        return table(results)
     return f"{table(results)}\n\n{targets_table(targets(results))}"
 
 
@@ -248,6 +264,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stream-seconds", type=float, default=5.0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "results.json")
+    parser.add_argument("--figures", default=",".join(FIGURES), metavar="LIST",
+                        help=f"comma-separated figures to measure (default: all of {', '.join(FIGURES)}); "
+                             "the targets table needs all")
     parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                         help="print the tables of a saved run (results.json) without measuring")
     args = parser.parse_args(argv)
@@ -268,11 +287,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("bench --short: every record arrived, in order, for every consumer")
         return 0
 
+    figures = set(args.figures.split(","))
+    if figures - set(FIGURES):
+        parser.error(f"--figures: unknown {', '.join(sorted(figures - set(FIGURES)))}")
     ring_records = (256 << 20) // RING_RECORD_BYTES
     drain_triggers = int(ring_records * 0.85) // DRAIN_RECORDS_PER_TRIGGER
-    results: dict = {"machine": os.uname().release, "cpus": os.cpu_count(), "runs": args.runs}
-    results["drain"] = collect(args.runs, lambda c: run_drain(c, drain_triggers))
-    results["stream"] = collect(args.runs, lambda c: run_stream(c, "seconds", str(args.stream_seconds)))
+    results: dict = {"machine": os.uname().release, "cpus": os.cpu_count(), "runs": args.runs,
+                     "date": time.strftime("%Y-%m-%d %H:%M")}
+    if "drain" in figures:
+        results["drain"] = collect(args.runs, lambda c: run_drain(c, drain_triggers))
+    if "stream" in figures:
+        results["stream"] = collect(args.runs, lambda c: run_stream(c, "seconds", str(args.stream_seconds)))
+    if figures != set(FIGURES):
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2))
+        print(report(results))
+        print(f"\nwritten to {args.output}")
+        return 0
 
     native_load = [whole_process_seconds([str(NATIVE), "load", str(OUT / "stream/bench.bpf.o")]) for _ in range(10)]
     wasm_start = [whole_process_seconds([*WASM_BPF, "run", str(OUT / "start.wasm")]) for _ in range(10)]

@@ -9,8 +9,25 @@ CDEF = r"""
 /* ---- shim.h ---- */
 typedef union wbpf_val_raw { int32_t i32; int64_t i64; float f32; double f64; uint8_t v128[16];
                              uint32_t anyref; uint32_t externref; uint32_t exnref; void *funcref; } wbpf_val_raw;
-int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
-                          uintptr_t memory_data_size);
+typedef struct wbpf_func { uint64_t store_id; void *func_ref; } wbpf_func;
+typedef struct wbpf_stored { struct { uint64_t store_id; uint32_t index; } inner; uint32_t instance; } wbpf_stored;
+typedef struct wbpf_extern { uint8_t kind; union { wbpf_func func; wbpf_stored memory; wbpf_stored table;
+                                                    uint8_t size[24]; } of; } wbpf_extern;
+typedef struct wbpf_val { uint8_t kind; union { wbpf_func funcref; uint8_t size[24]; } of; } wbpf_val;
+#define WBPF_EXTERN_FUNC ...
+#define WBPF_EXTERN_TABLE ...
+#define WBPF_EXTERN_MEMORY ...
+#define WBPF_VAL_FUNCREF ...
+#define WBPF_VALTYPE_I32 ...
+struct wbpf_wasmtime_api {
+    uintptr_t wasmtime_func_call_unchecked; uintptr_t wasmtime_memory_data; uintptr_t wasmtime_memory_data_size;
+    uintptr_t wasmtime_caller_context; uintptr_t wasmtime_caller_export_get; uintptr_t wasmtime_table_get;
+    uintptr_t wasmtime_func_type; uintptr_t wasm_functype_params; uintptr_t wasm_functype_results;
+    uintptr_t wasm_valtype_kind; uintptr_t wasm_functype_delete; uintptr_t wasmtime_trap_new;
+    uintptr_t wasmtime_error_message; uintptr_t wasmtime_error_delete; uintptr_t wasm_byte_vec_delete;
+    uintptr_t wasmtime_linker_define_func_unchecked;
+};
+int wbpf_set_wasmtime_api(const struct wbpf_wasmtime_api *api);
 struct wbpf_call_watch { uint64_t calls; uint32_t depth; };
 struct wbpf_guest_target { void *context; const void *memory; const void *func;
                            uint32_t ctx; uint32_t data; uint32_t max_size; uint32_t batch;
@@ -19,14 +36,31 @@ struct wbpf_batch_record { uint32_t size; uint32_t original_size; };
 #define WBPF_BATCH_MIN_BUFFER ...
 #define WBPF_POLL_OK ...
 #define WBPF_POLL_CALLBACK_STOP ...
-#define WBPF_POLL_FAULT ...
 #define WBPF_POLL_WASM_ERROR ...
 struct wbpf_poll_result { int status; int32_t callback_ret; void *error; void *trap; };
 struct wbpf_buffer;
 struct wbpf_buffer *wbpf_buffer_new(int map_fd, size_t perf_pages, int *err);
 void wbpf_buffer_free(struct wbpf_buffer *buf);
+struct wbpf_stop { volatile int *flag; int wake_fd; };
 int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *target,
-                     int timeout_ms, int *stop, struct wbpf_poll_result *result);
+                     int timeout_ms, const struct wbpf_stop *stop, struct wbpf_poll_result *result);
+int wbpf_buffer_busy(const struct wbpf_buffer *buf);
+#define WBPF_POLL_RECORD ...
+#define WBPF_POLL_BATCH ...
+#define WBPF_POLL_EXPORT ...
+struct wbpf_host;
+struct wbpf_host *wbpf_host_new(const struct wbpf_stop *stop, struct wbpf_call_watch *watch,
+                                void *fallback, const char *callback_export,
+                                const int32_t *wasi_errno, size_t n_errno);
+void wbpf_host_free(struct wbpf_host *host);
+void *wbpf_host_define_poll(struct wbpf_host *host, void *linker, const char *module,
+                            const char *name, const void *functype, int kind);
+int wbpf_host_add_buffer(struct wbpf_host *host, int64_t handle, int fd, struct wbpf_buffer *buf);
+int wbpf_host_mirror(struct wbpf_host *host, int64_t handle, int fd, uint32_t ptr, uint32_t size);
+void wbpf_host_refresh_mirrors(struct wbpf_host *host, uint8_t *base, size_t size);
+void wbpf_host_forget(struct wbpf_host *host, int64_t handle);
+uint64_t wbpf_host_polls(const struct wbpf_host *host);
+extern "Python+C" void *wbpf_poll_fallback(void *fallback, void *caller, int kind, wbpf_val_raw *args);
 uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf);
 uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf);
 int wbpf_buffer_map_type(const struct wbpf_buffer *buf);

@@ -2,6 +2,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,25 +11,56 @@
 #include <time.h>
 
 /* ---- wasmtime entry points ------------------------------------------------------- */
-typedef void *(*func_call_unchecked_fn)(void *context, const void *func, wbpf_val_raw *args,
-                                        size_t nargs, void **trap);
-typedef uint8_t *(*memory_data_fn)(const void *context, const void *memory);
-typedef size_t (*memory_data_size_fn)(const void *context, const void *memory);
+typedef struct {
+    size_t size;
+    void **data;
+} wbpf_vec; /* wasm_valtype_vec_t, wasm_byte_vec_t (char data) */
 
 static struct {
-    func_call_unchecked_fn call;
-    memory_data_fn data;
-    memory_data_size_fn data_size;
+    void *(*call)(void *context, const void *func, wbpf_val_raw *args, size_t nargs, void **trap);
+    uint8_t *(*data)(const void *context, const void *memory);
+    size_t (*data_size)(const void *context, const void *memory);
+    void *(*caller_context)(void *caller);
+    int (*caller_export_get)(void *caller, const char *name, size_t len, wbpf_extern *out);
+    int (*table_get)(void *context, const void *table, uint64_t index, wbpf_val *out);
+    void *(*func_type)(const void *context, const void *func);
+    const wbpf_vec *(*functype_params)(const void *functype);
+    const wbpf_vec *(*functype_results)(const void *functype);
+    uint8_t (*valtype_kind)(const void *valtype);
+    void (*functype_delete)(void *functype);
+    void *(*trap_new)(const char *message, size_t len);
+    void (*error_message)(const void *error, wbpf_vec *message);
+    void (*error_delete)(void *error);
+    void (*byte_vec_delete)(wbpf_vec *vec);
+    void *(*define_func_unchecked)(void *linker, const char *module, size_t module_len, const char *name,
+                                   size_t name_len, const void *functype,
+                                   void *(*callback)(void *env, void *caller, wbpf_val_raw *args, size_t n),
+                                   void *env, void (*finalizer)(void *));
 } wasmtime;
 
-int wbpf_set_wasmtime_api(uintptr_t func_call_unchecked, uintptr_t memory_data,
-                          uintptr_t memory_data_size)
+int wbpf_set_wasmtime_api(const struct wbpf_wasmtime_api *api)
 {
-    if (!func_call_unchecked || !memory_data || !memory_data_size)
-        return -EINVAL;
-    wasmtime.call = (func_call_unchecked_fn)func_call_unchecked;
-    wasmtime.data = (memory_data_fn)memory_data;
-    wasmtime.data_size = (memory_data_size_fn)memory_data_size;
+    const uintptr_t *entry = (const uintptr_t *)api;
+
+    for (size_t i = 0; i < sizeof(*api) / sizeof(uintptr_t); i++)
+        if (!entry[i])
+            return -EINVAL;
+    wasmtime.call = (void *)api->wasmtime_func_call_unchecked;
+    wasmtime.data = (void *)api->wasmtime_memory_data;
+    wasmtime.data_size = (void *)api->wasmtime_memory_data_size;
+    wasmtime.caller_context = (void *)api->wasmtime_caller_context;
+    wasmtime.caller_export_get = (void *)api->wasmtime_caller_export_get;
+    wasmtime.table_get = (void *)api->wasmtime_table_get;
+    wasmtime.func_type = (void *)api->wasmtime_func_type;
+    wasmtime.functype_params = (void *)api->wasm_functype_params;
+    wasmtime.functype_results = (void *)api->wasm_functype_results;
+    wasmtime.valtype_kind = (void *)api->wasm_valtype_kind;
+    wasmtime.functype_delete = (void *)api->wasm_functype_delete;
+    wasmtime.trap_new = (void *)api->wasmtime_trap_new;
+    wasmtime.error_message = (void *)api->wasmtime_error_message;
+    wasmtime.error_delete = (void *)api->wasmtime_error_delete;
+    wasmtime.byte_vec_delete = (void *)api->wasm_byte_vec_delete;
+    wasmtime.define_func_unchecked = (void *)api->wasmtime_linker_define_func_unchecked;
     return 0;
 }
 
@@ -54,28 +86,15 @@ struct wbpf_buffer {
     struct wbpf_poll_result *result;
     int delivered_this_poll;
     uint32_t batch_used, batch_count; /* the batch being filled in guest memory */
-    /* The guest's memory as last seen. Only guest code can grow it, so it is read at
-     * the start of a poll and re-read after every call into the guest. */
+    /* The guest's memory, read once per poll: the engine never moves it
+     * (memory_may_move=False, module.py) and it never shrinks, so the range checked
+     * at the start of the poll stays valid through callbacks that grow it. */
     uint8_t *mem_base;
-    size_t mem_size;
     /* Records collected for the host itself (no guest: kernel-only runs), back to
      * back as [u32 size][size bytes][padding to 8]. */
     uint8_t *queue;
     size_t queue_used, queue_cap;
 };
-
-/* Re-reads the guest memory's size and, when it grew (only then can it have moved),
- * its base address. */
-static void refresh_memory(struct wbpf_buffer *buf)
-{
-    const struct wbpf_guest_target *t = buf->target;
-    size_t size = wasmtime.data_size(t->context, t->memory);
-
-    if (size != buf->mem_size || !buf->mem_base) {
-        buf->mem_size = size;
-        buf->mem_base = wasmtime.data(t->context, t->memory);
-    }
-}
 
 /* Calls the guest's function with args[0..nargs); returns its i32 result, or a
  * negative value with buf->result->status set. */
@@ -93,7 +112,6 @@ static int call_guest(struct wbpf_buffer *buf, wbpf_val_raw *args, size_t nargs)
     error = wasmtime.call(t->context, t->func, args, nargs, &trap);
     if (t->watch)
         t->watch->depth--;
-    refresh_memory(buf);
     if (error || trap) {
         res->status = WBPF_POLL_WASM_ERROR;
         res->error = error;
@@ -150,10 +168,6 @@ static int batch_add(struct wbpf_buffer *buf, const void *sample, uint32_t size)
             return rc;
         }
     }
-    if ((uint64_t)t->data + buf->batch_used + need > buf->mem_size) {
-        buf->result->status = WBPF_POLL_FAULT;
-        return -EFAULT;
-    }
     uint8_t *dst = buf->mem_base + t->data + buf->batch_used;
     hdr.size = n;
     hdr.original_size = size;
@@ -174,10 +188,6 @@ static int deliver(struct wbpf_buffer *buf, const void *sample, uint32_t size)
 
     if (t->batch)
         return batch_add(buf, sample, size);
-    if ((uint64_t)t->data + n > buf->mem_size) {
-        buf->result->status = WBPF_POLL_FAULT;
-        return -EFAULT;
-    }
     memcpy(buf->mem_base + t->data, sample, n);
 
     wbpf_val_raw args[3];
@@ -350,10 +360,26 @@ static int poll_once(struct wbpf_buffer *buf, int timeout_ms)
                      : perf_buffer__poll(buf->perf, timeout_ms);
 }
 
+/* Waits up to timeout_ms for records (the buffer's epoll fd) or a stop request (the
+ * wake-up pipe): 0, or -EINTR for a stop or a signal. */
+static int wait_ready(struct wbpf_buffer *buf, const struct wbpf_stop *stop, int timeout_ms)
+{
+    struct pollfd fds[2] = {
+        {.fd = wbpf_buffer_epoll_fd(buf), .events = POLLIN},
+        {.fd = stop ? stop->wake_fd : -1, .events = POLLIN}, /* poll() skips fd -1 */
+    };
+
+    if (poll(fds, 2, timeout_ms) < 0)
+        return -errno;
+    return fds[1].revents ? -EINTR : 0;
+}
+
+/* Records submitted with BPF_RB_NO_WAKEUP never make the ring ready for epoll: a wait
+ * ends at least this often to look at the buffer itself. */
 #define POLL_SLICE_MS 50
 
 int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *target,
-                     int timeout_ms, volatile int *stop, struct wbpf_poll_result *result)
+                     int timeout_ms, const struct wbpf_stop *stop, struct wbpf_poll_result *result)
 {
     int rc = 0;
 
@@ -362,7 +388,7 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
         return -ENOSYS;
     if (buf->busy)
         return -EBUSY;
-    if (stop && *stop)
+    if (stop && *stop->flag)
         return -EINTR;
     /* Guest memory never shrinks, so a buffer inside it now stays inside it. */
     if ((uint64_t)target->data + target->max_size >
@@ -376,35 +402,30 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
     buf->result = result;
     buf->delivered_this_poll = 0;
     buf->batch_used = buf->batch_count = 0;
-    buf->mem_base = NULL;
-    refresh_memory(buf);
+    buf->mem_base = wasmtime.data(target->context, target->memory);
 
     if (deliver_pending(buf) == 0 && !buf->delivered_this_poll) {
         int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
         for (;;) {
+            rc = poll_once(buf, 0);
+            if (rc >= 0 && buf->result->status == WBPF_POLL_OK)
+                batch_flush(buf); /* the last, partly filled batch */
+            if (rc < 0 || buf->delivered_this_poll || buf->pending_head || timeout_ms == 0)
+                break;
             int slice = POLL_SLICE_MS;
-            if (timeout_ms == 0) {
-                slice = 0;
-            } else if (timeout_ms > 0) {
+            if (timeout_ms > 0) {
                 int64_t left = deadline - now_ms();
                 if (left <= 0)
                     break;
                 if (left < slice)
                     slice = (int)left;
             }
-            rc = poll_once(buf, slice);
-            /* Records submitted with BPF_RB_NO_WAKEUP never make the ring ready for
-             * epoll: look at the ring itself whenever a wait ends empty-handed. */
-            if (rc == 0 && slice > 0 && buf->ring && buf->result->status == WBPF_POLL_OK)
-                rc = ring_buffer__consume(buf->ring);
-            if (rc >= 0 && buf->result->status == WBPF_POLL_OK)
-                batch_flush(buf); /* the last, partly filled batch */
-            if (rc < 0 || buf->delivered_this_poll || buf->pending_head || timeout_ms == 0)
-                break;
-            if (stop && *stop) {
+            if (stop && *stop->flag) {
                 rc = -EINTR;
                 break;
             }
+            if ((rc = wait_ready(buf, stop, slice)) < 0)
+                break;
         }
     }
 
@@ -418,9 +439,291 @@ int wbpf_buffer_poll(struct wbpf_buffer *buf, const struct wbpf_guest_target *ta
     return buf->delivered_this_poll;
 }
 
+int wbpf_buffer_busy(const struct wbpf_buffer *buf) { return buf->busy; }
 uint64_t wbpf_buffer_delivered(const struct wbpf_buffer *buf) { return buf->delivered; }
 uint64_t wbpf_buffer_lost(const struct wbpf_buffer *buf) { return buf->lost; }
 int wbpf_buffer_map_type(const struct wbpf_buffer *buf) { return buf->map_type; }
+
+/* ---- the poll imports, served in C ------------------------------------------------ */
+
+struct host_buffer {
+    int64_t handle;
+    int fd;
+    struct wbpf_buffer *buf;
+    /* The last callback found to have the right type for this buffer: a poll with
+     * the same function (the same table entry, unchanged) is not checked again. */
+    wbpf_func checked;
+    int checked_nargs;
+};
+
+struct host_mirror {
+    int64_t handle;
+    int fd;
+    uint32_t ptr, size;
+};
+
+struct poll_import {
+    struct wbpf_host *host;
+    int kind;
+};
+
+struct wbpf_host {
+    const struct wbpf_stop *stop;
+    struct wbpf_call_watch *watch;
+    void *fallback;
+    char *callback_export;
+    const int32_t *wasi_errno;
+    size_t n_errno;
+    struct poll_import imports[3]; /* the env of each kind's host function */
+    /* The guest's exports, looked up on its first poll: they never change. */
+    int have_exports, have_table;
+    wbpf_extern memory, table;
+    struct host_buffer *buffers;
+    size_t n_buffers, cap_buffers;
+    struct host_mirror *mirrors;
+    size_t n_mirrors, cap_mirrors;
+    uint64_t polls;
+};
+
+struct wbpf_host *wbpf_host_new(const struct wbpf_stop *stop, struct wbpf_call_watch *watch,
+                                void *fallback, const char *callback_export,
+                                const int32_t *wasi_errno, size_t n_errno)
+{
+    struct wbpf_host *host = calloc(1, sizeof(*host));
+
+    if (!host || !(host->callback_export = strdup(callback_export))) {
+        free(host);
+        return NULL;
+    }
+    host->stop = stop;
+    host->watch = watch;
+    host->fallback = fallback;
+    host->wasi_errno = wasi_errno;
+    host->n_errno = n_errno;
+    for (int kind = 0; kind < 3; kind++)
+        host->imports[kind] = (struct poll_import){host, kind};
+    return host;
+}
+
+void wbpf_host_free(struct wbpf_host *host)
+{
+    if (!host)
+        return;
+    free(host->buffers);
+    free(host->mirrors);
+    free(host->callback_export);
+    free(host);
+}
+
+/* Grows an array of `size`-byte elements to hold one more; 0 or -ENOMEM. */
+static int reserve(void **items, size_t n, size_t *cap, size_t size)
+{
+    void *grown;
+
+    if (n < *cap)
+        return 0;
+    if (!(grown = realloc(*items, (*cap ? *cap * 2 : 8) * size)))
+        return -ENOMEM;
+    *items = grown;
+    *cap = *cap ? *cap * 2 : 8;
+    return 0;
+}
+
+int wbpf_host_add_buffer(struct wbpf_host *host, int64_t handle, int fd, struct wbpf_buffer *buf)
+{
+    if (reserve((void **)&host->buffers, host->n_buffers, &host->cap_buffers, sizeof(*host->buffers)))
+        return -ENOMEM;
+    host->buffers[host->n_buffers++] = (struct host_buffer){.handle = handle, .fd = fd, .buf = buf};
+    return 0;
+}
+
+int wbpf_host_mirror(struct wbpf_host *host, int64_t handle, int fd, uint32_t ptr, uint32_t size)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < host->n_mirrors; i++)
+        if (host->mirrors[i].fd != fd)
+            host->mirrors[kept++] = host->mirrors[i];
+    host->n_mirrors = kept;
+    if (!size)
+        return 0;
+    if (reserve((void **)&host->mirrors, host->n_mirrors, &host->cap_mirrors, sizeof(*host->mirrors)))
+        return -ENOMEM;
+    host->mirrors[host->n_mirrors++] = (struct host_mirror){handle, fd, ptr, size};
+    return 0;
+}
+
+void wbpf_host_refresh_mirrors(struct wbpf_host *host, uint8_t *base, size_t size)
+{
+    uint32_t key = 0;
+    size_t kept = 0;
+
+    for (size_t i = 0; i < host->n_mirrors; i++) {
+        struct host_mirror *m = &host->mirrors[i];
+        if ((uint64_t)m->ptr + m->size > size)
+            continue;
+        bpf_map_lookup_elem(m->fd, &key, base + m->ptr);
+        host->mirrors[kept++] = *m;
+    }
+    host->n_mirrors = kept;
+}
+
+void wbpf_host_forget(struct wbpf_host *host, int64_t handle)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < host->n_buffers; i++)
+        if (host->buffers[i].handle != handle)
+            host->buffers[kept++] = host->buffers[i];
+    host->n_buffers = kept;
+    kept = 0;
+    for (size_t i = 0; i < host->n_mirrors; i++)
+        if (host->mirrors[i].handle != handle)
+            host->mirrors[kept++] = host->mirrors[i];
+    host->n_mirrors = kept;
+}
+
+uint64_t wbpf_host_polls(const struct wbpf_host *host) { return host->polls; }
+
+/* The guest's memory and function table, looked up once. */
+static int guest_exports(struct wbpf_host *host, void *caller)
+{
+    static const char memory[] = "memory", table[] = "__indirect_function_table";
+
+    if (!host->have_exports) {
+        if (!wasmtime.caller_export_get(caller, memory, sizeof(memory) - 1, &host->memory) ||
+            host->memory.kind != WBPF_EXTERN_MEMORY)
+            return 0;
+        host->have_table = wasmtime.caller_export_get(caller, table, sizeof(table) - 1, &host->table) &&
+                           host->table.kind == WBPF_EXTERN_TABLE;
+        host->have_exports = 1;
+    }
+    return 1;
+}
+
+/* Is func of type (i32 x nargs) -> i32? */
+static int takes_i32s(void *context, const wbpf_func *func, size_t nargs)
+{
+    void *type = wasmtime.func_type(context, func);
+    const wbpf_vec *params = wasmtime.functype_params(type), *results = wasmtime.functype_results(type);
+    int ok = params->size == nargs && results->size == 1 &&
+             wasmtime.valtype_kind(results->data[0]) == WBPF_VALTYPE_I32;
+
+    for (size_t i = 0; ok && i < nargs; i++)
+        ok = wasmtime.valtype_kind(params->data[i]) == WBPF_VALTYPE_I32;
+    wasmtime.functype_delete(type);
+    return ok;
+}
+
+/* The poll's callback, of the right type, in *func; 0 if there is none. */
+static int find_callback(struct wbpf_host *host, void *caller, void *context, struct host_buffer *b,
+                         int kind, uint32_t index, wbpf_func *func)
+{
+    size_t nargs = kind == WBPF_POLL_BATCH ? 4 : 3;
+
+    if (kind == WBPF_POLL_EXPORT) {
+        wbpf_extern item;
+        if (!wasmtime.caller_export_get(caller, host->callback_export, strlen(host->callback_export), &item) ||
+            item.kind != WBPF_EXTERN_FUNC)
+            return 0;
+        *func = item.of.func;
+    } else {
+        wbpf_val entry;
+        if (!index || !host->have_table || !wasmtime.table_get(context, &host->table.of.table, index, &entry) ||
+            entry.kind != WBPF_VAL_FUNCREF || !entry.of.funcref.store_id)
+            return 0;
+        *func = entry.of.funcref;
+    }
+    if (b->checked_nargs == (int)nargs && !memcmp(&b->checked, func, sizeof(*func)))
+        return 1;
+    if (!takes_i32s(context, func, nargs))
+        return 0;
+    b->checked = *func;
+    b->checked_nargs = (int)nargs;
+    return 1;
+}
+
+/* What ended a callback, as the trap that ends the guest's call. */
+static void *as_trap(void *error, void *trap)
+{
+    static const char unknown[] = "guest callback failed";
+    wbpf_vec message;
+
+    if (trap || !error)
+        return trap ? trap : wasmtime.trap_new(unknown, sizeof(unknown) - 1);
+    wasmtime.error_message(error, &message);
+    trap = wasmtime.trap_new((const char *)message.data, message.size);
+    wasmtime.byte_vec_delete(&message);
+    wasmtime.error_delete(error);
+    return trap;
+}
+
+static int32_t guest_errno(const struct wbpf_host *host, int linux_errno)
+{
+    if (linux_errno <= 0 || (size_t)linux_errno >= host->n_errno)
+        linux_errno = EIO;
+    return host->wasi_errno[linux_errno];
+}
+
+/* The host function of the three poll imports:
+ *   record, batch: (obj i64, fd, func, ctx, data, max_size, timeout_ms) -> i32
+ *   export:        (obj i64, fd, ctx, data, max_size, timeout_ms) -> i32 */
+static void *poll_import(void *env, void *caller, wbpf_val_raw *args, size_t nargs)
+{
+    const struct poll_import *import = env;
+    struct wbpf_host *host = import->host;
+    int kind = import->kind, first = kind == WBPF_POLL_EXPORT ? 2 : 3;
+    int64_t handle = args[0].i64;
+    int fd = args[1].i32;
+    uint32_t data = (uint32_t)args[first + 1].i32;
+    int32_t max_size = args[first + 2].i32;
+    void *context = wasmtime.caller_context(caller);
+    struct host_buffer *b = NULL;
+    wbpf_func func;
+    (void)nargs;
+
+    host->polls++;
+    for (size_t i = 0; i < host->n_buffers && !b; i++)
+        if (host->buffers[i].handle == handle && host->buffers[i].fd == fd)
+            b = &host->buffers[i];
+    if (!b || !guest_exports(host, caller) ||
+        !find_callback(host, caller, context, b, kind, (uint32_t)args[2].i32, &func) || max_size < 0 ||
+        (kind == WBPF_POLL_BATCH && max_size < WBPF_BATCH_MIN_BUFFER) ||
+        (uint64_t)data + (uint32_t)max_size > wasmtime.data_size(context, &host->memory.of.memory) ||
+        b->buf->busy)
+        return wbpf_poll_fallback(host->fallback, caller, kind, args);
+
+    struct wbpf_guest_target target = {
+        .context = context,
+        .memory = &host->memory.of.memory,
+        .func = &func,
+        .ctx = (uint32_t)args[first].i32,
+        .data = data,
+        .max_size = (uint32_t)max_size,
+        .batch = kind == WBPF_POLL_BATCH,
+        .watch = host->watch,
+    };
+    struct wbpf_poll_result result;
+    int rc = wbpf_buffer_poll(b->buf, &target, args[first + 3].i32, host->stop, &result);
+
+    /* b may be gone: a callback may have closed another object or loaded one. */
+    if (result.status == WBPF_POLL_WASM_ERROR)
+        return as_trap(result.error, result.trap);
+    if (rc < 0 && result.status != WBPF_POLL_CALLBACK_STOP)
+        rc = -guest_errno(host, -rc);
+    if (host->n_mirrors)
+        wbpf_host_refresh_mirrors(host, wasmtime.data(context, &host->memory.of.memory),
+                                  wasmtime.data_size(context, &host->memory.of.memory));
+    args[0].i32 = rc;
+    return NULL;
+}
+
+void *wbpf_host_define_poll(struct wbpf_host *host, void *linker, const char *module,
+                            const char *name, const void *functype, int kind)
+{
+    return wasmtime.define_func_unchecked(linker, module, strlen(module), name, strlen(name), functype,
+                                          poll_import, &host->imports[kind], NULL);
+}
 
 /* ---- libbpf helpers --------------------------------------------------------------- */
 

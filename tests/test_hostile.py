@@ -254,6 +254,18 @@ def test_host_calls_from_a_poll_callback(g, unharmed, mode, inner, poll):
         assert out["poll"] >= 1, out
 
 
+def test_a_callback_that_grows_the_memory_gets_every_record_intact(g, unharmed):
+    """The shim reads the guest memory's base once per poll (the engine never moves a
+    memory): callbacks that grow it by 4 MiB per record, per record and in batches,
+    still get every record intact and in order, a batch buffer in the grown memory
+    works, and a buffer past the new end is refused."""
+    with Trigger():
+        status, out, _ = run_hostile(g, "grow", os.getpid())
+    assert status == 0
+    check(out, {"arm": 0, "attach": 0, "buffer_in_grown_memory": 1, "records": 48, "bad": 0, "grow_failed": 0,
+                "grew": 1, "past_end": -EFAULT, "batch_past_end": -EFAULT, "close": 0})
+
+
 # ---------------------------------------------------------- attach targets
 
 @pytest.mark.parametrize("prog, target, result", [

@@ -34,18 +34,15 @@ def check_libbpf() -> None:
 
 
 def _bind_wasmtime() -> None:
-    """Hands the shim the C entry points of the libwasmtime wasmtime-py loaded."""
+    """Hands the shim the C entry points of the libwasmtime wasmtime-py loaded, each
+    field of struct wbpf_wasmtime_api named after its function."""
     from wasmtime import _ffi as wt
 
-    def address(fn: Any) -> int:  # a ctypes function of wasmtime's library
-        return ctypes.cast(fn, ctypes.c_void_p).value or 0
-
-    rc = lib.wbpf_set_wasmtime_api(
-        address(wt.dll.wasmtime_func_call_unchecked),
-        address(wt.dll.wasmtime_memory_data),
-        address(wt.dll.wasmtime_memory_data_size),
-    )
-    if rc != 0:
+    api = ffi.new("struct wbpf_wasmtime_api *")
+    for name, _ in ffi.typeof("struct wbpf_wasmtime_api").fields:
+        fn = getattr(wt.dll, name, None)  # a ctypes function of wasmtime's library
+        setattr(api, name, 0 if fn is None else ctypes.cast(fn, ctypes.c_void_p).value or 0)
+    if lib.wbpf_set_wasmtime_api(api) != 0:
         raise WasmBpfError("the wasmtime library does not export the C API wasm-bpf needs")
 
 

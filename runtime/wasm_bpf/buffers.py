@@ -1,7 +1,9 @@
 """Ring buffers and perf event arrays, drained into the guest by the C shim.
 
 Per record, the shim copies the record into guest memory and calls the guest's
-callback through wasmtime's C API; no Python runs per record."""
+callback through wasmtime's C API; no Python runs per record. The guest's polls are
+host functions of the shim too (imports.py binds them); poll() here is their Python
+implementation, for the calls the shim hands back (a bad argument to report)."""
 import ctypes
 import errno
 from dataclasses import dataclass
@@ -73,9 +75,20 @@ class EventBuffer:
         return BufferStats(object_handle, self.map_name, "ring buffer" if self.is_ring else "perf buffer",
                            self.delivered, None if self.is_ring else self.lost)
 
+    @property
+    def c_buffer(self) -> Any:
+        """The shim's struct wbpf_buffer *, valid until close()."""
+        return self._open()
+
+    @property
+    def busy(self) -> bool:
+        """Is a poll of this buffer running (a callback inside it)?"""
+        return self._buf is not None and bool(lib.wbpf_buffer_busy(self._buf))
+
     def poll(self, target: PollTarget, timeout_ms: int, stop: Any) -> int:
         """Delivers available records; returns their count, or the callback's negative
-        result, or raises HostCallError. A trap in the callback is re-raised."""
+        result, or raises HostCallError. A trap in the callback is re-raised.
+        stop: the struct wbpf_stop * that ends the wait."""
         buf = self._open()
         c_target = ffi.new("struct wbpf_guest_target *", {
             "context": ffi.cast("void *", _address(target.caller._context())),

@@ -4,14 +4,23 @@ host_abi/ABI.md.
 Each import is a method that takes decoded arguments and raises HostCallError on bad
 input; one wrapper turns that into the negative WASI errno the guest receives. The
 host binds exactly the imports a module declares, with the types it declares them with
-(the upstream Go/Rust SDKs declare map_operate's pointers as i64)."""
+(the upstream Go/Rust SDKs declare map_operate's pointers as i64).
+
+The three poll imports are host functions of the C shim (struct wbpf_host), so a guest
+polling in a loop never enters Python; their methods here serve the calls the shim
+hands back: those whose arguments fail a check, to answer with the documented error
+and its message."""
 import ctypes
 import errno
+import itertools
+import weakref
 from operator import attrgetter
 from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 import wasmtime
 from wasmtime import FuncType, ValType
+from wasmtime import _ffi as wt_ffi
+from wasmtime import _func as wt_func
 
 from ._native import ffi, lib
 from .attach import Link
@@ -89,6 +98,14 @@ IMPORTS: Dict[Tuple[str, str], Tuple[str, Tuple[Signature, ...], Optional[int], 
     (EXT_MODULE, "wasm_bpf_prog_fd_by_name"): ("prog_fd_by_name", (Signature([HANDLE, PTR], "i32"),), None, False),
 }
 _WRAPPER_POLL = Signature([HANDLE, I32, I32, PTR, I32, I32], "i32")
+# The imports the shim serves, by method: the kind of poll (shim.h).
+_C_POLLS = {"buffer_poll": lib.WBPF_POLL_RECORD, "buffer_poll_batch": lib.WBPF_POLL_BATCH,
+            "buffer_poll_export": lib.WBPF_POLL_EXPORT}
+_MAX_ERRNO = 4096  # Linux errno values the shim translates (MAX_ERRNO); above: EIO
+# The hosts the shim may hand a poll back to, by the key it was given (weakly: a cffi
+# handle to the host, held by the host, would be a cycle).
+_HOSTS: "weakref.WeakValueDictionary[int, WasmBpfHost]" = weakref.WeakValueDictionary()
+_HOST_KEYS = itertools.count(1)
 
 
 def signature_of(ty: FuncType) -> Tuple[List[str], List[str]]:
@@ -119,7 +136,6 @@ class WasmBpfHost:
         self._report = report
         self._object_name = object_name  # libbpf's name of the guest's objects (the module's)
         self.sandbox = sandbox or Sandbox(dirs=())  # a guest reaches no host path unless granted
-        self._stop = stop_flag
         self._verbose = verbose
         self._perf_pages = perf_pages
         self._callback_export = callback_export
@@ -127,11 +143,21 @@ class WasmBpfHost:
         self._next_handle = 1
         self._links: Dict[int, Tuple[int, Link]] = {}  # link handle -> (object handle, link)
         self._next_link = 1
-        self.maps = GuestMaps(self.sandbox)
         self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
-        self._polling: Dict[int, int] = {}  # handle -> its polls in progress (callbacks may nest)
         self.call_watch = ffi.new("struct wbpf_call_watch *")  # sampled by the CPU watchdog
+        # The C side of the poll imports; what it points to lives as long as it does.
+        self._stop_request = ffi.new("struct wbpf_stop *", {"flag": stop_flag, "wake_fd": -1})
+        self._wasi_errno = ffi.new("int32_t[]", [to_guest_errno(e) for e in range(_MAX_ERRNO)])
+        self._fallbacks: Dict[int, Callable[..., int]] = {}  # poll kind -> the wrapped method
+        key = next(_HOST_KEYS)
+        _HOSTS[key] = self
+        c_host = lib.wbpf_host_new(self._stop_request, self.call_watch, ffi.cast("void *", key),
+                                   callback_export.encode(), self._wasi_errno, _MAX_ERRNO)
+        if c_host == ffi.NULL:
+            raise MemoryError("cannot allocate the poll imports' state")
+        self._c_host = ffi.gc(c_host, lib.wbpf_host_free)
+        self.maps = GuestMaps(self.sandbox, self._c_host)
 
     # ---- the imports ----------------------------------------------------------------
     def load_object(self, mem: GuestMemory, buf: int, size: int) -> int:
@@ -180,7 +206,9 @@ class WasmBpfHost:
                 # Set the consumer up now, where a libbpf program calls perf_buffer__new
                 # or ring_buffer__new: perf records output before it would be dropped,
                 # and the first poll should not pay for mapping a large ring.
-                obj.buffer(fd, self._perf_pages)
+                buffer = obj.buffer(fd, self._perf_pages)
+                if lib.wbpf_host_add_buffer(self._c_host, handle, fd, buffer.c_buffer):
+                    raise HostCallError(errno.ENOMEM, "cannot record the buffer for the poll imports")
             self.maps.hand_out(handle, obj, info)
         return fd
 
@@ -225,13 +253,18 @@ class WasmBpfHost:
                           ctx, data, max_size, timeout_ms)
 
     def close_object(self, mem: GuestMemory, handle: int) -> int:
-        self._object(handle)
-        if self._polling.get(handle):
+        if any(buf.busy for buf in self._object(handle).buffers.values()):
             # A poll callback closing its own object would free the buffer the shim
             # is walking (a crash of the host process, found by tests/test_hostile.py).
             raise HostCallError(errno.EBUSY, f"object {handle:#x} is being polled: close it after the poll returns")
         self._close(handle)
         return 0
+
+    @property
+    def polls(self) -> int:
+        """The buffer polls the guest has made (the service takes the first as its
+        "set up" mark)."""
+        return int(lib.wbpf_host_polls(self._c_host))
 
     # ---- helpers --------------------------------------------------------------------
     def _object(self, handle: int) -> BpfObject:
@@ -269,16 +302,12 @@ class WasmBpfHost:
         mem.check(data, max_size)
         target = PollTarget(mem.caller, mem.memory, callback, ctx & 0xFFFFFFFF, data, max_size, batch,
                             self.call_watch)
-        buffer = obj.buffer(fd, self._perf_pages)
-        self._polling[handle] = self._polling.get(handle, 0) + 1
-        try:
-            return buffer.poll(target, timeout_ms, self._stop)
-        finally:
-            self._polling[handle] -= 1
+        return obj.buffer(fd, self._perf_pages).poll(target, timeout_ms, self._stop_request)
 
     def _close(self, handle: int) -> None:
         obj = self.objects.pop(handle)
         self._links = {k: v for k, v in self._links.items() if v[0] != handle}
+        lib.wbpf_host_forget(self._c_host, handle)  # before its buffers are freed
         self.maps.forget(handle)
         self.buffer_stats.extend(buf.stats(handle) for buf in obj.buffers.values())
         obj.close()
@@ -290,10 +319,12 @@ class WasmBpfHost:
 
     # ---- binding --------------------------------------------------------------------
     def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str,
-             defined: Collection[Tuple[str, str]] = ()) -> None:
+             defined: Collection[Tuple[str, str]] = (), wake_fd: int = -1) -> None:
         """Defines every BPF import the module declares; raises WasmBpfError naming an
         import this host does not provide or a declared type it does not accept.
-        defined: (module, name) of the imports already defined (host functions)."""
+        defined: (module, name) of the imports already defined (host functions);
+        wake_fd: a pipe that turns readable on a stop request, which ends a poll's wait."""
+        self._stop_request.wake_fd = wake_fd
         table = dict(IMPORTS)
         table[(callback_module, "wasm_bpf_buffer_poll")] = ("buffer_poll_export", (_WRAPPER_POLL,), None, False)
         problems = []
@@ -313,11 +344,34 @@ class WasmBpfHost:
                 problems.append(f"{imp.module}.{imp.name} is declared as {describe_type(declared)}, "
                                 f"expected a function {accepted}")
                 continue
-            linker.define_func(imp.module, imp.name or "", sig.func_type(),
-                               self._wrap(f"{imp.name}", attrgetter(method)(self), sig, failure, loud),
-                               access_caller=True)
+            wrapped = self._wrap(f"{imp.name}", attrgetter(method)(self), sig, failure, loud)
+            if method in _C_POLLS:
+                self._fallbacks[_C_POLLS[method]] = wrapped
+                self._define_c_poll(linker, imp.module, imp.name or "", sig, _C_POLLS[method])
+            else:
+                linker.define_func(imp.module, imp.name or "", sig.func_type(), wrapped, access_caller=True)
         if problems:
             raise WasmBpfError("the module's imports do not match this host: " + "; ".join(problems))
+
+    def _define_c_poll(self, linker: wasmtime.Linker, module: str, name: str, sig: Signature, kind: int) -> None:
+        """Defines a poll import as the shim's host function."""
+        functype = sig.func_type()
+        error = lib.wbpf_host_define_poll(self._c_host, _c_pointer(linker.ptr()), module.encode(), name.encode(),
+                                          _c_pointer(functype.ptr()), kind)
+        if error != ffi.NULL:
+            raise wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(int(ffi.cast("uintptr_t", error)), ctypes.POINTER(wt_ffi.wasmtime_error_t)))
+
+    def _fallback(self, caller_ptr: Any, kind: int, args: Any) -> int:
+        """A poll the shim handed back: its Python implementation, with the raw Wasm
+        arguments (obj i64, then i32s) as a host function of wasmtime-py gets them."""
+        caller = wasmtime.Caller(ctypes.cast(int(ffi.cast("uintptr_t", caller_ptr)),
+                                             ctypes.POINTER(wt_ffi.wasmtime_caller_t)))
+        try:
+            nargs = 6 if kind == lib.WBPF_POLL_EXPORT else 7
+            return self._fallbacks[kind](caller, args[0].i64, *(args[i].i32 for i in range(1, nargs)))
+        finally:
+            caller._invalidate()
 
     def _wrap(self, name: str, method: Callable[..., int], sig: Signature, failure: Optional[int],
               loud: bool) -> Callable[..., int]:
@@ -353,3 +407,23 @@ class WasmBpfHost:
                 raise HostCallError(errno.EFAULT, "the module exports no memory named 'memory'")
             self._memory = memory
         return GuestMemory(caller, self._memory)
+
+
+def _c_pointer(ptr: Any) -> Any:
+    """A wasmtime-py (ctypes) pointer as a cffi void *."""
+    return ffi.cast("void *", ctypes.cast(ptr, ctypes.c_void_p).value or 0)
+
+
+@ffi.def_extern()
+def wbpf_poll_fallback(fallback: Any, caller: Any, kind: int, args: Any) -> Any:
+    """The shim's hand-back (shim.h): the i32 result goes to args[0]; whatever ends the
+    guest's call (proc_exit in a callback, a trap) becomes the trap returned, its
+    exception kept for wasmtime-py to raise where the guest was called, as its own
+    host functions do."""
+    try:
+        args[0].i32 = _HOSTS[int(ffi.cast("uintptr_t", fallback))]._fallback(caller, kind, args)
+        return ffi.NULL
+    except BaseException as exc:  # noqa: B036 - everything must reach the guest's caller
+        wt_func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # as its trampoline does
+        trap = wasmtime.Trap("python exception")._consume()
+        return ffi.cast("void *", ctypes.cast(trap, ctypes.c_void_p).value or 0)

@@ -208,7 +208,7 @@ class Instance:
                            self._proc_exit)
         self._blocking.define(linker, store)  # poll_oneoff, which a stop must end
         defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report)
-        self._host.bind(linker, self._module, self.config.callback_module, defined)
+        self._host.bind(linker, self._module, self.config.callback_module, defined, self._blocking.wake_fd)
 
     def _check_wasi_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
         """A WASI function this host lacks, or one declared with another type, is named

@@ -3,7 +3,7 @@ ring buffer records) on the map fds it was handed, and the rules for map keys an
 values that are file descriptors."""
 import errno
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple
 
 from ._native import ffi, lib
 from .errors import HostCallError, to_guest_errno
@@ -142,11 +142,11 @@ class GuestMaps:
     """The map fds and program fds one guest instance was handed, and the map imports
     run on them. A guest names maps by fd; each is checked here against what it holds."""
 
-    def __init__(self, sandbox: "Sandbox") -> None:
+    def __init__(self, sandbox: "Sandbox", c_host: Any) -> None:
         self._sandbox = sandbox
+        self._c_host = c_host  # struct wbpf_host *: keeps the mirrors (its polls refresh them)
         self._maps: Dict[int, HandedMap] = {}
         self._prog_fds: Dict[int, int] = {}  # program fd -> object handle
-        self._mirrors: Dict[int, Tuple[int, int, int]] = {}  # map fd -> (ptr, size, object handle)
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._maps
@@ -166,10 +166,10 @@ class GuestMaps:
         return entry
 
     def forget(self, handle: int) -> None:
-        """The object `handle` is closing: its map fds, program fds and mirrors become invalid."""
+        """The object `handle` is closing: its map fds and program fds become invalid
+        (its mirrors end with wbpf_host_forget)."""
         self._maps = {fd: m for fd, m in self._maps.items() if m.handle != handle}
         self._prog_fds = {fd: h for fd, h in self._prog_fds.items() if h != handle}
-        self._mirrors = {fd: m for fd, m in self._mirrors.items() if m[2] != handle}
 
     # ---- imports ----------------------------------------------------------------------
     def operate(self, mem: GuestMemory, fd: int, cmd: int, key: int, value: int, next_key: int,
@@ -204,28 +204,21 @@ class GuestMaps:
         refreshed from the kernel at the end of every host call; size 0 stops it."""
         entry = self.get(fd)
         if size == 0:
-            self._mirrors.pop(fd, None)
+            lib.wbpf_host_mirror(self._c_host, entry.handle, fd, 0, 0)
             return 0
         info = entry.info
         if info.type != lib.BPF_MAP_TYPE_ARRAY or info.max_entries != 1 or info.value_size != size:
             raise HostCallError(errno.EINVAL, f"map fd {fd} is not a one-entry array of {size} bytes "
                                 f"(type {info.type}, {info.max_entries} entries of {info.value_size})")
         mem.check(ptr, size)
-        self._mirrors[fd] = (ptr, size, entry.handle)
+        if lib.wbpf_host_mirror(self._c_host, entry.handle, fd, ptr, size):
+            raise HostCallError(errno.ENOMEM, "cannot record the mirror")
         self.refresh_mirrors(mem)
         return 0
 
     def refresh_mirrors(self, mem: GuestMemory) -> None:
-        if not self._mirrors:
-            return
-        key = ffi.new("uint32_t *", 0)
-        for fd, (ptr, size, _) in list(self._mirrors.items()):
-            try:
-                dest = mem.pointer(ptr, size)
-            except HostCallError:  # the guest's memory moved on: the mirror ends
-                del self._mirrors[fd]
-                continue
-            lib.bpf_map_lookup_elem_flags(fd, key, dest, 0)
+        """Copies the mirrored maps into guest memory (the shim does it after its polls)."""
+        lib.wbpf_host_refresh_mirrors(self._c_host, mem.pointer(0, 0), mem.size)
 
     def _check_fds(self, mem: GuestMemory, info: MapInfo, cmd: int, value: int) -> None:
         """Map values and keys that are file descriptors are the host's fds. A guest

@@ -18,9 +18,14 @@ ModuleSource = Union[str, "os.PathLike[str]", bytes]
 
 
 def new_engine() -> wasmtime.Engine:
-    """The engine configuration of every guest: epoch interruption for stop()."""
+    """The engine configuration of every guest: epoch interruption for stop(), and a
+    linear memory that never moves (a growth that would move it fails instead): the
+    shim keeps the memory's base address across the guest calls of a poll. wasmtime
+    reserves 4 GiB of address space per 32-bit memory, so a memory grows in place up
+    to any --max-memory."""
     config = wasmtime.Config()
     config.epoch_interruption = True
+    config.memory_may_move = False
     try:
         config.cache = True  # compiled modules are reused across runs
     except wasmtime.WasmtimeError:

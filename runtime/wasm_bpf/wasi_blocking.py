@@ -248,6 +248,13 @@ class BlockingCalls:
         linker.define_func(WASI_MODULE, "poll_oneoff", wasmtime.FuncType([i32] * 4, [i32]), self._poll_oneoff,
                            access_caller=True)
 
+    @property
+    def wake_fd(self) -> int:
+        """The wake-up pipe's read end (-1 before configure()): readable once a stop
+        is requested, so other waits of the guest (its buffer polls) can include it.
+        Only poll_oneoff drains it."""
+        return self._wake.fileno() if self._wake is not None else -1
+
     def request_stop(self) -> None:
         """The guest's blocking call (or its next one) fails with EINTR; stdin ends."""
         with self._lock:

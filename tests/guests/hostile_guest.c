@@ -19,6 +19,8 @@
  *   target PROG TARGET        attach matrix.bpf.o's PROG with TARGET (both imports)
  *   wrapper                   a callback-wrapper poll, for a run whose callback export
  *                             is set to something that is no (i32, i32, i32) -> i32
+ *   grow PID                  callbacks that grow the memory by 4 MiB per record, per
+ *                             record and in batches; buffers in and past the grown memory
  */
 #include <errno.h>
 #include <stdint.h>
@@ -502,6 +504,73 @@ static int sc_target(const char *prog, const char *target)
     return 0;
 }
 
+/* --------------------------------------------------------------- grow */
+
+#define GROW_RECORDS 48
+#define GROW_PAGES 64 /* 4 MiB per record: the memory grows to ~200 MiB */
+
+static unsigned grow_next, grow_bad, grow_records, grow_failed;
+
+static void grow_check(const struct abi_rec *r, int size)
+{
+    if (size != (int)sizeof(*r) || r->magic != ABI_REC_MAGIC || r->seq != grow_next ||
+        r->kind != ABI_KIND_RING || r->payload[47] != (unsigned char)(r->seq + 47))
+        grow_bad++;
+    grow_next = r->seq + 1;
+    grow_records++;
+    if (__builtin_wasm_memory_grow(0, GROW_PAGES) == (size_t)-1)
+        grow_failed++;
+}
+
+static int on_grow(void *ctx, void *data, int size)
+{
+    grow_check(data, size);
+    return 0;
+}
+
+/* A batch: [u32 size][u32 original size][size bytes, padded to 8] per record. */
+static int on_grow_batch(void *ctx, void *data, int used, int count)
+{
+    unsigned char *p = data;
+    for (int i = 0; i < count; i++) {
+        uint32_t size;
+        memcpy(&size, p, 4);
+        grow_check((const struct abi_rec *)(p + 8), (int)size);
+        p += 8 + ((size + 7) & ~7u);
+    }
+    return 0;
+}
+
+static int sc_grow(unsigned pid)
+{
+    struct abi_ctl ctl = {0};
+    uint32_t zero = 0, start = mem_size();
+    uint64_t h = load_abi();
+    int rb = wasm_bpf_map_fd_by_name(h, "rb");
+    int bss = wasm_bpf_map_fd_by_name(h, "abi.bss");
+    ctl.target_pid = pid;
+    ctl.nrec = 2;
+    ctl.ring_limit = GROW_RECORDS;
+    OUT("arm", wasm_bpf_map_operate(bss, WB_UPDATE, &zero, &ctl, 0, 0));
+    OUT("attach", wasm_attach_bpf_program(h, "on_getppid", 0));
+    fflush(stdout);
+    for (int i = 0; i < 400 && grow_records < GROW_RECORDS / 2; i++)
+        wasm_bpf_buffer_poll(h, rb, (int32_t)on_grow, 0, buf, 64, 20);
+    /* Batches into a buffer that lies in memory grown by the callbacks above. */
+    uint32_t grown = mem_size() - 4096;
+    OUT("buffer_in_grown_memory", grown >= start);
+    for (int i = 0; i < 400 && grow_records < GROW_RECORDS; i++)
+        poll_batch(h, rb, (int32_t)on_grow_batch, 0, PTR(grown), 256, 20);
+    OUT("records", grow_records);
+    OUT("bad", grow_bad);
+    OUT("grow_failed", grow_failed);
+    OUT("grew", mem_size() - start >= GROW_RECORDS * GROW_PAGES * 65536u);
+    OUT("past_end", wasm_bpf_buffer_poll(h, rb, (int32_t)on_grow, 0, PTR(mem_size() - 32), 64, 0));
+    OUT("batch_past_end", poll_batch(h, rb, (int32_t)on_grow_batch, 0, PTR(mem_size() - 32), 64, 0));
+    OUT("close", wasm_close_bpf_object(h));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *sc = argc > 1 ? argv[1] : "";
@@ -525,6 +594,8 @@ int main(int argc, char **argv)
         return sc_target(argv[2], argv[3]);
     if (!strcmp(sc, "wrapper"))
         return sc_wrapper();
+    if (!strcmp(sc, "grow") && argc > 2)
+        return sc_grow((unsigned)atoi(argv[2]));
     fprintf(stderr, "unknown scenario %s\n", sc);
     return 2;
 }

@@ -212,7 +212,7 @@ class Run:
                 now_links = self.links()
                 if now_links != links:
                     links, since = now_links, time.monotonic()
-                if host._polling or (links and time.monotonic() - since >= SETTLE):
+                if host.polls or (links and time.monotonic() - since >= SETTLE):
                     self._mark_attached()
                     return
                 time.sleep(ATTACH_POLL)
