@@ -138,6 +138,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
               help="The guest's stdin: a file, this process's stdin (-), or none (end of input at once).")
 @click.option("--stats", is_flag=True, help="At exit, print the records each event buffer delivered and lost.")
 @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's log and host details.")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Compile MODULE even if the compiled-module cache holds it, and do not store it there.")
 @click.option("--plain-http", is_flag=True, help="MODULE is in a registry without TLS (a local one).")
 @click.option("--verify-key", "verify_keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
               metavar="PUB", help="Run MODULE (an OCI reference) only if signed by this key (repeatable).")
@@ -146,7 +148,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optional[float], grace_period: float,
-        callback_module: str, callback_export: str, stdin: str, stats: bool, verbose: bool, plain_http: bool,
+        callback_module: str, callback_export: str, stdin: str, stats: bool, verbose: bool, no_cache: bool,
+        plain_http: bool,
         verify_keys: Tuple[str, ...], assume_yes: bool, module: str, args: Tuple[str, ...], **limits: Any) -> None:
     """Run MODULE, a WASI command that uses the wasm_bpf imports, with ARGS.
     MODULE may be a file, an http(s) URL or an OCI reference (REGISTRY/REPO:TAG, @sha256:...).
@@ -201,7 +204,8 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     config = RunConfig(env=_parse_env(env), dirs=_parse_dirs(dirs), timeout=timeout,
                        grace_period=grace_period, callback_module=callback_module,
                        callback_export=callback_export, verbose=verbose, handle_signals=True, policy=policy,
-                       limits=Limits(**limits), stdin={"-": "inherit"}.get(stdin, stdin))
+                       limits=Limits(**limits), stdin={"-": "inherit"}.get(stdin, stdin),
+                       compile_cache=not no_cache)
     try:
         with Instance(module, list(args), config=config) as inst:
             code = inst.run()

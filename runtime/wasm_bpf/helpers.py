@@ -8,10 +8,10 @@ the object's `.text` and of its own section too: libbpf appends subprograms only
 load, so before it the program's own instructions (bpf_program__insns) do not hold
 them. Helper names come from the kernel's `enum bpf_func_id` (vmlinux BTF)."""
 import functools
-import io
 from typing import Any, Dict, FrozenSet, Iterable, List, Set, Tuple
 
 from ._native import ffi, lib, programs_in
+from .elfcheck import section_data
 
 CALL, LD_IMM64 = lib.BPF_JMP | lib.BPF_CALL, lib.BPF_LD | lib.BPF_IMM | lib.BPF_DW
 INSN_SIZE = 8  # sizeof(struct bpf_insn)
@@ -60,16 +60,6 @@ def helper_name(helper_id: int) -> str:
     return helper_names().get(helper_id, f"helper#{helper_id}")
 
 
-def _section_code(elf: bytes, names: Iterable[str]) -> Dict[str, bytes]:
-    from elftools.elf.elffile import ELFFile  # pyelftools: only once an object is opened
-
-    wanted, found = set(names), {}
-    for section in ELFFile(io.BytesIO(elf)).iter_sections():
-        if section.name in wanted and section["sh_type"] == "SHT_PROGBITS":
-            found[section.name] = section.data()
-    return found
-
-
 def helpers_of(obj: Any, elf: bytes) -> Dict[str, List[str]]:
     """Program name -> the names of the helpers it may call, for each program of the
     opened object `obj` read from the ELF bytes `elf`."""
@@ -81,7 +71,7 @@ def helpers_of(obj: Any, elf: bytes) -> Dict[str, List[str]]:
     callers = {section for section, _, subprogram in own.values() if subprogram}
     shared: Dict[str, FrozenSet[int]] = {}
     if callers:
-        for name, code in _section_code(elf, callers | {".text"}).items():
+        for name, code in section_data(elf, callers | {".text"}).items():
             shared[name] = frozenset(calls_in(code)[0])
     result = {}
     for name, (section, ids, subprogram) in own.items():

@@ -25,7 +25,7 @@ from .buffers import BufferStats
 from .errors import GuestExit, WasmBpfError
 from .imports import WASI_MODULE, WasmBpfHost, describe_type, signature_of
 from .limits import EXIT_LIMIT, MiB, CpuWatchdog, Limits, human_size
-from .module import Module, new_engine
+from .module import Module
 from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
@@ -66,6 +66,7 @@ class RunConfig:
     stderr: Stdio = INHERIT
     capture_limit: Optional[int] = 16 * MiB  # bytes kept of each captured output; the rest is counted
     host_functions: hostfuncs.HostFunctions = field(default_factory=dict)  # module -> name -> HostFunction
+    compile_cache: bool = True  # keep compiled modules between runs (compiled_cache.py); ignored for a Module
 
 
 @dataclass
@@ -103,10 +104,9 @@ class Instance:
         self._runner: Optional[threading.Thread] = None  # the thread in run()
         self._finished = threading.Event()  # run() has released everything
 
-        self._engine = new_engine()
-        compiled = module if isinstance(module, Module) else Module(module)
+        compiled = module if isinstance(module, Module) else Module(module, cache=self.config.compile_cache)
         self.module_path, self._declared = compiled.path, compiled.declared  # _declared: the store limits
-        self._module = compiled.for_engine(self._engine)
+        self._engine, self._module = compiled.take()
         self._host = WasmBpfHost(self._report, self._stop_flag, verbose=self.config.verbose,
                                  perf_pages=self.config.perf_buffer_pages,
                                  callback_export=self.config.callback_export,

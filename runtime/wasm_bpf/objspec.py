@@ -8,6 +8,7 @@ from typing import Any, List
 
 from ._native import ffi, lib, maps_in, programs_in
 from .attach import kind_of
+from .elfcheck import ElfCheckError, check as check_elf
 from .errors import HostCallError
 from .policy import map_type_name, policy_map_name, program_type_name
 
@@ -32,8 +33,6 @@ def open_object(elf: Any, name: str = "") -> Any:
     The bytes are checked first (elfcheck): libbpf 1.1 crashes the process on some
     malformed objects (out-of-range BTF type ids and string offsets), at open or at
     load, and the bytes may come from a guest."""
-    from .elfcheck import ElfCheckError, check as check_elf  # pyelftools, once an object is opened
-
     try:
         check_elf(ffi.buffer(elf, len(elf))[:])
     except ElfCheckError as exc:

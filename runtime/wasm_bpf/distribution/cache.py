@@ -9,14 +9,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ..compiled_cache import cache_root as default_root
 from . import DistributionError
 from .layout import digest_of, file_name, runnable_layer
-
-
-def default_root() -> Path:
-    if os.environ.get("WASM_BPF_CACHE"):
-        return Path(os.environ["WASM_BPF_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wasm-bpf"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
