@@ -34,7 +34,7 @@ from .wasi_blocking import CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer,
 if TYPE_CHECKING:  # the map API (and its BTF decoder) loads when maps() is first called
     from .mapview import Map
 
-ModuleSource = Union[str, os.PathLike, bytes, Module]
+ModuleSource = Union[str, "os.PathLike[str]", bytes, Module]
 TIMEOUT = "timeout"
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 1
