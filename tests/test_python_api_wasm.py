@@ -8,6 +8,7 @@ import pytest
 
 import wasm_bpf
 from ko_helpers import EXAMPLES
+from wasm_bpf.limits import Limits
 
 GUEST = """
 (module
@@ -108,3 +109,34 @@ def test_a_running_instances_maps_are_read_with_the_map_api(tmp_path):
         inst.stop()
         runner.join(30)
         inst.close()
+
+
+@pytest.mark.parametrize("limit, status, message", [
+    ({"cpu_limit": 0.5}, 152, "resource limit: the guest used 0.5 s of CPU time, its limit (raise it with --cpu-limit)"),
+    ({"timeout": 0.5}, 124, None),
+])
+def test_an_endless_python_host_function_is_stopped_by_the_guests_limits(limit, status, message):
+    spins = []
+
+    @wasm_bpf.host_function(params=["i32", "i32"], results=["i32"])
+    def record(ptr, size):
+        while True:  # CPU in the guest's thread, in Python: never returns
+            spins.append(1)
+            spins.clear()
+
+    messages = []
+    config = wasm_bpf.RunConfig(host_functions={"app": {"record": record}}, timeout=limit.get("timeout"),
+                                limits=Limits(cpu_limit=limit.get("cpu_limit")))
+    inst = wasm_bpf.Instance(GUEST.replace("{ptr}", "16").encode(), config=config, report=messages.append)
+    result = []
+    thread = threading.Thread(target=lambda: result.append(inst.run()), daemon=True)
+    start = time.monotonic()
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the host function was never stopped"
+    inst.close()
+    assert result == [status] and time.monotonic() - start < 5
+    if message:
+        assert messages == [message]
+    else:
+        assert len(messages) == 1 and "timeout" in messages[0], messages

@@ -97,6 +97,7 @@ class Instance:
         self._repeated: Union[int, str, None] = None  # the second request that interrupted at once
         self._exit_status: Optional[int] = None  # set by the guest's proc_exit
         self._limit_hit: Optional[str] = None  # the message of a CPU limit that stopped it
+        self._host_calls = hostfuncs.Calls()  # the Python host function running now, if any
         self._timers: List[threading.Timer] = []
         self._lock = threading.Lock()
         self._ran = False
@@ -207,7 +208,7 @@ class Instance:
         linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
                            self._proc_exit)
         self._blocking.define(linker, store)  # poll_oneoff, which a stop must end
-        defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report)
+        defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report, self._host_calls)
         self._host.bind(linker, self._module, self.config.callback_module, defined)
 
     def _check_wasi_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
@@ -300,6 +301,7 @@ class Instance:
 
     def _interrupt(self) -> None:
         self._interrupted = True
+        self._host_calls.interrupt()  # a Python host function that does not return
         self._blocking.interrupt()
         self._engine.increment_epoch()
 
