@@ -140,3 +140,35 @@ def test_an_endless_python_host_function_is_stopped_by_the_guests_limits(limit, 
         assert messages == [message]
     else:
         assert len(messages) == 1 and "timeout" in messages[0], messages
+
+
+WRITER = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "one\\ntw")
+  (data (i32.const 80) "o\\nthree")
+  (data (i32.const 0) "\\40\\00\\00\\00\\06\\00\\00\\00\\50\\00\\00\\00\\07\\00\\00\\00")
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 32)))
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 32)))
+    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 32)))))
+"""
+
+
+def test_stdout_and_stderr_as_a_python_callback_per_line():
+    out, err = [], []
+    result = wasm_bpf.run(WRITER.encode(), config=wasm_bpf.RunConfig(stdout=out.append, stderr=err.append))
+    assert result.exit_code == 0
+    assert out == [b"one", b"two", b"three"]  # a line split across writes, and the last one without "\n"
+    assert err == [b"one", b"tw"]
+
+
+def test_a_failing_line_callback_is_reported_once_and_fails_the_guests_writes():
+    def broken(line):
+        raise ValueError("full")
+
+    messages = []
+    with wasm_bpf.Instance(WRITER.encode(), config=wasm_bpf.RunConfig(stdout=broken), report=messages.append) as inst:
+        assert inst.run() == 0
+    assert messages == ["the stdout callback raised ValueError: full; the guest's writes to stdout fail from here on (EIO)"]
