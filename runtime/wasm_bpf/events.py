@@ -9,6 +9,7 @@ generated comprehension building the rows (_Rows)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import select
 import struct
@@ -64,16 +65,22 @@ class _Rows:
         # every record of the chunk has this size: each header byte, sliced with the stride
         if fn is None or rest or any(chunk[k::stride] != chunk[k:k + 1] * count for k in range(4)):
             return self._decoder.rows(split_records(chunk))
-        # The rows hold no cycles: collecting while building them (one generation-0
-        # pass per 700 lists made, full passes as they pile up) costs more than
-        # building them, so the collector waits until the batch is done.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with _collector_paused():
             return fn(chunk)
-        finally:
-            if enabled:
-                gc.enable()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The rows hold no cycles: collecting while they are built (a generation-0 pass
+    per 700 lists made, older passes as they pile up) costs more than building them,
+    so the collector waits until a batch is done. Nested uses leave it to the outer."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Events:
@@ -107,10 +114,21 @@ class Events:
     def read(self, timeout: Optional[float] = 0) -> List[Record]:
         """The records available now; when there are none, waits up to timeout
         seconds (None: until some arrive) for the first ones."""
+        records = self._all()
+        if records or timeout == 0:
+            return records
+        self._wait(timeout)
+        return self._all()
+
+    def _all(self) -> List[Record]:
         records: List[Record] = []
-        for batch in self._batches(timeout):
-            records += batch
+        with _collector_paused():  # over every chunk, not a wait: the rows are all kept
+            for batch in self._batches(0):
+                records += batch
         return records
+
+    def _wait(self, timeout: Optional[float]) -> None:
+        self._poller.poll(None if timeout is None else max(int(timeout * 1000), 1))
 
     def _batches(self, timeout: Optional[float]) -> Iterator[List[Record]]:
         """The records available now, one decoded chunk (up to 1 MiB of records) at a
@@ -124,7 +142,7 @@ class Events:
                 yield self._rows(chunk)
             if got or waited or timeout == 0:
                 return
-            self._poller.poll(None if timeout is None else max(int(timeout * 1000), 1))
+            self._wait(timeout)
             waited = True
 
     def __iter__(self) -> Iterator[Record]:
