@@ -145,6 +145,19 @@ def test_events_iterate_read_and_call_back(obj):
     assert ev.read(timeout=0.05) == []
 
 
+def test_closing_the_object_while_iterating_its_records_ends_the_loop_with_an_error(obj_path):
+    # iteration hands over one chunk at a time: the buffer is checked again before the next
+    o = wasm_bpf.load(obj_path, globals={"targ_tgid": ME})
+    calls(3)
+    seen = []
+    with pytest.raises(wasm_bpf.WasmBpfError, match="event buffer is closed"):
+        for record in o.events("events"):
+            seen.append(record["seq"])
+            if len(seen) == 3:
+                o.close()
+    assert seen == [0, 1, 2]
+
+
 def test_events_in_asyncio(obj):
     ev = obj.events("events")
 

@@ -8,6 +8,7 @@ import pytest
 
 import wasm_bpf
 from ko_helpers import EXAMPLES
+from wasm_bpf.limits import Limits
 
 GUEST = """
 (module
@@ -108,3 +109,66 @@ def test_a_running_instances_maps_are_read_with_the_map_api(tmp_path):
         inst.stop()
         runner.join(30)
         inst.close()
+
+
+@pytest.mark.parametrize("limit, status, message", [
+    ({"cpu_limit": 0.5}, 152, "resource limit: the guest used 0.5 s of CPU time, its limit (raise it with --cpu-limit)"),
+    ({"timeout": 0.5}, 124, None),
+])
+def test_an_endless_python_host_function_is_stopped_by_the_guests_limits(limit, status, message):
+    spins = []
+
+    @wasm_bpf.host_function(params=["i32", "i32"], results=["i32"])
+    def record(ptr, size):
+        while True:  # CPU in the guest's thread, in Python: never returns
+            spins.append(1)
+            spins.clear()
+
+    messages = []
+    config = wasm_bpf.RunConfig(host_functions={"app": {"record": record}}, timeout=limit.get("timeout"),
+                                limits=Limits(cpu_limit=limit.get("cpu_limit")))
+    inst = wasm_bpf.Instance(GUEST.replace("{ptr}", "16").encode(), config=config, report=messages.append)
+    result = []
+    thread = threading.Thread(target=lambda: result.append(inst.run()), daemon=True)
+    start = time.monotonic()
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the host function was never stopped"
+    inst.close()
+    assert result == [status] and time.monotonic() - start < 5
+    if message:
+        assert messages == [message]
+    else:
+        assert len(messages) == 1 and "timeout" in messages[0], messages
+
+
+WRITER = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "one\\ntw")
+  (data (i32.const 80) "o\\nthree")
+  (data (i32.const 0) "\\40\\00\\00\\00\\06\\00\\00\\00\\50\\00\\00\\00\\07\\00\\00\\00")
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 32)))
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 32)))
+    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 32)))))
+"""
+
+
+def test_stdout_and_stderr_as_a_python_callback_per_line():
+    out, err = [], []
+    result = wasm_bpf.run(WRITER.encode(), config=wasm_bpf.RunConfig(stdout=out.append, stderr=err.append))
+    assert result.exit_code == 0
+    assert out == [b"one", b"two", b"three"]  # a line split across writes, and the last one without "\n"
+    assert err == [b"one", b"tw"]
+
+
+def test_a_failing_line_callback_is_reported_once_and_fails_the_guests_writes():
+    def broken(line):
+        raise ValueError("full")
+
+    messages = []
+    with wasm_bpf.Instance(WRITER.encode(), config=wasm_bpf.RunConfig(stdout=broken), report=messages.append) as inst:
+        assert inst.run() == 0
+    assert messages == ["the stdout callback raised ValueError: full; the guest's writes to stdout fail from here on (EIO)"]

@@ -17,6 +17,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "'make install' (it compiles host_abi/shim.c against libbpf)"
     ) from exc
 
+__all__ = ["ffi", "lib", "MIN_LIBBPF", "libbpf_version", "check_libbpf", "capture_libbpf_log", "take_libbpf_log",
+           "strerror", "error_name", "programs_in", "maps_in"]  # ffi and lib are the shim's, re-exported
+
 MIN_LIBBPF = (1, 0)
 
 

@@ -111,23 +111,24 @@ class EventBuffer:
         """An fd that polls readable when records are waiting (select.poll)."""
         return int(lib.wbpf_buffer_epoll_fd(self._open()))
 
-    def take_records(self) -> Iterator[bytes]:
-        """Every record available now, read without waiting."""
-        buf = self._open()
-        lib.wbpf_buffer_collect(buf, 0)
+    def take_chunks(self) -> Iterator[bytes]:
+        """Every record available now, read without waiting, as chunks of whole
+        records framed [u32 size][size bytes][padding to 8] (shim.h)."""
+        lib.wbpf_buffer_collect(self._open(), 0)
         if self._chunk is None:
             self._chunk = ffi.new("char[]", self.TAKE_CHUNK)
         chunk = self._chunk
-        while lib.wbpf_buffer_queued(buf):
-            n = lib.wbpf_buffer_take(buf, chunk, self.TAKE_CHUNK)
+        # _open() at each step: the consumer runs between chunks, and may close the buffer
+        while lib.wbpf_buffer_queued(self._open()):
+            n = lib.wbpf_buffer_take(self._open(), chunk, self.TAKE_CHUNK)
             if n == 0:
                 break
-            data = ffi.buffer(chunk, n)[:]
-            pos = 0
-            while pos + 4 <= n:  # [u32 size][size bytes][padding to 8] (shim.h)
-                size = int.from_bytes(data[pos:pos + 4], "little")
-                yield data[pos + 4: pos + 4 + size]
-                pos += 4 + ((size + 7) & ~7)
+            yield ffi.buffer(chunk, n)[:]
+
+    def take_records(self) -> Iterator[bytes]:
+        """Every record available now, read without waiting."""
+        for data in self.take_chunks():
+            yield from split_records(data)
 
     def _open(self) -> Any:
         if self._buf is None:
@@ -146,6 +147,15 @@ class EventBuffer:
         if self._buf is not None:
             lib.wbpf_buffer_free(self._buf)
             self._buf = None
+
+
+def split_records(data: bytes) -> Iterator[bytes]:
+    """The records of one chunk of take_chunks()."""
+    pos, n = 0, len(data)
+    while pos + 4 <= n:
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        yield data[pos + 4: pos + 4 + size]
+        pos += 4 + ((size + 7) & ~7)
 
 
 def _raise_guest_failure(result: Any) -> None:

@@ -29,12 +29,13 @@ from .module import Module
 from .objspec import object_name
 from .policy import Policy
 from .sandbox import Sandbox
-from .wasi_blocking import CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer, Stdio, configure_output
+from .wasi_blocking import (CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer, LineCallback, Stdio,
+                            configure_output)
 
 if TYPE_CHECKING:  # the map API (and its BTF decoder) loads when maps() is first called
     from .mapview import Map
 
-ModuleSource = Union[str, os.PathLike, bytes, Module]
+ModuleSource = Union[str, "os.PathLike[str]", bytes, Module]
 TIMEOUT = "timeout"
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 1
@@ -59,7 +60,8 @@ class RunConfig:
     limits: Limits = field(default_factory=Limits)  # memory, CPU, objects, links (docs/sandbox.md)
     sockets: Sequence[Any] = ()  # sockets (or their fds) a guest may filter by PID:FD (docs/policy.md)
     # The guest's stdio: "inherit", "none", a path, an open fd; stdin also bytes, the
-    # outputs also "capture" (Instance.stdout/.stderr). Embedded guests do not read the
+    # outputs also "capture" (Instance.stdout/.stderr) or a callable, called with each
+    # line (bytes without the newline; the last unfinished one at the end). Embedded guests do not read the
     # application's stdin unless given it; the CLI passes its own.
     stdin: Stdio = NONE
     stdout: Stdio = INHERIT
@@ -91,6 +93,8 @@ class Instance:
         self._outputs = {"stdout": CAPTURE if capture_output else self.config.stdout,
                          "stderr": CAPTURE if capture_output else self.config.stderr}
         self._captured = {name: CaptureBuffer(self.config.capture_limit) for name in self._outputs}
+        self._lines = {name: LineCallback(choice, name, self._report)
+                       for name, choice in self._outputs.items() if callable(choice)}
         self._blocking = BlockingCalls(self.config.stdin)
         self._stop_flag = ffi.new("int *")
         self._stop_reason: Union[int, str, None] = None
@@ -98,6 +102,7 @@ class Instance:
         self._repeated: Union[int, str, None] = None  # the second request that interrupted at once
         self._exit_status: Optional[int] = None  # set by the guest's proc_exit
         self._limit_hit: Optional[str] = None  # the message of a CPU limit that stopped it
+        self._host_calls = hostfuncs.Calls()  # the Python host function running now, if any
         self._timers: List[threading.Timer] = []
         self._lock = threading.Lock()
         self._ran = False
@@ -151,7 +156,7 @@ class Instance:
                 raise WasmBpfError(f"--dir {host}: no such directory")
             wasi.preopen_dir(host, guest)
         for name, choice in self._outputs.items():
-            configure_output(wasi, name, choice, self._captured[name])
+            configure_output(wasi, name, choice, (self._lines.get(name) or self._captured[name]).write)
         self._blocking.configure(wasi)
         return wasi
 
@@ -197,6 +202,8 @@ class Instance:
                 restore_signals()
             if self.config.verbose:
                 _native.capture_libbpf_log(0)
+            for lines in self._lines.values():
+                lines.flush()  # the last line, when it has no newline
             self._finished.set()
             self._report_dropped_output()
 
@@ -207,7 +214,7 @@ class Instance:
         linker.define_func(WASI_MODULE, "proc_exit", wasmtime.FuncType([wasmtime.ValType.i32()], []),
                            self._proc_exit)
         self._blocking.define(linker, store)  # poll_oneoff, which a stop must end
-        defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report)
+        defined = hostfuncs.define(linker, self._module, self.config.host_functions, self._report, self._host_calls)
         self._host.bind(linker, self._module, self.config.callback_module, defined, self._blocking.wake_fd)
 
     def _check_wasi_imports(self, linker: wasmtime.Linker, store: wasmtime.Store) -> None:
@@ -300,6 +307,7 @@ class Instance:
 
     def _interrupt(self) -> None:
         self._interrupted = True
+        self._host_calls.interrupt()  # a Python host function that does not return
         self._blocking.interrupt()
         self._engine.increment_epoch()
 

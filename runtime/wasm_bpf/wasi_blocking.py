@@ -21,6 +21,7 @@ ends. Calls that never block are left to wasmtime: sched_yield, random_get, cloc
 files. Writes to stdout/stderr are wasmtime's too: one to an inherited stream or a
 given fd, a pipe nobody reads, waits for the reader, as in a native process
 (docs/cleanup.md)."""
+import errno
 import fcntl
 import os
 import select
@@ -37,8 +38,9 @@ from .errors import WasmBpfError
 WASI_MODULE = "wasi_snapshot_preview1"
 INHERIT, NONE, CAPTURE = "inherit", "none", "capture"
 # What RunConfig.stdin/stdout/stderr take: INHERIT, NONE, CAPTURE (outputs), a path
-# (str or os.PathLike), an open fd (int) or, for stdin, bytes.
-Stdio = Union[str, os.PathLike, int, bytes]
+# (str or os.PathLike), an open fd (int), for stdin bytes, for the outputs a callable
+# called with each line (LineCallback).
+Stdio = Union[str, os.PathLike, int, bytes, Callable[[bytes], object]]
 
 # WASI preview 1: errno values, event types, clocks, layouts (wasi/api.h).
 _ERRNO_BADF, _ERRNO_FAULT, _ERRNO_INTR, _ERRNO_INVAL, _ERRNO_NOTSUP = 8, 21, 27, 28, 58
@@ -189,6 +191,42 @@ class CaptureBuffer:
         self.dropped += len(chunk) - min(room, len(chunk))
 
 
+class LineCallback:
+    """stdout or stderr as a Python callback per line: callback(line) with each complete
+    line the guest writes (bytes, without its b"\\n"), and its last unfinished line
+    when the run ends (flush). An exception in the callback fails the guest's write
+    (EIO) and is reported once."""
+
+    def __init__(self, callback: Callable[[bytes], object], name: str, report: Callable[[str], None]) -> None:
+        self._callback = callback
+        self._name = name
+        self._report = report
+        self._pending = b""
+        self._failed = False
+
+    def write(self, chunk: bytes) -> Optional[int]:
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        return self._call(lines)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, b""
+        if pending:
+            self._call([pending])
+
+    def _call(self, lines: List[bytes]) -> Optional[int]:
+        if self._failed:
+            return -errno.EIO
+        try:
+            for line in lines:
+                self._callback(line)
+        except Exception as exc:
+            self._failed = True
+            self._report(f"the {self._name} callback raised {type(exc).__name__}: {exc}; "
+                         f"the guest's writes to {self._name} fail from here on (EIO)")
+            return -errno.EIO
+        return None
+
+
 def _writer(fd: int) -> Callable[[bytes], None]:
     def write(chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -198,13 +236,14 @@ def _writer(fd: int) -> Callable[[bytes], None]:
 
 
 def configure_output(wasi: wasmtime.WasiConfig, name: str, choice: Stdio,
-                     capture: Optional[CaptureBuffer]) -> None:
-    """Sets stdout or stderr (name) of `wasi` for RunConfig.stdout/stderr."""
-    if choice == INHERIT:
+                     custom: Callable[[bytes], Optional[int]]) -> None:
+    """Sets stdout or stderr (name) of `wasi` for RunConfig.stdout/stderr; custom
+    takes the output for CAPTURE and a callable (the instance's CaptureBuffer or
+    LineCallback)."""
+    if callable(choice) or choice == CAPTURE:
+        setattr(wasi, f"{name}_custom", custom)
+    elif choice == INHERIT:
         getattr(wasi, f"inherit_{name}")()
-    elif choice == CAPTURE:
-        assert capture is not None
-        setattr(wasi, f"{name}_custom", capture.write)
     elif isinstance(choice, int) and not isinstance(choice, bool):
         setattr(wasi, f"{name}_custom", _writer(choice))
     elif isinstance(choice, (str, os.PathLike)) and choice != NONE:
@@ -213,7 +252,8 @@ def configure_output(wasi: wasmtime.WasiConfig, name: str, choice: Stdio,
         except wasmtime.WasmtimeError:
             raise WasmBpfError(f"{name} {os.fspath(choice)}: cannot open it for writing") from None
     elif choice != NONE:  # NONE: wasmtime's default, a sink
-        raise WasmBpfError(f"{name} {choice!r}: expected 'inherit', 'none', 'capture', a path or an fd")
+        raise WasmBpfError(f"{name} {choice!r}: expected 'inherit', 'none', 'capture', a path, an fd "
+                           "or a callable (called with each line)")
 
 
 class BlockingCalls:
