@@ -1,6 +1,7 @@
 """The HTTP API of `wasm-bpf serve` (FastAPI; the OpenAPI document is at /openapi.json).
 
-Every request but GET /healthz carries `Authorization: Bearer TOKEN`. Request bodies
+Over TCP every request but GET /healthz carries `Authorization: Bearer TOKEN`; on the
+unix socket (token None) the kernel has checked the client already (cli.py). Request bodies
 are capped (the module, base64-encoded, plus the rest) before they are parsed, and
 every refusal is a JSON object {"error": "..."} with one line naming cause and fix."""
 import asyncio
@@ -49,7 +50,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(manager: InstanceManager, token: str) -> FastAPI:
+def create_app(manager: InstanceManager, token: Optional[str]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_up)
@@ -64,7 +65,7 @@ def create_app(manager: InstanceManager, token: str) -> FastAPI:
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.url.path not in OPEN_PATHS:
+        if token is not None and request.url.path not in OPEN_PATHS:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return _error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN' (the daemon's "

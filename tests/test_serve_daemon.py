@@ -1,0 +1,141 @@
+"""`wasm-bpf serve` as a system daemon: its unix socket, its persisted instances,
+modules from a registry, its BPF metrics. Real daemons (subprocesses), real HTTP
+clients (httpx over the unix socket, `wasm-bpf ctl`), real example modules on the
+real kernel."""
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import httpx
+import pytest
+
+from conftest import bpf_link_ids, held_bpf_ids
+from test_serve import EXAMPLES, FAKE_PID, SIGSNOOP, _seen_fake_pids, _wait_for
+
+pytestmark = pytest.mark.skipif(not SIGSNOOP.exists(), reason="build the examples first (make examples)")
+
+
+class UnixDaemon:
+    """`wasm-bpf serve` on its default kind of listener, a unix socket under `tmp`."""
+
+    def __init__(self, tmp: Path, *extra: str, state: Optional[Path] = None, run: Optional[Path] = None) -> None:
+        self.socket = (run or tmp / "run") / "serve.sock"
+        self.state = state or tmp / "state"
+        self.proc = subprocess.Popen(
+            ["wasm-bpf", "serve", "--socket", str(self.socket),
+             "--allow-dir", str(EXAMPLES), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.client = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://serve",
+                                   timeout=30)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, self.proc.communicate()
+            assert time.monotonic() < deadline, "the daemon did not answer in 20 s"
+            time.sleep(0.1)
+
+    def start(self, **body) -> dict:
+        r = self.client.post("/instances", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def logs(self, instance: str) -> List[str]:
+        return [line["text"] for line in self.client.get(f"/instances/{instance}/logs").json()["lines"]]
+
+    def close(self) -> str:
+        """SIGTERM; the daemon's stderr."""
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.communicate(timeout=30)[1]
+
+
+def _ctl(sock: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WASM_BPF_")}
+    return subprocess.run(["wasm-bpf", "ctl", "--socket", str(sock), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _as_nobody(sock: Path) -> str:
+    """What a process of uid 65534 gets from the daemon's socket (a raw HTTP request)."""
+    code = ("import socket, sys\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            f"s.connect({str(sock)!r})\n"
+            "s.sendall(b'GET /instances HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+            "print(s.recv(65536).decode())\n")
+    done = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "python3", "-c", code],
+                          capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
+
+
+def test_the_default_listener_is_a_root_only_unix_socket(tmp_path):
+    top = Path(tempfile.mkdtemp(prefix="wasm-bpf-serve-"))  # pytest's own tmp is closed to other users
+    d = UnixDaemon(tmp_path, "--token-file", str(tmp_path / "token"), run=top / "run")
+    try:
+        for path, mode in ((d.socket.parent, 0o700), (d.socket, 0o600)):
+            st = path.lstat()
+            assert (stat.S_IMODE(st.st_mode), st.st_uid) == (mode, 0), (path, oct(st.st_mode), st.st_uid)
+        assert stat.S_ISSOCK(d.socket.lstat().st_mode)
+        assert not (tmp_path / "token").exists(), "the unix socket needs no token, yet one was made"
+
+        started = _ctl(d.socket, "start", str(SIGSNOOP))  # no token: the socket is root's
+        assert started.returncode == 0 and "running" in started.stdout and "links 6" in started.stdout, started
+        instance = started.stdout.split()[0]
+        assert instance in _ctl(d.socket, "list").stdout
+
+        # A second daemon on a live socket is refused and leaves it alone.
+        second = subprocess.run(["wasm-bpf", "serve", "--socket", str(d.socket),
+                                ], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and f"another daemon answers on {d.socket}" in second.stderr, second.stderr
+        assert d.client.get("/healthz").json()["instances"] == 1
+
+        # Another user: the socket's mode keeps it out; loosened by an operator, the
+        # daemon still refuses it by its credentials (SO_PEERCRED).
+        assert "Permission denied" in _as_nobody(d.socket)
+        os.chmod(top, 0o755)
+        os.chmod(d.socket.parent, 0o755)
+        os.chmod(d.socket, 0o666)
+        answer = _as_nobody(d.socket)
+        assert answer.startswith("HTTP/1.1 403") and "uid 65534 may not use this daemon" in answer, answer
+        assert d.client.get(f"/instances/{instance}").json()["state"] == "running"
+    finally:
+        err = d.close()
+        left = d.socket.exists()
+        shutil.rmtree(top)
+    assert "stopped 1 instance(s)" in err, err
+    assert not left, "the daemon left its socket behind"
+
+
+def test_a_stale_socket_is_replaced_and_a_file_is_not(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(run / "serve.sock"))  # bound, never listening, closed: what a killed daemon leaves
+    stale.close()
+    d = UnixDaemon(tmp_path)
+    try:
+        assert d.client.get("/healthz").json() == {"status": "ok", "instances": 0}
+    finally:
+        d.close()
+    (run / "serve.sock").write_text("not a socket")
+    refused = subprocess.run(["wasm-bpf", "serve", "--socket", str(run / "serve.sock"),
+                              ], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "exists and is not a socket" in refused.stderr, refused.stderr
+    assert (run / "serve.sock").read_text() == "not a socket"
+
+
+def test_ctl_without_a_daemon_names_the_socket(tmp_path):
+    missing = _ctl(tmp_path / "none.sock", "list")
+    assert missing.returncode == 1 and missing.stderr.startswith(
+        f"wasm-bpf: error: cannot reach the daemon at unix:{tmp_path / 'none.sock'}: "), missing.stderr
+    assert "--socket" in missing.stderr and len(missing.stderr.splitlines()) == 1
