@@ -2,6 +2,9 @@
 modules from a registry, its BPF metrics. Real daemons (subprocesses), real HTTP
 clients (httpx over the unix socket, `wasm-bpf ctl`), real example modules on the
 real kernel."""
+import base64
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -17,7 +20,7 @@ import httpx
 import pytest
 
 from conftest import bpf_link_ids, held_bpf_ids
-from test_serve import EXAMPLES, FAKE_PID, SIGSNOOP, _seen_fake_pids, _wait_for
+from test_serve import BOOTSTRAP, EXAMPLES, FAKE_PID, RUNQLAT_OBJ, SIGSNOOP, _seen_fake_pids, _wait_for
 
 pytestmark = pytest.mark.skipif(not SIGSNOOP.exists(), reason="build the examples first (make examples)")
 
@@ -29,7 +32,7 @@ class UnixDaemon:
         self.socket = (run or tmp / "run") / "serve.sock"
         self.state = state or tmp / "state"
         self.proc = subprocess.Popen(
-            ["wasm-bpf", "serve", "--socket", str(self.socket),
+            ["wasm-bpf", "serve", "--socket", str(self.socket), "--state-dir", str(self.state),
              "--allow-dir", str(EXAMPLES), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.client = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://serve",
                                    timeout=30)
@@ -94,8 +97,8 @@ def test_the_default_listener_is_a_root_only_unix_socket(tmp_path):
         assert instance in _ctl(d.socket, "list").stdout
 
         # A second daemon on a live socket is refused and leaves it alone.
-        second = subprocess.run(["wasm-bpf", "serve", "--socket", str(d.socket),
-                                ], capture_output=True, text=True, timeout=60)
+        second = subprocess.run(["wasm-bpf", "serve", "--socket", str(d.socket), "--state-dir",
+                                 str(tmp_path / "state2")], capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and f"another daemon answers on {d.socket}" in second.stderr, second.stderr
         assert d.client.get("/healthz").json()["instances"] == 1
 
@@ -128,8 +131,8 @@ def test_a_stale_socket_is_replaced_and_a_file_is_not(tmp_path):
     finally:
         d.close()
     (run / "serve.sock").write_text("not a socket")
-    refused = subprocess.run(["wasm-bpf", "serve", "--socket", str(run / "serve.sock"),
-                              ], capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(["wasm-bpf", "serve", "--socket", str(run / "serve.sock"), "--state-dir",
+                              str(tmp_path / "state")], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "exists and is not a socket" in refused.stderr, refused.stderr
     assert (run / "serve.sock").read_text() == "not a socket"
 
@@ -139,3 +142,104 @@ def test_ctl_without_a_daemon_names_the_socket(tmp_path):
     assert missing.returncode == 1 and missing.stderr.startswith(
         f"wasm-bpf: error: cannot reach the daemon at unix:{tmp_path / 'none.sock'}: "), missing.stderr
     assert "--socket" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+def _fake_kill(i: int) -> None:
+    try:
+        os.kill(FAKE_PID + i, 0)
+    except ProcessLookupError:
+        pass
+
+
+def _sees_fake_kill(d: UnixDaemon, instance: str, i: int) -> bool:
+    _fake_kill(i)
+    return bool(_wait_for(lambda: i in _seen_fake_pids(d.logs(instance))))
+
+
+def test_instances_persist_across_a_restart_and_a_kill_leaves_nothing_attached(tmp_path):
+    d = UnixDaemon(tmp_path)
+    try:
+        snoop = d.start(path=str(SIGSNOOP), name="snoop", args=["-x"], env={"A": "1"},
+                        limits={"max_memory": 64 << 20})
+        boot = d.start(module_base64=base64.b64encode(BOOTSTRAP.read_bytes()).decode(), filename="bootstrap.wasm",
+                       args=["-d", "50"])
+        stopped = d.start(path=str(SIGSNOOP), name="stopped")
+        d.client.post(f"/instances/{stopped['id']}/stop").raise_for_status()
+        wat = b'(module (memory (export "memory") 1) (func (export "_start")))'
+        gone = d.start(module_base64=base64.b64encode(wat).decode(), filename="gone.wat")
+        d.client.delete(f"/instances/{gone['id']}").raise_for_status()
+        assert _sees_fake_kill(d, snoop["id"], 1)
+
+        state = d.state / "instances.json"
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600 and stat.S_IMODE(d.state.stat().st_mode) == 0o700
+        records = {r["id"]: r for r in json.loads(state.read_text())["instances"]}
+        assert set(records) == {snoop["id"], boot["id"]}, records
+        assert records[snoop["id"]]["args"] == ["-x"] and records[snoop["id"]]["env"] == {"A": "1"}
+        blobs = {p.name for p in (d.state / "modules" / "blobs" / "sha256").iterdir()}
+        assert blobs == {hashlib.sha256(SIGSNOOP.read_bytes()).hexdigest(),
+                         hashlib.sha256(BOOTSTRAP.read_bytes()).hexdigest()}, "modules kept: the uploads, no other"
+
+        _, links = held_bpf_ids(str(d.proc.pid))
+        assert len(links) == 6 + 2
+        d.proc.kill()  # SIGKILL: no cleanup of its own
+        d.proc.wait(10)
+    finally:
+        d.close()
+    assert not (links & bpf_link_ids()), "a killed daemon left links attached"
+
+    again = UnixDaemon(tmp_path)  # the same state directory; the killed daemon's socket is stale
+    try:
+        listed = {i["id"]: i for i in again.client.get("/instances").json()}
+        assert set(listed) == {snoop["id"], boot["id"]}, listed
+        assert (listed[snoop["id"]]["name"], listed[snoop["id"]]["args"], listed[snoop["id"]]["state"],
+                listed[snoop["id"]]["links"]) == ("snoop", ["-x"], "running", 6)
+        assert listed[boot["id"]]["state"] == "running" and listed[boot["id"]]["origin"] == "upload"
+        _, new_links = held_bpf_ids(str(again.proc.pid))
+        assert len(new_links) == 8 and not (new_links & links)
+        assert _sees_fake_kill(again, snoop["id"], 2), again.logs(snoop["id"])
+    finally:
+        err = again.close()  # SIGTERM stops them, and keeps them for the next daemon
+    assert "restored 2 instance(s)" in err and "stopped 2 instance(s)" in err, err
+
+    third = UnixDaemon(tmp_path)
+    try:
+        assert {i["id"] for i in third.client.get("/instances").json()} == {snoop["id"], boot["id"]}
+    finally:
+        third.close()
+
+
+def test_an_instance_the_daemon_now_refuses_is_kept_for_later(tmp_path):
+    d = UnixDaemon(tmp_path, "--allow-kernel-only")
+    try:
+        ko = d.start(path=str(RUNQLAT_OBJ), name="runqlat")
+    finally:
+        d.close()
+    strict = UnixDaemon(tmp_path)  # without --allow-kernel-only
+    try:
+        assert strict.client.get("/instances").json() == []
+    finally:
+        err = strict.close()
+    assert f"instance {ko['id']} (runqlat) not restored: kernel-only programs run with no policy" in err, err
+    assert "--allow-kernel-only" in err
+    d = UnixDaemon(tmp_path, "--allow-kernel-only")
+    try:
+        back = d.client.get(f"/instances/{ko['id']}").json()
+        assert back["state"] == "running" and back["links"] > 0, back
+    finally:
+        d.close()
+
+
+def test_a_state_directory_serves_one_daemon(tmp_path):
+    d = UnixDaemon(tmp_path)
+    try:
+        other = subprocess.run(["wasm-bpf", "serve", "--socket", str(tmp_path / "other.sock"), "--state-dir",
+                                str(d.state)], capture_output=True, text=True, timeout=60)
+        assert other.returncode == 2 and f"another daemon uses the state directory {d.state}" in other.stderr
+    finally:
+        d.close()
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o777)
+    os.chmod(open_dir, 0o777)
+    refused = subprocess.run(["wasm-bpf", "serve", "--socket", str(tmp_path / "x.sock"), "--state-dir",
+                              str(open_dir)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "is writable by other users" in refused.stderr, refused.stderr

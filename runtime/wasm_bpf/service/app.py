@@ -54,6 +54,11 @@ def create_app(manager: InstanceManager, token: Optional[str]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_up)
+        restored, problems = await asyncio.to_thread(manager.restore)  # before the first request
+        for problem in problems:
+            print(f"wasm-bpf serve: {problem}", file=sys.stderr, flush=True)
+        if restored:
+            print(f"wasm-bpf serve: restored {restored} instance(s)", file=sys.stderr, flush=True)
         yield
         stopped = await asyncio.to_thread(manager.shutdown)  # SIGTERM: uvicorn ends here; nothing stays attached
         print(f"wasm-bpf serve: stopped {stopped} instance(s); exiting", file=sys.stderr, flush=True)

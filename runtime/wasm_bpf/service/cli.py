@@ -15,8 +15,11 @@ from typing import Any, List, Optional, Tuple
 import click
 
 from ..cli import _load_policy
+from ..errors import WasmBpfError
+from .state import private_dir
 
 DEFAULT_SOCKET = "/run/wasm-bpf/serve.sock"
+DEFAULT_STATE_DIR = "/var/lib/wasm-bpf"
 DEFAULT_TOKEN_FILE = "/run/wasm-bpf/serve.token"
 SHUTDOWN_WAIT = 2  # s
 
@@ -55,6 +58,8 @@ def read_or_create_token(path: Path) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), help="Listen on this TCP port instead (7878 with --host alone).")
 @click.option("--token-file", default=DEFAULT_TOKEN_FILE, show_default=True, type=click.Path(dir_okay=False),
               help="TCP: the bearer token clients send; created (0600) with a random one when missing.")
+@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="Where the instances are kept (0700): a restarted daemon starts them again.")
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               metavar="DIR", help="A directory clients may load modules from by path (repeatable).")
 @click.option("--grant-dir", "grant_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
@@ -72,7 +77,8 @@ def read_or_create_token(path: Path) -> str:
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS with this certificate.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="The certificate's key.")
 @click.option("--insecure-http", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
-def serve(socket_path: str, host: Optional[str], port: Optional[int], token_file: str, allow_dirs: Tuple[str, ...],
+def serve(socket_path: str, host: Optional[str], port: Optional[int], token_file: str, state_dir: str,
+          allow_dirs: Tuple[str, ...],
           grant_dirs: Tuple[str, ...], policy: Any, allow_kernel_only: bool, max_instances: int, max_upload: str,
           log_lines: int, tls_cert: Optional[str], tls_key: Optional[str], insecure_http: bool) -> None:
     """Run a daemon that starts, updates and stops wasm-bpf instances on request.
@@ -104,9 +110,13 @@ def serve(socket_path: str, host: Optional[str], port: Optional[int], token_file
     except ValueError:
         raise click.BadParameter(f"{max_upload!r} is not a size (e.g. 16M)", param_hint="--max-upload") from None
     token = read_or_create_token(Path(token_file)) if tcp else None
-    manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, grant_dirs=grant_dirs, max_instances=max_instances,
-                                            max_upload=upload, log_lines=log_lines,
-                                            allow_kernel_only=allow_kernel_only, policy=policy))
+    try:
+        manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, grant_dirs=grant_dirs,
+                                                max_instances=max_instances, max_upload=upload, log_lines=log_lines,
+                                                allow_kernel_only=allow_kernel_only, policy=policy,
+                                                state_dir=state_dir))
+    except WasmBpfError as exc:
+        raise click.UsageError(str(exc)) from None
     listener = _listen(host, port if port is not None else 7878) if tcp else _listen_unix(Path(socket_path))
     inode = None if tcp else os.stat(socket_path).st_ino
     app = create_app(manager, token)
@@ -148,11 +158,10 @@ def _listen(host: str, port: int) -> socket.socket:
 def _listen_unix(path: Path) -> socket.socket:
     """The unix socket, mode 0600 in a directory only its owner may write: a live
     daemon's socket is refused, a stale one (nobody answers) replaced."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder = path.parent.stat()
-    if folder.st_uid != os.geteuid() or folder.st_mode & 0o022:
-        raise click.UsageError(f"{path.parent} is writable by other users or not ours: another user could replace "
-                               f"the socket (chmod 700 {path.parent}, or --socket elsewhere)")
+    try:
+        private_dir(path.parent)  # else another user could replace the socket
+    except WasmBpfError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
