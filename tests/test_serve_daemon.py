@@ -243,3 +243,60 @@ def test_a_state_directory_serves_one_daemon(tmp_path):
     refused = subprocess.run(["wasm-bpf", "serve", "--socket", str(tmp_path / "x.sock"), "--state-dir",
                               str(open_dir)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "is writable by other users" in refused.stderr, refused.stderr
+
+
+@pytest.fixture
+def local_registry(tmp_path, monkeypatch):
+    """tests/test_oci.py's registry on loopback; the pushing CLI with its own cache and
+    no credentials of the machine's user."""
+    from test_oci import LocalRegistry
+
+    monkeypatch.setenv("WASM_BPF_CACHE", str(tmp_path / "push-cache"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "none.json"))
+    (tmp_path / "reg").mkdir()
+    reg = LocalRegistry(tmp_path / "reg")
+    yield reg
+    reg.stop()
+
+
+def test_modules_by_oci_reference_and_url(tmp_path, local_registry):
+    from test_oci import push, serve as serve_files
+
+    push(local_registry, SIGSNOOP, "tools/sigsnoop:v1")
+    ref = f"{local_registry.host}/tools/sigsnoop:v1"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[registries]\nallow = ["{local_registry.host}/tools/*"]\n')
+    d = UnixDaemon(tmp_path, "--plain-http", "--policy", str(policy))
+    files = serve_files(BOOTSTRAP.parent)
+    try:
+        snoop = d.start(ref=ref, args=["-x"])
+        assert (snoop["state"], snoop["links"], snoop["origin"], snoop["source"]) == \
+            ("running", 6, ref, "sigsnoop.wasm"), snoop
+        assert _sees_fake_kill(d, snoop["id"], 3)
+        by_url = _ctl(d.socket, "start", f"http://127.0.0.1:{files.server_port}/bootstrap.wasm", "--", "-d", "50")
+        assert by_url.returncode == 0 and "bootstrap.wasm" in by_url.stdout and "running" in by_url.stdout, by_url
+
+        for body, words in [
+            ({"ref": f"{local_registry.host}/other/sigsnoop:v1"}, "[registries] allow"),
+            ({"ref": f"{local_registry.host}/tools/missing:v1"}, "tools/missing"),
+            ({"ref": "/etc/passwd"}, "is not an OCI reference"),
+            ({"url": "file:///etc/passwd"}, "is not an http:// or https:// URL"),
+            ({"ref": ref, "path": str(SIGSNOOP)}, "exactly one of path"),
+        ]:
+            r = d.client.post("/instances", json=body)
+            assert r.status_code in (400, 403) and words in r.json()["error"], (body, r.text)
+            assert "\n" not in r.json()["error"]
+        assert len(d.client.get("/instances").json()) == 2
+    finally:
+        files.shutdown()
+        d.close()
+    local_registry.stop()
+
+    # What was pulled is what a restarted daemon runs, with the registry gone.
+    again = UnixDaemon(tmp_path, "--plain-http", "--policy", str(policy))
+    try:
+        back = again.client.get(f"/instances/{snoop['id']}").json()
+        assert (back["state"], back["links"], back["origin"]) == ("running", 6, ref), back
+    finally:
+        again.close()

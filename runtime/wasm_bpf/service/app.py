@@ -29,13 +29,16 @@ NAME_MAX = 128  # characters of an instance's or an upload's name (a metrics lab
 
 
 class StartRequest(BaseModel):
-    """A module to run: `path` (inside the daemon's --allow-dir directories) or
-    `module_base64` (an upload), with its arguments, environment, preopened
-    directories ("HOST" or "HOST::GUEST"), policy (TOML text) and limits."""
+    """A module to run: `path` (inside the daemon's --allow-dir directories),
+    `module_base64` (an upload), `ref` (an OCI reference) or `url`, with its arguments,
+    environment, preopened directories ("HOST" or "HOST::GUEST"), policy (TOML text)
+    and limits."""
 
     model_config = ConfigDict(extra="forbid")
     path: Optional[str] = None
     module_base64: Optional[str] = None
+    ref: Optional[str] = Field(None, max_length=1024, description="REGISTRY/REPOSITORY[:TAG][@DIGEST]")
+    url: Optional[str] = Field(None, max_length=4096)
     filename: str = Field("module", max_length=NAME_MAX, description="The uploaded module's name (logs, metrics)")
     name: str = Field("", max_length=NAME_MAX)
     args: List[str] = []
@@ -102,11 +105,13 @@ def create_app(manager: InstanceManager, token: Optional[str]) -> FastAPI:
         return _error(500, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
 
     def spec_of(req: StartRequest) -> Spec:
-        if (req.path is None) == (req.module_base64 is None):
-            raise ServiceError(400, "give exactly one of path (a file in an --allow-dir directory) and "
-                                    "module_base64 (an upload)")
+        if [req.path, req.module_base64, req.ref, req.url].count(None) != 3:
+            raise ServiceError(400, "give exactly one of path (a file in an --allow-dir directory), "
+                                    "module_base64 (an upload), ref (an OCI reference) and url")
         if req.path is not None:
             source = manager.read_path(req.path)
+        elif req.ref is not None or req.url is not None:
+            source = manager.read_remote(req.ref, req.url, req.policy)
         else:
             assert req.module_base64 is not None
             if len(req.module_base64) > body_limit:

@@ -77,10 +77,12 @@ def read_or_create_token(path: Path) -> str:
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS with this certificate.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="The certificate's key.")
 @click.option("--insecure-http", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
+@click.option("--plain-http", is_flag=True, help="Modules by OCI reference come from registries without TLS.")
 def serve(socket_path: str, host: Optional[str], port: Optional[int], token_file: str, state_dir: str,
           allow_dirs: Tuple[str, ...],
           grant_dirs: Tuple[str, ...], policy: Any, allow_kernel_only: bool, max_instances: int, max_upload: str,
-          log_lines: int, tls_cert: Optional[str], tls_key: Optional[str], insecure_http: bool) -> None:
+          log_lines: int, tls_cert: Optional[str], tls_key: Optional[str], insecure_http: bool,
+          plain_http: bool) -> None:
     """Run a daemon that starts, updates and stops wasm-bpf instances on request.
 
     \b
@@ -114,7 +116,7 @@ def serve(socket_path: str, host: Optional[str], port: Optional[int], token_file
         manager = InstanceManager(ServiceConfig(allowed_dirs=allow_dirs, grant_dirs=grant_dirs,
                                                 max_instances=max_instances, max_upload=upload, log_lines=log_lines,
                                                 allow_kernel_only=allow_kernel_only, policy=policy,
-                                                state_dir=state_dir))
+                                                state_dir=state_dir, plain_http=plain_http))
     except WasmBpfError as exc:
         raise click.UsageError(str(exc)) from None
     listener = _listen(host, port if port is not None else 7878) if tcp else _listen_unix(Path(socket_path))

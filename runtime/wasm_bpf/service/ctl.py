@@ -12,6 +12,7 @@ import click
 import httpx
 
 from ..cli import _parse_env
+from ..distribution.reference import is_url, looks_like_oci
 from ..errors import WasmBpfError
 from .cli import DEFAULT_SOCKET, DEFAULT_TOKEN_FILE
 
@@ -85,6 +86,10 @@ def _body(module: str, upload: bool, args: Tuple[str, ...], name: str, env: Tupl
         except OSError as exc:
             raise click.UsageError(f"cannot read {module}: {exc.strerror}") from None
         body["filename"] = os.path.basename(module)
+    elif is_url(module):
+        body["url"] = module
+    elif looks_like_oci(module) and not os.path.exists(module):  # as `wasm-bpf run REF` tells them apart
+        body["ref"] = module
     else:
         body["path"] = os.path.abspath(module)  # the daemon's file system: the same machine
     if policy is not None:
@@ -116,7 +121,8 @@ def ctl(ctx: click.Context, socket_path: str, url: Optional[str], token_file: st
 
 def _module_options(command: Any) -> Any:
     for option in reversed([
-        click.option("--upload", is_flag=True, help="Send the module's bytes (else the daemon reads the path)."),
+        click.option("--upload", is_flag=True, help="Send the module's bytes (else the daemon reads the path, "
+                                                    "or pulls an OCI reference or a URL)."),
         click.option("--name", default="", help="The instance's name."),
         click.option("--env", multiple=True, metavar="KEY=VALUE", help="Guest environment (repeatable)."),
         click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]", help="A preopen (repeatable)."),

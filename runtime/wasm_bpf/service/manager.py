@@ -51,6 +51,7 @@ class ServiceConfig:
     policy: Any = None  # the daemon's --policy (a Policy): every Wasm instance's; a request may then give none
     grace_period: float = 2.0
     state_dir: str = ""  # instances persisted there (state.py); none when empty
+    plain_http: bool = False  # `ref` sources: registries without TLS (--plain-http)
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Source:
     name: str
     data: bytes
     kind: str
-    origin: str  # where it came from: "upload", or the path
+    origin: str  # where it came from: "upload", the path, the OCI reference or the URL
     digest: str = ""
 
     def __post_init__(self) -> None:
@@ -387,6 +388,32 @@ class InstanceManager:
                                         f"{self.config.max_upload} (--max-upload)")
             data = f.read(self.config.max_upload + 1)
         return self.check_source(os.path.basename(real), data, path)
+
+    def read_remote(self, ref: Optional[str], url: Optional[str], policy_text: Optional[str]) -> Source:
+        """A module by OCI reference or URL, resolved as `wasm-bpf run REF` does (the
+        policy's [registries] and signatures) into the daemon's cache. Nobody is asked:
+        the client chose it, as with an upload, and the instance's policy rules it."""
+        from ..distribution import DistributionError
+        from ..distribution.cache import Cache
+        from ..distribution.fetch import fetch_reference, fetch_url
+        from ..distribution.reference import is_url, parse
+        from ..policy import Policy, PolicyError
+
+        cache = self._state.cache if self._state is not None else Cache()
+        try:
+            if url is not None:
+                if not is_url(url):
+                    raise ServiceError(400, f"url {url!r} is not an http:// or https:// URL (a file goes in path)")
+                path = fetch_url(url, cache)
+            else:
+                assert ref is not None
+                policy = self.config.policy if policy_text is None else Policy.parse(policy_text, "(request)")
+                path = fetch_reference(parse(ref), cache, plain_http=self.config.plain_http, policy=policy)
+        except (DistributionError, PolicyError) as exc:
+            raise ServiceError(400, str(exc)) from None
+        with open(path, "rb") as f:  # the cache's own file, checked against its digest when it was stored
+            data = f.read(self.config.max_upload + 1)
+        return self.check_source(os.path.basename(path), data, str(url or ref))
 
     def check_source(self, name: str, data: bytes, origin: str = "upload") -> Source:
         if len(data) > self.config.max_upload:
