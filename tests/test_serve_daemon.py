@@ -300,3 +300,30 @@ def test_modules_by_oci_reference_and_url(tmp_path, local_registry):
         assert (back["state"], back["links"], back["origin"]) == ("running", 6, ref), back
     finally:
         again.close()
+
+
+def test_instance_status_is_public_and_live():
+    """Instance.status(), what the daemon reads of a running guest from another thread."""
+    import threading
+
+    from wasm_bpf.instance import Instance, RunConfig
+
+    inst = Instance(str(SIGSNOOP), ["-x"], config=RunConfig(stdout="capture", grace_period=1))
+    before = inst.status()
+    assert (before.links, before.polled, before.buffers, before.memory_bytes) == (0, False, (), 0)
+    runner = threading.Thread(target=inst.run)
+    runner.start()
+    try:
+        assert _wait_for(lambda: inst.status().polled)
+        status = inst.status()
+        assert status.links == 6 == sum(len(obj.links) for obj in status.objects)
+        assert status.memory_bytes >= 64 * 1024 and status.memory_bytes % 65536 == 0
+        _fake_kill(4)
+        delivered = _wait_for(lambda: [b for b in inst.status().buffers if b.map_name == "events" and b.delivered])
+        assert delivered, inst.status().buffers
+    finally:
+        inst.stop()
+        runner.join(10)
+        inst.close()
+    after = inst.status()
+    assert after.links == 0 and after.objects == () and after.buffers[0].delivered >= 1

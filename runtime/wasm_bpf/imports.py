@@ -131,6 +131,7 @@ class WasmBpfHost:
         self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
         self._polling: Dict[int, int] = {}  # handle -> its polls in progress (callbacks may nest)
+        self.memory_bytes = 0  # the guest's linear memory at its last host call (Instance.status)
         self.call_watch = ffi.new("struct wbpf_call_watch *")  # sampled by the CPU watchdog
 
     # ---- the imports ----------------------------------------------------------------
@@ -288,6 +289,16 @@ class WasmBpfHost:
         for handle in list(self.objects):
             self._close(handle)
 
+    @property
+    def polled(self) -> bool:
+        """Has the guest polled an event buffer? Guests poll once they have loaded and attached."""
+        return bool(self._polling)
+
+    def live_buffer_stats(self) -> List[BufferStats]:
+        """Records delivered and lost per event buffer: the closed objects' and the open ones'."""
+        return [*self.buffer_stats,
+                *(buf.stats(handle) for handle, obj in list(self.objects.items()) for buf in list(obj.buffers.values()))]
+
     # ---- binding --------------------------------------------------------------------
     def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str,
              defined: Collection[Tuple[str, str]] = ()) -> None:
@@ -352,4 +363,5 @@ class WasmBpfHost:
             if not isinstance(memory, wasmtime.Memory):
                 raise HostCallError(errno.EFAULT, "the module exports no memory named 'memory'")
             self._memory = memory
+        self.memory_bytes = self._memory.data_len(caller)
         return GuestMemory(caller, self._memory)

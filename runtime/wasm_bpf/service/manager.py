@@ -217,45 +217,45 @@ class Run:
         """A Wasm guest attaches when it chooses. It is taken as attached at its first
         buffer poll (guests poll once set up), or, for one that never polls, once it has
         links and adds none for SETTLE seconds."""
-        host = self._instance._host
+        inst = self._instance
 
         def watch() -> None:
             links, since = 0, time.monotonic()
             while not self.done.is_set():
-                now_links = self.links()
-                if now_links != links:
-                    links, since = now_links, time.monotonic()
-                if host._polling or (links and time.monotonic() - since >= SETTLE):
+                status = inst.status()
+                if status.links != links:
+                    links, since = status.links, time.monotonic()
+                if status.polled or (links and time.monotonic() - since >= SETTLE):
                     self._mark_attached()
                     return
                 time.sleep(ATTACH_POLL)
         threading.Thread(target=watch, daemon=True, name="wasm-bpf-attach-watch").start()
 
     # ---- state ----------------------------------------------------------------------
-    def _objects(self) -> List[Any]:
-        inst = self._instance
+    def objects(self) -> List[Any]:
+        """The BpfObjects the run has open now: a Wasm guest's, or the kernel-only program's."""
+        inst, obj = self._instance, self._kernel_object
         if inst is not None:
-            return list(inst._host.objects.values())  # the guest's loaded BpfObjects
-        obj = self._kernel_object
+            return list(inst.status().objects)
         return [obj] if obj is not None else []
 
     def links(self) -> int:
-        try:
-            return sum(len(obj.links) for obj in self._objects())
-        except RuntimeError:  # the guest changed its objects while we counted
-            return 0
+        inst = self._instance
+        return inst.status().links if inst is not None else sum(len(obj.links) for obj in self.objects())
 
     def buffer_stats(self) -> List[Tuple[str, int, Optional[int]]]:
         """(map name, records delivered, lost) of each event buffer, open or closed."""
         if self._final_stats is not None:
             return self._final_stats
-        stats = []
         inst = self._instance
-        if inst is not None:
-            stats += [(s.map_name, s.delivered, s.lost) for s in inst._host.buffer_stats]
-        for handle, obj in enumerate(self._objects()):
-            stats += [(s.map_name, s.delivered, s.lost) for s in (b.stats(handle) for b in list(obj.buffers.values()))]
-        return stats
+        stats = inst.status().buffers if inst is not None else \
+            [buf.stats(0) for obj in self.objects() for buf in list(obj.buffers.values())]
+        return [(s.map_name, s.delivered, s.lost) for s in stats]
+
+    def memory_bytes(self) -> Optional[int]:
+        """A Wasm guest's linear memory (at its last host call); None for kernel-only runs."""
+        inst = self._instance
+        return inst.status().memory_bytes if inst is not None else None
 
     @property
     def kernel_object(self) -> Any:
