@@ -327,3 +327,37 @@ def test_instance_status_is_public_and_live():
         inst.close()
     after = inst.status()
     assert after.links == 0 and after.objects == () and after.buffers[0].delivered >= 1
+
+
+def _series(text: str, name: str, instance: str) -> dict:
+    """{labels: value} of metric NAME for INSTANCE in a /metrics text."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'instance_id="{instance}"' in line:
+            labels, _, value = line.rpartition(" ")
+            out[labels] = float(value)
+    return out
+
+
+def test_metrics_have_bpf_run_stats_and_memory(tmp_path):
+    d = UnixDaemon(tmp_path, "--allow-kernel-only")
+    try:
+        snoop = d.start(path=str(SIGSNOOP))
+        ko = d.start(path=str(RUNQLAT_OBJ), name="runqlat")
+        for i in range(20):
+            _fake_kill(100 + i)
+        text = d.client.get("/metrics").text
+        assert "wasm_bpf_bpf_stats_enabled 1.0" in text
+        runs = _series(text, "wasm_bpf_instance_bpf_runs_total", snoop["id"])
+        kill_runs = [v for k, v in runs.items() if 'program="kill_enter"' in k]
+        assert len(runs) == 6 and kill_runs and kill_runs[0] >= 20, runs
+        seconds = _series(text, "wasm_bpf_instance_bpf_run_seconds_total", snoop["id"])
+        assert any(v > 0 for k, v in seconds.items() if 'program="kill_enter"' in k), seconds
+        assert sum(_series(text, "wasm_bpf_instance_bpf_runs_total", ko["id"]).values()) > 0  # the scheduler runs
+        (memlock,) = _series(text, "wasm_bpf_instance_map_memory_bytes", snoop["id"]).values()
+        assert memlock >= 4096, memlock
+        (memory,) = _series(text, "wasm_bpf_instance_memory_bytes", snoop["id"]).values()
+        assert memory >= 65536 and memory % 65536 == 0, memory
+        assert not _series(text, "wasm_bpf_instance_memory_bytes", ko["id"]), "a kernel-only run has no guest memory"
+    finally:
+        d.close()

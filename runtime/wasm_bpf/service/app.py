@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .logs import LogLine
 from .manager import InstanceManager, ManagedInstance, ServiceError, Spec, warm_up
-from .metrics import metrics_registry, metrics_text
+from .metrics import enable_bpf_stats, metrics_registry, metrics_text
 
 OPEN_PATHS = ("/healthz",)
 BODY_OVERHEAD = 64 * 1024  # bytes of a request besides its base64 module
@@ -69,7 +69,11 @@ def create_app(manager: InstanceManager, token: Optional[str]) -> FastAPI:
     app = FastAPI(title="wasm-bpf serve", version="1", lifespan=lifespan)
     app.state.closing = lambda: False  # the server sets its own: followed logs end when it stops
     body_limit = manager.config.max_upload * 4 // 3 + BODY_OVERHEAD
-    registry = metrics_registry(manager)
+    app.state.bpf_stats = enable_bpf_stats()  # kept open while the daemon runs
+    if app.state.bpf_stats is None:
+        print("wasm-bpf serve: the kernel refused to enable BPF run-time stats (BPF_ENABLE_STATS needs "
+              "CAP_SYS_ADMIN); wasm_bpf_instance_bpf_runs stays 0", file=sys.stderr, flush=True)
+    registry = metrics_registry(manager, app.state.bpf_stats is not None)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
