@@ -128,6 +128,7 @@ int bpf_map_get_next_key(int fd, const void *key, void *next_key);
 int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id);
 int bpf_link_get_next_id(uint32_t start_id, uint32_t *next_id);
 int bpf_map_get_next_id(uint32_t start_id, uint32_t *next_id);
+int bpf_enable_stats(int type);  /* BPF_STATS_RUN_TIME (0): run_cnt/run_time_ns while the fd is open */
 
 
 /* ---- libbpf: BTF (used by the skeleton and header generators) ---- */

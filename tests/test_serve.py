@@ -33,7 +33,8 @@ class Daemon:
         self.token_file = tmp / "token"
         self.proc = subprocess.Popen(
             ["wasm-bpf", "serve", "--port", str(self.port), "--token-file", str(self.token_file),
-             "--allow-dir", str(EXAMPLES), "--allow-dir", str(tmp), "--max-upload", "2M", *extra],
+             "--state-dir", str(tmp / "state"), "--allow-dir", str(EXAMPLES), "--allow-dir", str(tmp),
+             "--max-upload", "2M", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 20
         while True:

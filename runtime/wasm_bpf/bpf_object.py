@@ -64,6 +64,10 @@ class BpfObject:
         except BaseException:
             self.close()
             raise
+        # Taken here, on the loading thread: another thread (the daemon's metrics) reads
+        # their kernel stats through the fds without walking libbpf's object.
+        self.program_fds = {n: fd for n, p in self.programs() if (fd := lib.bpf_program__fd(p)) >= 0}
+        self.map_fds = {n: fd for n, m in self.maps() if (fd := lib.bpf_map__fd(m)) >= 0}
         self._elf = None
         _native.take_libbpf_log()  # with -v, this load's log is printed now, not at the next one
 

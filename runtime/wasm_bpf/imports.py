@@ -145,6 +145,7 @@ class WasmBpfHost:
         self._next_link = 1
         self.buffer_stats: List[BufferStats] = []  # of the buffers of closed objects
         self._memory: Optional[wasmtime.Memory] = None
+        self.memory_bytes = 0  # the guest's linear memory at its last host call (Instance.status)
         self.call_watch = ffi.new("struct wbpf_call_watch *")  # sampled by the CPU watchdog
         # The C side of the poll imports; what it points to lives as long as it does.
         self._stop_request = ffi.new("struct wbpf_stop *", {"flag": stop_flag, "wake_fd": -1})
@@ -317,6 +318,11 @@ class WasmBpfHost:
         for handle in list(self.objects):
             self._close(handle)
 
+    def live_buffer_stats(self) -> List[BufferStats]:
+        """Records delivered and lost per event buffer: the closed objects' and the open ones'."""
+        return [*self.buffer_stats,
+                *(buf.stats(handle) for handle, obj in list(self.objects.items()) for buf in list(obj.buffers.values()))]
+
     # ---- binding --------------------------------------------------------------------
     def bind(self, linker: wasmtime.Linker, module: wasmtime.Module, callback_module: str,
              defined: Collection[Tuple[str, str]] = (), wake_fd: int = -1) -> None:
@@ -406,6 +412,7 @@ class WasmBpfHost:
             if not isinstance(memory, wasmtime.Memory):
                 raise HostCallError(errno.EFAULT, "the module exports no memory named 'memory'")
             self._memory = memory
+        self.memory_bytes = self._memory.data_len(caller)
         return GuestMemory(caller, self._memory)
 
 

@@ -33,6 +33,7 @@ from .wasi_blocking import (CAPTURE, INHERIT, NONE, BlockingCalls, CaptureBuffer
                             configure_output)
 
 if TYPE_CHECKING:  # the map API (and its BTF decoder) loads when maps() is first called
+    from .bpf_object import BpfObject
     from .mapview import Map
 
 ModuleSource = Union[str, "os.PathLike[str]", bytes, Module]
@@ -69,6 +70,17 @@ class RunConfig:
     capture_limit: Optional[int] = 16 * MiB  # bytes kept of each captured output; the rest is counted
     host_functions: hostfuncs.HostFunctions = field(default_factory=dict)  # module -> name -> HostFunction
     compile_cache: bool = True  # keep compiled modules between runs (compiled_cache.py); ignored for a Module
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """A running (or ended) instance as seen from another thread (Instance.status())."""
+
+    links: int  # BPF links attached now
+    polled: bool  # the guest has polled an event buffer: it has loaded and attached what it wanted
+    buffers: Tuple[BufferStats, ...]  # records delivered and lost per event buffer, open and closed
+    memory_bytes: int  # the guest's linear memory at its last host call (0 before the first)
+    objects: Tuple["BpfObject", ...]  # the BPF objects it has open now (their programs and maps)
 
 
 @dataclass
@@ -125,6 +137,13 @@ class Instance:
     def buffer_stats(self) -> List[BufferStats]:
         """Records delivered and lost per event buffer, once the run has ended."""
         return list(self._host.buffer_stats)
+
+    def status(self) -> InstanceStatus:
+        """Links, buffers and memory now; safe to call from any thread while the guest runs."""
+        objects = tuple(self._host.objects.values())
+        return InstanceStatus(links=sum(len(obj.links) for obj in objects), polled=self._host.polls > 0,
+                              buffers=tuple(self._host.live_buffer_stats()), memory_bytes=self._host.memory_bytes,
+                              objects=objects)
 
     @property
     def stdout(self) -> bytes:

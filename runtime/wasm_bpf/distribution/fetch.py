@@ -32,6 +32,16 @@ def fetch(text: str, *, plain_http: bool = False, verify_keys: Sequence[str] = (
             raise DistributionError(f"--verify-key needs an OCI reference; {text} is a local file")
         return text  # a local file (a missing one is reported by the run as before)
     ref = parse(text)
+    path = fetch_reference(ref, cache, plain_http=plain_http, verify_keys=verify_keys, policy=policy)
+    if policy is None:
+        confirm(str(ref), path, assume_yes)
+    return path
+
+
+def fetch_reference(ref: Reference, cache: Cache, *, plain_http: bool = False, verify_keys: Sequence[str] = (),
+                    policy: Any = None) -> str:
+    """REF's runnable file in CACHE, once POLICY's [registries] allow it, pulled when
+    missing, its signature checked when the keys or the policy ask for one."""
     keys = list(verify_keys)
     if policy is not None:
         from ..policy import PolicyRefusal
@@ -47,10 +57,7 @@ def fetch(text: str, *, plain_http: bool = False, verify_keys: Sequence[str] = (
     digest = resolve(ref, cache, plain_http)
     if keys:
         check_signature(ref, digest, cache, plain_http, keys)
-    path = cache.runnable_file(digest, str(ref))
-    if policy is None:
-        confirm(str(ref), path, assume_yes)
-    return path
+    return cache.runnable_file(digest, str(ref))
 
 
 def resolve(ref: Reference, cache: Cache, plain_http: bool, refresh: bool = False) -> str:

@@ -1,6 +1,7 @@
 """The HTTP API of `wasm-bpf serve` (FastAPI; the OpenAPI document is at /openapi.json).
 
-Every request but GET /healthz carries `Authorization: Bearer TOKEN`. Request bodies
+Over TCP every request but GET /healthz carries `Authorization: Bearer TOKEN`; on the
+unix socket (token None) the kernel has checked the client already (cli.py). Request bodies
 are capped (the module, base64-encoded, plus the rest) before they are parsed, and
 every refusal is a JSON object {"error": "..."} with one line naming cause and fix."""
 import asyncio
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .logs import LogLine
 from .manager import InstanceManager, ManagedInstance, ServiceError, Spec, warm_up
-from .metrics import metrics_registry, metrics_text
+from .metrics import enable_bpf_stats, metrics_registry, metrics_text
 
 OPEN_PATHS = ("/healthz",)
 BODY_OVERHEAD = 64 * 1024  # bytes of a request besides its base64 module
@@ -28,13 +29,16 @@ NAME_MAX = 128  # characters of an instance's or an upload's name (a metrics lab
 
 
 class StartRequest(BaseModel):
-    """A module to run: `path` (inside the daemon's --allow-dir directories) or
-    `module_base64` (an upload), with its arguments, environment, preopened
-    directories ("HOST" or "HOST::GUEST"), policy (TOML text) and limits."""
+    """A module to run: `path` (inside the daemon's --allow-dir directories),
+    `module_base64` (an upload), `ref` (an OCI reference) or `url`, with its arguments,
+    environment, preopened directories ("HOST" or "HOST::GUEST"), policy (TOML text)
+    and limits."""
 
     model_config = ConfigDict(extra="forbid")
     path: Optional[str] = None
     module_base64: Optional[str] = None
+    ref: Optional[str] = Field(None, max_length=1024, description="REGISTRY/REPOSITORY[:TAG][@DIGEST]")
+    url: Optional[str] = Field(None, max_length=4096)
     filename: str = Field("module", max_length=NAME_MAX, description="The uploaded module's name (logs, metrics)")
     name: str = Field("", max_length=NAME_MAX)
     args: List[str] = []
@@ -49,10 +53,15 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(manager: InstanceManager, token: str) -> FastAPI:
+def create_app(manager: InstanceManager, token: Optional[str]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_up)
+        restored, problems = await asyncio.to_thread(manager.restore)  # before the first request
+        for problem in problems:
+            print(f"wasm-bpf serve: {problem}", file=sys.stderr, flush=True)
+        if restored:
+            print(f"wasm-bpf serve: restored {restored} instance(s)", file=sys.stderr, flush=True)
         yield
         stopped = await asyncio.to_thread(manager.shutdown)  # SIGTERM: uvicorn ends here; nothing stays attached
         print(f"wasm-bpf serve: stopped {stopped} instance(s); exiting", file=sys.stderr, flush=True)
@@ -60,11 +69,15 @@ def create_app(manager: InstanceManager, token: str) -> FastAPI:
     app = FastAPI(title="wasm-bpf serve", version="1", lifespan=lifespan)
     app.state.closing = lambda: False  # the server sets its own: followed logs end when it stops
     body_limit = manager.config.max_upload * 4 // 3 + BODY_OVERHEAD
-    registry = metrics_registry(manager)
+    app.state.bpf_stats = enable_bpf_stats()  # kept open while the daemon runs
+    if app.state.bpf_stats is None:
+        print("wasm-bpf serve: the kernel refused to enable BPF run-time stats (BPF_ENABLE_STATS needs "
+              "CAP_SYS_ADMIN); wasm_bpf_instance_bpf_runs stays 0", file=sys.stderr, flush=True)
+    registry = metrics_registry(manager, app.state.bpf_stats is not None)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.url.path not in OPEN_PATHS:
+        if token is not None and request.url.path not in OPEN_PATHS:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return _error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN' (the daemon's "
@@ -96,11 +109,13 @@ def create_app(manager: InstanceManager, token: str) -> FastAPI:
         return _error(500, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
 
     def spec_of(req: StartRequest) -> Spec:
-        if (req.path is None) == (req.module_base64 is None):
-            raise ServiceError(400, "give exactly one of path (a file in an --allow-dir directory) and "
-                                    "module_base64 (an upload)")
+        if [req.path, req.module_base64, req.ref, req.url].count(None) != 3:
+            raise ServiceError(400, "give exactly one of path (a file in an --allow-dir directory), "
+                                    "module_base64 (an upload), ref (an OCI reference) and url")
         if req.path is not None:
             source = manager.read_path(req.path)
+        elif req.ref is not None or req.url is not None:
+            source = manager.read_remote(req.ref, req.url, req.policy)
         else:
             assert req.module_base64 is not None
             if len(req.module_base64) > body_limit:

@@ -1,19 +1,22 @@
-"""`wasm-bpf ctl`: the command line of a `wasm-bpf serve` daemon's API (docs/service.md).
-The standard library's HTTP client: the CLI needs nothing the daemon does not."""
+"""`wasm-bpf ctl`: the command line of a `wasm-bpf serve` daemon's API (docs/service.md),
+over the daemon's unix socket by default, or TCP with its token (--url)."""
 import base64
 import json
 import os
+import ssl
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import click
+import httpx
 
 from ..cli import _parse_env
+from ..distribution.reference import is_url, looks_like_oci
 from ..errors import WasmBpfError
-from .cli import DEFAULT_TOKEN_FILE
+from .cli import DEFAULT_SOCKET, DEFAULT_TOKEN_FILE
+
+TIMEOUT = 90  # s: a start waits for the programs to attach (at most 60 s)
 
 
 class CtlError(click.ClickException, WasmBpfError):
@@ -25,44 +28,52 @@ class CtlError(click.ClickException, WasmBpfError):
 
 
 class Api:
-    def __init__(self, url: str, token_file: str) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, socket_path: str, url: Optional[str], token_file: str) -> None:
+        if url is None:
+            self.where, self.hint = f"unix:{socket_path}", "--socket, or --url for a TCP daemon"
+            self.client = httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), base_url="http://wasm-bpf",
+                                       timeout=TIMEOUT)
+            return
         try:
-            self.token = Path(token_file).read_text().strip()
+            token = Path(token_file).read_text().strip()
         except OSError as exc:
             raise click.UsageError(f"cannot read the token file {token_file}: {exc.strerror} "
                                    "(--token-file; the daemon's, readable by root)") from None
+        self.where, self.hint = url, "--url"
+        # The system's CAs (and SSL_CERT_FILE), as every other wasm-bpf download.
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=TIMEOUT, verify=ssl.create_default_context(),
+                                   headers={"Authorization": f"Bearer {token}"})
 
-    def _open(self, method: str, path: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = 90):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Authorization": f"Bearer {self.token}",
-                                                  "Content-Type": "application/json"})
+    def _send(self, method: str, path: str, body: Optional[Dict[str, Any]] = None, stream: bool = False
+              ) -> httpx.Response:
         try:
-            return urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as exc:
+            answer = self.client.send(self.client.build_request(method, path, json=body), stream=stream)
+        except httpx.TransportError as exc:
+            raise CtlError(f"cannot reach the daemon at {self.where}: {exc or type(exc).__name__} "
+                           f"(is `wasm-bpf serve` running? {self.hint})") from None
+        if answer.is_error:
+            answer.read()
             try:
-                message = json.loads(exc.read())["error"]
+                message = answer.json()["error"]
             except (ValueError, KeyError, TypeError):
-                message = f"HTTP {exc.code}"
-            raise CtlError(message) from None
-        except urllib.error.URLError as exc:
-            raise CtlError(f"cannot reach the daemon at {self.url}: {exc.reason} "
-                                       "(is `wasm-bpf serve` running? --url)") from None
+                message = f"HTTP {answer.status_code}"
+            raise CtlError(message)
+        return answer
 
     def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
-        with self._open(method, path, body) as answer:
-            return json.loads(answer.read())
+        return self._send(method, path, body).json()
 
     def events(self, path: str) -> Iterator[Dict[str, Any]]:
         """The `data:` objects of a Server-Sent Events stream, until it ends."""
-        with self._open("GET", path, timeout=None) as answer:
-            for raw in answer:
-                line = raw.decode().rstrip("\n")
+        answer = self._send("GET", path, stream=True)
+        try:
+            for line in answer.iter_lines():
                 if line.startswith("event: end"):
                     return
                 if line.startswith("data: "):
                     yield json.loads(line[6:])
+        finally:
+            answer.close()
 
 
 def _body(module: str, upload: bool, args: Tuple[str, ...], name: str, env: Tuple[str, ...],
@@ -75,6 +86,10 @@ def _body(module: str, upload: bool, args: Tuple[str, ...], name: str, env: Tupl
         except OSError as exc:
             raise click.UsageError(f"cannot read {module}: {exc.strerror}") from None
         body["filename"] = os.path.basename(module)
+    elif is_url(module):
+        body["url"] = module
+    elif looks_like_oci(module) and not os.path.exists(module):  # as `wasm-bpf run REF` tells them apart
+        body["ref"] = module
     else:
         body["path"] = os.path.abspath(module)  # the daemon's file system: the same machine
     if policy is not None:
@@ -90,19 +105,24 @@ def _show(instance: Dict[str, Any]) -> None:
 
 
 @click.group(short_help="Drive a `wasm-bpf serve` daemon: start, list, logs, stop.")
-@click.option("--url", default="http://127.0.0.1:7878", show_default=True, envvar="WASM_BPF_URL",
-              help="The daemon's address (WASM_BPF_URL).")
+@click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True, envvar="WASM_BPF_SOCKET",
+              help="The daemon's unix socket (WASM_BPF_SOCKET).")
+@click.option("--url", envvar="WASM_BPF_URL",
+              help="A daemon listening on TCP instead, e.g. http://127.0.0.1:7878 (WASM_BPF_URL).")
 @click.option("--token-file", default=DEFAULT_TOKEN_FILE, show_default=True, envvar="WASM_BPF_TOKEN_FILE",
-              type=click.Path(dir_okay=False), help="The daemon's token file (WASM_BPF_TOKEN_FILE).")
+              type=click.Path(dir_okay=False), help="With --url: the daemon's token file (WASM_BPF_TOKEN_FILE).")
 @click.pass_context
-def ctl(ctx: click.Context, url: str, token_file: str) -> None:
+def ctl(ctx: click.Context, socket_path: str, url: Optional[str], token_file: str) -> None:
     """Drive the daemon of `wasm-bpf serve` through its HTTP API."""
-    ctx.obj = Api(url, token_file)
+    api = Api(socket_path, url, token_file)
+    ctx.call_on_close(api.client.close)
+    ctx.obj = api
 
 
 def _module_options(command: Any) -> Any:
     for option in reversed([
-        click.option("--upload", is_flag=True, help="Send the module's bytes (else the daemon reads the path)."),
+        click.option("--upload", is_flag=True, help="Send the module's bytes (else the daemon reads the path, "
+                                                    "or pulls an OCI reference or a URL)."),
         click.option("--name", default="", help="The instance's name."),
         click.option("--env", multiple=True, metavar="KEY=VALUE", help="Guest environment (repeatable)."),
         click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]", help="A preopen (repeatable)."),

@@ -4,7 +4,10 @@ own policy and limits; an instance keeps its id and log across restarts and upda
 
 Everything a client sends is checked here, before anything is loaded: sources come
 from an upload or from a path inside the configured directories, read once through
-one opened fd; limits may only lower the daemon's defaults."""
+one opened fd; limits may only lower the daemon's defaults.
+
+With a state directory (state.py) the instances clients want running are saved on
+each change and started again by the next daemon; a stopped or deleted one is not."""
 import os
 import signal
 import stat
@@ -12,12 +15,16 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import WasmBpfError
+from ..distribution.layout import digest_of
 from ..limits import MiB, Limits
 from .logs import LogBuffer
+from .state import StateDir
 
 WASM, KERNEL_ONLY = "wasm", "kernel-only"
 STARTING, RUNNING, EXITED, FAILED = "starting", "running", "exited", "failed"
@@ -43,7 +50,8 @@ class ServiceConfig:
     allow_kernel_only: bool = False  # kernel-only programs run with no policy: off unless the operator allows it
     policy: Any = None  # the daemon's --policy (a Policy): every Wasm instance's; a request may then give none
     grace_period: float = 2.0
-    state_dir: str = ""  # kernel-only sources are copied here (a private temporary directory when empty)
+    state_dir: str = ""  # instances persisted there (state.py); none when empty
+    plain_http: bool = False  # `ref` sources: registries without TLS (--plain-http)
 
 
 @dataclass
@@ -53,6 +61,11 @@ class Source:
     name: str
     data: bytes
     kind: str
+    origin: str  # where it came from: "upload", the path, the OCI reference or the URL
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        self.digest = self.digest or digest_of(self.data)
 
 
 @dataclass
@@ -204,45 +217,45 @@ class Run:
         """A Wasm guest attaches when it chooses. It is taken as attached at its first
         buffer poll (guests poll once set up), or, for one that never polls, once it has
         links and adds none for SETTLE seconds."""
-        host = self._instance._host
+        inst = self._instance
 
         def watch() -> None:
             links, since = 0, time.monotonic()
             while not self.done.is_set():
-                now_links = self.links()
-                if now_links != links:
-                    links, since = now_links, time.monotonic()
-                if host.polls or (links and time.monotonic() - since >= SETTLE):
+                status = inst.status()
+                if status.links != links:
+                    links, since = status.links, time.monotonic()
+                if status.polled or (links and time.monotonic() - since >= SETTLE):
                     self._mark_attached()
                     return
                 time.sleep(ATTACH_POLL)
         threading.Thread(target=watch, daemon=True, name="wasm-bpf-attach-watch").start()
 
     # ---- state ----------------------------------------------------------------------
-    def _objects(self) -> List[Any]:
-        inst = self._instance
+    def objects(self) -> List[Any]:
+        """The BpfObjects the run has open now: a Wasm guest's, or the kernel-only program's."""
+        inst, obj = self._instance, self._kernel_object
         if inst is not None:
-            return list(inst._host.objects.values())  # the guest's loaded BpfObjects
-        obj = self._kernel_object
+            return list(inst.status().objects)
         return [obj] if obj is not None else []
 
     def links(self) -> int:
-        try:
-            return sum(len(obj.links) for obj in self._objects())
-        except RuntimeError:  # the guest changed its objects while we counted
-            return 0
+        inst = self._instance
+        return inst.status().links if inst is not None else sum(len(obj.links) for obj in self.objects())
 
     def buffer_stats(self) -> List[Tuple[str, int, Optional[int]]]:
         """(map name, records delivered, lost) of each event buffer, open or closed."""
         if self._final_stats is not None:
             return self._final_stats
-        stats = []
         inst = self._instance
-        if inst is not None:
-            stats += [(s.map_name, s.delivered, s.lost) for s in inst._host.buffer_stats]
-        for handle, obj in enumerate(self._objects()):
-            stats += [(s.map_name, s.delivered, s.lost) for s in (b.stats(handle) for b in list(obj.buffers.values()))]
-        return stats
+        stats = inst.status().buffers if inst is not None else \
+            [buf.stats(0) for obj in self.objects() for buf in list(obj.buffers.values())]
+        return [(s.map_name, s.delivered, s.lost) for s in stats]
+
+    def memory_bytes(self) -> Optional[int]:
+        """A Wasm guest's linear memory (at its last host call); None for kernel-only runs."""
+        inst = self._instance
+        return inst.status().memory_bytes if inst is not None else None
 
     @property
     def kernel_object(self) -> Any:
@@ -281,14 +294,15 @@ def _failure(log: LogBuffer) -> Optional[str]:
 
 
 class ManagedInstance:
-    def __init__(self, name: str, spec: Spec, config: ServiceConfig) -> None:
-        self.id = uuid.uuid4().hex[:12]
+    def __init__(self, name: str, spec: Spec, config: ServiceConfig, instance_id: str = "") -> None:
+        self.id = instance_id or uuid.uuid4().hex[:12]
         self.name = name
         self.spec = spec
         self.log = LogBuffer(config.log_lines)
         self.generation = 0
         self.restarts = 0
         self.run: Optional[Run] = None
+        self.wanted = True  # a client wants it running: persisted, started again by the next daemon
         self.changing = threading.Lock()  # one stop, restart, update or delete at a time
 
     def describe(self) -> Dict[str, Any]:
@@ -296,6 +310,7 @@ class ManagedInstance:
         assert run is not None
         return {
             "id": self.id, "name": self.name, "kind": self.spec.source.kind, "source": self.spec.source.name,
+            "origin": self.spec.source.origin,
             "args": self.spec.args, "state": run.state, "exit_code": run.exit_code,
             "generation": self.generation, "restarts": self.restarts, "started": run.started, "ended": run.ended,
             "attach_ms": None if run.attach_seconds is None else round(run.attach_seconds * 1000, 2),
@@ -314,6 +329,15 @@ class ManagedInstance:
             "log_lines_dropped": self.log.dropped,
         }
 
+    def record(self) -> Dict[str, Any]:
+        """What the state directory keeps of it (state.py); the module by digest."""
+        spec = self.spec
+        return {"id": self.id, "name": self.name,
+                "source": {"name": spec.source.name, "kind": spec.source.kind, "origin": spec.source.origin,
+                           "digest": spec.source.digest},
+                "args": spec.args, "env": spec.env, "dirs": [list(d) for d in spec.dirs], "policy": spec.policy,
+                "limits": spec.limits}
+
 
 class InstanceManager:
     """The daemon's instances, safe to use from the HTTP server's threads."""
@@ -322,8 +346,12 @@ class InstanceManager:
         self.config = config
         self._instances: Dict[str, ManagedInstance] = {}
         self._lock = threading.Lock()
-        self._tmp = None if config.state_dir else tempfile.TemporaryDirectory(prefix="wasm-bpf-serve-")
-        self._workdir = config.state_dir or (self._tmp.name if self._tmp else "")
+        self._tmp = tempfile.TemporaryDirectory(prefix="wasm-bpf-serve-")  # kernel-only programs' files
+        self._workdir = self._tmp.name
+        self._state = StateDir(Path(config.state_dir)) if config.state_dir else None
+        self._unrestored: List[Dict[str, Any]] = []  # records the last restore could not start: kept
+        self._saving = threading.Lock()
+        self._pinned: List[str] = []  # digests of modules being started (_storing)
         self._allowed = [os.path.realpath(d) for d in config.allowed_dirs]
         self._grantable = [os.path.realpath(d) for d in config.grant_dirs]
 
@@ -359,12 +387,38 @@ class InstanceManager:
                 raise ServiceError(413, f"{path} is {st.st_size} bytes, over this daemon's "
                                         f"{self.config.max_upload} (--max-upload)")
             data = f.read(self.config.max_upload + 1)
-        return self.check_source(os.path.basename(real), data)
+        return self.check_source(os.path.basename(real), data, path)
 
-    def check_source(self, name: str, data: bytes) -> Source:
+    def read_remote(self, ref: Optional[str], url: Optional[str], policy_text: Optional[str]) -> Source:
+        """A module by OCI reference or URL, resolved as `wasm-bpf run REF` does (the
+        policy's [registries] and signatures) into the daemon's cache. Nobody is asked:
+        the client chose it, as with an upload, and the instance's policy rules it."""
+        from ..distribution import DistributionError
+        from ..distribution.cache import Cache
+        from ..distribution.fetch import fetch_reference, fetch_url
+        from ..distribution.reference import is_url, parse
+        from ..policy import Policy, PolicyError
+
+        cache = self._state.cache if self._state is not None else Cache()
+        try:
+            if url is not None:
+                if not is_url(url):
+                    raise ServiceError(400, f"url {url!r} is not an http:// or https:// URL (a file goes in path)")
+                path = fetch_url(url, cache)
+            else:
+                assert ref is not None
+                policy = self.config.policy if policy_text is None else Policy.parse(policy_text, "(request)")
+                path = fetch_reference(parse(ref), cache, plain_http=self.config.plain_http, policy=policy)
+        except (DistributionError, PolicyError) as exc:
+            raise ServiceError(400, str(exc)) from None
+        with open(path, "rb") as f:  # the cache's own file, checked against its digest when it was stored
+            data = f.read(self.config.max_upload + 1)
+        return self.check_source(os.path.basename(path), data, str(url or ref))
+
+    def check_source(self, name: str, data: bytes, origin: str = "upload") -> Source:
         if len(data) > self.config.max_upload:
             raise ServiceError(413, f"{name} is over this daemon's {self.config.max_upload} bytes (--max-upload)")
-        return Source(name, data, kind_of(name, data))
+        return Source(name, data, kind_of(name, data), origin)
 
     def check_spec(self, spec: Spec) -> Spec:
         for host, _guest in spec.dirs:
@@ -401,20 +455,24 @@ class InstanceManager:
         with self._lock:
             return list(self._instances.values())
 
-    def start(self, name: str, spec: Spec, wait: float) -> ManagedInstance:
+    def start(self, name: str, spec: Spec, wait: float, instance_id: str = "", persist: bool = True
+              ) -> ManagedInstance:
         self.check_spec(spec)
-        managed = ManagedInstance(name or spec.source.name, spec, self.config)
-        with self._lock:
-            if len(self._instances) >= self.config.max_instances:
-                raise ServiceError(429, f"this daemon keeps at most {self.config.max_instances} instances "
-                                        "(--max-instances); DELETE stopped ones first")
-            self._instances[managed.id] = managed
-        try:
-            managed.run = self._launch(managed, spec, wait)
-        except BaseException:
+        managed = ManagedInstance(name or spec.source.name, spec, self.config, instance_id)
+        with self._storing(spec.source):
             with self._lock:
-                del self._instances[managed.id]
-            raise
+                if len(self._instances) >= self.config.max_instances:
+                    raise ServiceError(429, f"this daemon keeps at most {self.config.max_instances} instances "
+                                            "(--max-instances); DELETE stopped ones first")
+                self._instances[managed.id] = managed
+            try:
+                managed.run = self._launch(managed, spec, wait)
+            except BaseException:
+                with self._lock:
+                    del self._instances[managed.id]
+                raise
+            if persist:
+                self._persist()
         return managed
 
     def _launch(self, managed: ManagedInstance, spec: Spec, wait: float) -> Run:
@@ -426,6 +484,8 @@ class InstanceManager:
     def stop(self, managed: ManagedInstance) -> None:
         with managed.changing:
             self._stop(managed)
+            managed.wanted = False
+        self._persist()
 
     def _stop(self, managed: ManagedInstance) -> None:
         run = managed.run
@@ -439,13 +499,17 @@ class InstanceManager:
             self._stop(managed)
             managed.run = self._launch(managed, managed.spec, wait)
             managed.restarts += 1
+            managed.wanted = True
+        self._persist()
 
     def update(self, managed: ManagedInstance, spec: Spec, wait: float) -> None:
         """The new generation is started and attached before the old one is stopped; one
         that does not attach is stopped and the old one kept."""
         self.check_spec(spec)
-        with managed.changing:
-            self._update(managed, spec, wait)
+        with self._storing(spec.source):
+            with managed.changing:
+                self._update(managed, spec, wait)
+            self._persist()
 
     def _update(self, managed: ManagedInstance, spec: Spec, wait: float) -> None:
         new = self._launch(managed, spec, wait)
@@ -468,6 +532,58 @@ class InstanceManager:
             self._stop(managed)
             with self._lock:
                 self._instances.pop(managed.id, None)
+        self._persist()
+
+    # ---- persistence --------------------------------------------------------------------
+    @contextmanager
+    def _storing(self, source: Source) -> Iterator[None]:
+        """SOURCE's module in the state directory, kept there by every save meanwhile,
+        before anything that names it is saved."""
+        if self._state is None:
+            yield
+            return
+        with self._saving:
+            self._state.modules.put(source.data, source.digest)
+            self._pinned.append(source.digest)
+        try:
+            yield
+        finally:
+            with self._saving:
+                self._pinned.remove(source.digest)
+
+    def _persist(self) -> None:
+        """Saves the instances clients want running in the state directory."""
+        if self._state is None:
+            return
+        with self._saving:
+            instances = self.list()
+            self._state.save([m.record() for m in instances if m.wanted] + self._unrestored,
+                             keep={*self._pinned, *(m.spec.source.digest for m in instances)})
+
+    def restore(self, wait: float = 5.0) -> Tuple[int, List[str]]:
+        """Starts the instances the state directory holds (ids kept), checked as a request
+        is against this daemon's configuration; returns how many started and, one line
+        each, why the others did not (their records are kept for a later daemon)."""
+        if self._state is None:
+            return 0, []
+        started, problems = 0, []
+        for record in self._state.load():
+            try:
+                source = record["source"]
+                data = self._state.modules.read(source["digest"])
+                spec = Spec(Source(source["name"], data, kind_of(source["name"], data), source["origin"],
+                                   source["digest"]),
+                            list(record["args"]), dict(record["env"]), [(h, g) for h, g in record["dirs"]],
+                            record["policy"], dict(record["limits"]))
+                self.start(record["name"], spec, wait, record["id"], persist=False)
+                started += 1
+            except WasmBpfError as exc:  # e.g. a flag this daemon was started without: kept for the next
+                self._unrestored.append(record)
+                problems.append(f"instance {record.get('id')} ({record.get('name')}) not restored: {exc}")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                problems.append(f"a bad record in the state directory dropped ({type(exc).__name__}: {exc})")
+        self._persist()
+        return started, problems
 
     def shutdown(self) -> int:
         """Stops every instance (all asked first, then waited for) and releases them;

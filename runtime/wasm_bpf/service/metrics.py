@@ -7,7 +7,12 @@
     Prometheus histogram per key; a map the instance's args name with `--map NAME`
     (as the kernel-only runner prints it) becomes gauges `wasm_bpf_map_value{map, key,
     field}`, one per integer of each entry (e.g. syscalls counted by id). Other maps
-    are the program's own state (runqlat's start times): not exported."""
+    are the program's own state (runqlat's start times): not exported.
+
+The kernel counts each program's runs and run time only while BPF stats are enabled
+(BPF_ENABLE_STATS: the daemon holds the fd libbpf's bpf_enable_stats() returns, so
+the counting stops when the daemon does); they and a map's memory are read from the
+fd's /proc/self/fdinfo."""
 import json
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -18,14 +23,40 @@ from prometheus_client.registry import Collector
 
 from .manager import STARTING, RUNNING, EXITED, FAILED, InstanceManager, ManagedInstance, Run
 
+BPF_STATS_RUN_TIME = 0  # enum bpf_stats_type
+
 STATES = (STARTING, RUNNING, EXITED, FAILED)
 MAX_SERIES_PER_MAP = 1000  # entries of one map exported at once: a label per key must stay bounded
 LABELS = ["instance_id", "name"]  # not "instance": Prometheus gives that label to the scraped target
 
 
+def enable_bpf_stats() -> Optional[int]:
+    """The fd that keeps the kernel's BPF run-time stats on (None: refused, e.g. no
+    CAP_SYS_ADMIN; the run counts then stay 0 and wasm_bpf_bpf_stats_enabled says so)."""
+    from .._native import lib
+
+    fd = lib.bpf_enable_stats(BPF_STATS_RUN_TIME)
+    return fd if fd >= 0 else None
+
+
+def fdinfo(fd: int) -> Dict[str, int]:
+    """The integer fields of /proc/self/fdinfo/FD ({} once the fd is closed)."""
+    fields = {}
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if value.strip().isdigit():
+                    fields[key] = int(value)
+    except OSError:
+        pass
+    return fields
+
+
 class InstanceCollector(Collector):
-    def __init__(self, manager: InstanceManager) -> None:
+    def __init__(self, manager: InstanceManager, stats_enabled: bool) -> None:
         self._manager = manager
+        self._stats_enabled = stats_enabled
 
     def collect(self) -> Iterator[Metric]:
         state = GaugeMetricFamily("wasm_bpf_instance_state", "1 for the instance's current state",
@@ -41,6 +72,13 @@ class InstanceCollector(Collector):
                                       labels=LABELS)
         generation = GaugeMetricFamily("wasm_bpf_instance_generation", "Updates in place so far", labels=LABELS)
         restarts = CounterMetricFamily("wasm_bpf_instance_restarts", "Restarts", labels=LABELS)
+        runs = CounterMetricFamily("wasm_bpf_instance_bpf_runs", "Runs of a BPF program (kernel BPF stats)",
+                                   labels=[*LABELS, "program"])
+        run_time = CounterMetricFamily("wasm_bpf_instance_bpf_run_seconds", "Time a BPF program ran (kernel BPF stats)",
+                                       labels=[*LABELS, "program"])
+        map_memory = GaugeMetricFamily("wasm_bpf_instance_map_memory_bytes", "Memory of its BPF maps (memlock)",
+                                       labels=LABELS)
+        memory = GaugeMetricFamily("wasm_bpf_instance_memory_bytes", "A Wasm guest's linear memory", labels=LABELS)
         instances = self._manager.list()
         for m in instances:
             run = m.run
@@ -58,8 +96,24 @@ class InstanceCollector(Collector):
             dropped.add_metric(ids, m.log.dropped)
             generation.add_metric(ids, m.generation)
             restarts.add_metric(ids, m.restarts)
+            objects = run.objects()
+            for obj in objects:
+                for program, fd in obj.program_fds.items():
+                    info = fdinfo(fd)
+                    if "run_cnt" in info:
+                        runs.add_metric([*ids, program], info["run_cnt"])
+                        run_time.add_metric([*ids, program], info.get("run_time_ns", 0) / 1e9)
+            if objects:
+                map_memory.add_metric(ids, sum(fdinfo(fd).get("memlock", 0) for obj in objects
+                                               for fd in obj.map_fds.values()))
+            guest_memory = run.memory_bytes()
+            if guest_memory is not None:
+                memory.add_metric(ids, guest_memory)
         yield GaugeMetricFamily("wasm_bpf_instances", "Instances the daemon keeps", value=len(instances))
-        yield from (state, links, cpu, delivered, lost, dropped, generation, restarts)
+        yield GaugeMetricFamily("wasm_bpf_bpf_stats_enabled", "1 while the kernel counts BPF program runs for us",
+                                value=1 if self._stats_enabled else 0)
+        yield from (state, links, cpu, delivered, lost, dropped, generation, restarts, runs, run_time, map_memory,
+                    memory)
         yield from _exported(instances)
 
 
@@ -144,11 +198,11 @@ def _integers(value: Any, prefix: str = "") -> Iterator[Tuple[str, float]]:
             yield from _integers(inner, f"{prefix}.{name}" if prefix else name)
 
 
-def metrics_registry(manager: InstanceManager) -> CollectorRegistry:
+def metrics_registry(manager: InstanceManager, stats_enabled: bool) -> CollectorRegistry:
     """The daemon's own registry (not prometheus_client's global one)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProcessCollector(registry=None))
-    registry.register(InstanceCollector(manager))
+    registry.register(InstanceCollector(manager, stats_enabled))
     return registry
 
 
