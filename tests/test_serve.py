@@ -364,24 +364,6 @@ def test_log_buffer_keeps_the_last_lines_and_reads_from_a_cursor():
     assert log.read(99) == ([], 5)
 
 
-@pytest.mark.unit
-def test_the_daemonset_manifest_is_valid_kubernetes_and_its_policy_parses():
-    import kubernetes_validate
-    import yaml
-
-    from wasm_bpf.policy import Policy
-
-    manifest = ROOT / "deploy" / "daemonset.yaml"
-    documents = list(yaml.safe_load_all(manifest.read_text()))
-    for document in documents:
-        kubernetes_validate.validate(document, "1.30.0", strict=True)
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
-    policy = Policy.parse(config_map["data"]["tracing.toml"], "tracing.toml")
-    assert policy.map_access == "read-only"
-    daemon = next(d for d in documents if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
-    assert "/etc/wasm-bpf/policy/tracing.toml" in daemon["command"]
-
-
 def test_a_daemon_policy_applies_to_every_instance(tmp_path):
     if not SIGSNOOP.exists():
         pytest.skip("build the examples first (make examples)")

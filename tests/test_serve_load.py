@@ -106,3 +106,19 @@ def test_fifty_concurrent_start_stop_cycles_leak_nothing(loaded_daemon):
     assert _wait_for(lambda: _threads(pid) <= threads), f"threads after each round: {[c[1] for c in census]}"
     assert census[-1][2] < rss * 1.05, f"RSS (KiB) after each round: {[c[2] for c in census]}"
     assert loaded_daemon.client.get("/healthz").json() == {"status": "ok", "instances": 0}
+
+
+def test_short_churn_soak_leaks_nothing(tmp_path):
+    """bench/serve_soak.py for 20 s (`make soak-serve` runs it for 10 minutes): 8 clients
+    starting, updating and deleting instances; its criteria, read from its JSON."""
+    if not SIGSNOOP.exists():
+        pytest.skip("build the examples first (make examples)")
+    result = tmp_path / "serve_soak.json"
+    proc = subprocess.run([sys.executable, str(SOAK), "--seconds", "20", "--output", str(result)],
+                          capture_output=True, text=True, timeout=300)
+    assert result.exists(), proc.stdout + proc.stderr
+    report = json.loads(result.read_text())
+    assert report["cycles"] > 20 and report["updates"] > 0 and not report["errors"], report["errors"][:3]
+    assert not any(report["leaked"].values()), report["leaked"]
+    assert report["rss_kib"]["growth"] < 0.05, report["rss_kib"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
