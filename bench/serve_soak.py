@@ -39,19 +39,24 @@ MAX_RSS_GROWTH = 0.05
 WARMUP_FRACTION, MIN_WARMUP = 0.10, 10.0
 
 
-def census(pid: int) -> Dict[str, Any]:
-    """What the daemon holds now. Its fds leave out wasmtime's module memory images
-    (memfds that live as long as a compiled module, which the daemon keeps a few of)."""
+def daemon_fds(pid: int) -> int:
+    """The process's fds but wasmtime's module memory images (memfds that live as long
+    as a compiled module, which the daemon keeps a few of, and the collector frees)."""
     fds = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             fds += not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:wasm-memory-image")
-        except OSError:
+        except OSError:  # closed meanwhile
             pass
+    return fds
+
+
+def census(pid: int) -> Dict[str, Any]:
+    """What the daemon holds now: RSS, fds, threads, BPF programs and links."""
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     held = held_bpf_fds(str(pid))
-    return {"rss_kib": rss, "fds": fds, "threads": len(os.listdir(f"/proc/{pid}/task")),
+    return {"rss_kib": rss, "fds": daemon_fds(pid), "threads": len(os.listdir(f"/proc/{pid}/task")),
             "progs": sorted(i for kind, i in held if kind == "prog"),
             "links": sorted(i for kind, i in held if kind == "link")}
 

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ import httpx
 import pytest
 
 from conftest import bpf_link_ids, held_bpf_ids
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from serve_soak import daemon_fds as _fds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "wasm_examples"
@@ -174,18 +178,6 @@ def test_an_update_that_fails_keeps_the_running_version(daemon):
     kept = daemon.client.get(f"/instances/{inst['id']}").json()
     assert (kept["state"], kept["generation"], kept["links"]) == ("running", 0, 6)
     daemon.client.delete(f"/instances/{inst['id']}")
-
-
-def _fds(pid: int) -> int:
-    """The daemon's fds but wasmtime's module memory images (memfds that live until the
-    garbage collector frees their Module: their number goes up and down)."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            count += not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:wasm-memory-image")
-        except OSError:
-            pass
-    return count
 
 
 def test_concurrent_start_stop_cycles_leave_nothing_behind(daemon):

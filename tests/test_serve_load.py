@@ -3,7 +3,6 @@ stopping instances at once, and the churn soak's short form (bench/serve_soak.py
 soak-serve` runs it for 10 minutes). Nothing may stay behind: no BPF program or link,
 fd, thread or memory of the instances that came and went."""
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -14,21 +13,14 @@ import httpx
 import pytest
 
 from conftest import bpf_link_ids, held_bpf_ids
-from test_serve import SIGSNOOP, Daemon, _fds, _wait_for
+from test_serve import SIGSNOOP, Daemon, _wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SOAK = ROOT / "bench" / "serve_soak.py"
+sys.path.insert(0, str(SOAK.parent))
+from serve_soak import census  # noqa: E402
 CLIENTS = 50
 SIGSNOOP_LINKS = 6
-
-
-def _threads(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 @pytest.fixture()
@@ -95,16 +87,17 @@ def test_fifty_concurrent_start_stop_cycles_leak_nothing(loaded_daemon):
     their higher one (the C heap's fragmentation moves it some per round; a leak of
     what 50 instances hold would grow it round after round)."""
     pid = loaded_daemon.proc.pid
-    census = []
+    rounds = []
     for _ in range(ROUNDS):
         links = _round(loaded_daemon)
         assert held_bpf_ids(str(pid)) == (set(), set()), "the daemon still holds BPF programs or links"
         assert not (links & bpf_link_ids()), "links of the stopped instances are still in the kernel"
-        census.append((_fds(pid), _threads(pid), _rss_kib(pid)))
-    fds, threads, rss = (max(c[i] for c in census[:WARM_UP_ROUNDS]) for i in range(3))
-    assert _wait_for(lambda: _fds(pid) <= fds), f"fds after each round: {[c[0] for c in census]}"
-    assert _wait_for(lambda: _threads(pid) <= threads), f"threads after each round: {[c[1] for c in census]}"
-    assert census[-1][2] < rss * 1.05, f"RSS (KiB) after each round: {[c[2] for c in census]}"
+        rounds.append(census(pid))
+    fds, threads, rss = (max(c[what] for c in rounds[:WARM_UP_ROUNDS]) for what in ("fds", "threads", "rss_kib"))
+    assert _wait_for(lambda: census(pid)["fds"] <= fds), f"fds after each round: {[c['fds'] for c in rounds]}"
+    assert _wait_for(lambda: census(pid)["threads"] <= threads), \
+        f"threads after each round: {[c['threads'] for c in rounds]}"
+    assert rounds[-1]["rss_kib"] < rss * 1.05, f"RSS (KiB) after each round: {[c['rss_kib'] for c in rounds]}"
     assert loaded_daemon.client.get("/healthz").json() == {"status": "ok", "instances": 0}
 
 
