@@ -9,7 +9,7 @@ DEB_PKGS := clang-19 lld-19 llvm libbpf-dev bpftool libelf-dev zlib1g-dev wasi-l
             docker-registry skopeo apache2-utils prometheus
 STAMP    := build/.setup-done
 
-.PHONY: setup deps install kernel-fs examples run test test-unit bench soak fuzz clean
+.PHONY: setup deps install kernel-fs examples run test test-unit bench soak soak-serve fuzz clean
 
 setup: deps install kernel-fs
 
@@ -60,6 +60,12 @@ bench: examples
 # (bench-results/soak.json). `make soak SOAK_SECONDS=60` for a shorter run.
 soak: examples
 	$(PYTHON) bench/soak.py
+
+# `wasm-bpf serve` churn: 8 clients starting, updating and deleting instances for
+# SERVE_SOAK_SECONDS (600); leaks and RSS growth in bench-results/serve_soak.json.
+SERVE_SOAK_SECONDS ?= 600
+soak-serve: examples
+	$(PYTHON) bench/serve_soak.py --seconds $(SERVE_SOAK_SECONDS)
 
 # The fuzzers (docs/fuzzing.md): FUZZ_SECONDS per target (imports, elf, wasm); figures
 # in bench-results/fuzz.json, reproducing inputs in bench-results/fuzz-crashes/.

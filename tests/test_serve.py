@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ import httpx
 import pytest
 
 from conftest import bpf_link_ids, held_bpf_ids
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from serve_soak import daemon_fds as _fds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "wasm_examples"
@@ -175,18 +179,6 @@ def test_an_update_that_fails_keeps_the_running_version(daemon):
     kept = daemon.client.get(f"/instances/{inst['id']}").json()
     assert (kept["state"], kept["generation"], kept["links"]) == ("running", 0, 6)
     daemon.client.delete(f"/instances/{inst['id']}")
-
-
-def _fds(pid: int) -> int:
-    """The daemon's fds but wasmtime's module memory images (memfds that live until the
-    garbage collector frees their Module: their number goes up and down)."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            count += not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:wasm-memory-image")
-        except OSError:
-            pass
-    return count
 
 
 def test_concurrent_start_stop_cycles_leave_nothing_behind(daemon):
@@ -363,24 +355,6 @@ def test_log_buffer_keeps_the_last_lines_and_reads_from_a_cursor():
     log.add("host", "done")
     assert [(line.seq, line.stream, line.text) for line in log.read(cursor)[0]] == [(4, "host", "done")]
     assert log.read(99) == ([], 5)
-
-
-@pytest.mark.unit
-def test_the_daemonset_manifest_is_valid_kubernetes_and_its_policy_parses():
-    import kubernetes_validate
-    import yaml
-
-    from wasm_bpf.policy import Policy
-
-    manifest = ROOT / "deploy" / "daemonset.yaml"
-    documents = list(yaml.safe_load_all(manifest.read_text()))
-    for document in documents:
-        kubernetes_validate.validate(document, "1.30.0", strict=True)
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
-    policy = Policy.parse(config_map["data"]["tracing.toml"], "tracing.toml")
-    assert policy.map_access == "read-only"
-    daemon = next(d for d in documents if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
-    assert "/etc/wasm-bpf/policy/tracing.toml" in daemon["command"]
 
 
 def test_a_daemon_policy_applies_to_every_instance(tmp_path):
