@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, FrozenSet, Optional, Tuple, Union
 
 import wasmtime
 
@@ -55,6 +55,8 @@ class Module:
         self._lock = threading.Lock()
         self._engine: Optional[wasmtime.Engine] = new_engine()
         self._compiled = _compile(self._engine, data, self.path, cache)
+        self.imports: FrozenSet[Tuple[str, str]] = frozenset(
+            (imp.module, imp.name or "") for imp in self._compiled.imports)  # (module, name) it imports
         self._code: Optional[bytearray] = None  # serialized, for the engines of later Instances
 
     def __repr__(self) -> str:

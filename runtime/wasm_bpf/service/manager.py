@@ -123,7 +123,7 @@ def compiled(data: bytes) -> Compiled:
     """The module compiled once per content (a restart, an update to the same bytes,
     many instances of one tool): a start then only copies its code into the instance's
     engine, instead of looking it up in wasmtime's disk cache and serializing it again."""
-    from ..module import Module, new_engine
+    from ..module import Module
 
     digest = hashlib.sha256(data).digest()
     with _compiled_lock:
@@ -132,7 +132,7 @@ def compiled(data: bytes) -> Compiled:
             _compiled.move_to_end(digest)
             return found
     module = Module(data)  # outside the lock: other starts go on meanwhile
-    found = Compiled(module, any(imp.name in POLL_IMPORTS for imp in module.for_engine(new_engine()).imports))
+    found = Compiled(module, any(name in POLL_IMPORTS for _module, name in module.imports))
     with _compiled_lock:
         _compiled[digest] = found
         while len(_compiled) > COMPILED_KEPT:
