@@ -25,10 +25,15 @@ def _exception_classes():
                     yield cls
 
 
+# Control flow inside the host, caught where it is raised; never seen by a caller.
+INTERNAL = {"wasm_bpf.hostfuncs.Interrupted"}  # ends a running Python host function
+
+
 def test_every_exception_class_derives_from_wasm_bpf_error():
     classes = set(_exception_classes())
     assert len(classes) >= 13, classes
-    outside = sorted(c.__qualname__ for c in classes if not issubclass(c, WasmBpfError))
+    outside = sorted(c.__qualname__ for c in classes
+                     if not issubclass(c, WasmBpfError) and f"{c.__module__}.{c.__qualname__}" not in INTERNAL)
     assert not outside, f"not under WasmBpfError: {outside}"
 
 
