@@ -81,7 +81,7 @@ def test_not_a_module_is_a_clear_error(tmp_path):
     junk.write_bytes(b"hello")
     proc = cli("inspect", junk)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"wasm-bpf: error: {junk} is neither a WebAssembly module nor a BPF object (.bpf.o)"
+    assert proc.stderr.strip() == f"wasm-bpf: error: {junk} is neither a WebAssembly module, a BPF object (.bpf.o) nor a kernel-only JSON package"
 
 
 def test_the_template_lets_the_module_run(tmp_path):

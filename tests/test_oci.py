@@ -390,6 +390,25 @@ def test_run_from_http_url(tmp_path):
         server.shutdown()
 
 
+def test_run_a_kernel_only_package_from_an_http_url(tmp_path):
+    """ecli runs a package.json by URL: so does `run` (its object inspected before the run)."""
+    served = tmp_path / "www"
+    served.mkdir()
+    obj = compile_example("sigsnoop", tmp_path)
+    made = cli("package", str(obj), "-o", str(served / "sigsnoop.json"))
+    assert made.returncode == 0, made.stderr
+    server = serve(served)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/sigsnoop.json"
+        res = cli("run", url, "--help")
+        assert res.returncode == 0 and "--filter-pid" in res.stdout, res.stderr
+        res = cli("run", url, "--json", "--timeout", "1")
+        assert res.returncode == 0, res.stderr
+        assert "error" not in res.stderr
+    finally:
+        server.shutdown()
+
+
 def make_ca_and_server_cert(tmp_path: Path):
     """A test CA (ca.pem) and a certificate for 127.0.0.1 it signed (server.pem, server.key)."""
     import datetime

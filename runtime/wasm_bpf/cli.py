@@ -163,18 +163,18 @@ def run(env: Tuple[str, ...], dirs: Tuple[str, ...], policy: Any, timeout: Optio
     MODULE may also be a kernel-only program, with no user-space code
     (docs/kernel-only.md): X.bpf.o, X.bpf.c (compiled first) or a JSON package
     from `wasm-bpf package`. Its programs are attached and its ring buffer / perf
-    records and histograms printed. Its options go before or after it:
+    records and histograms printed. Its options go before or after it, e.g.:
       --json | --csv        JSON lines, or CSV with a header (default: a table)
-      --no-timestamp        no time column
-      --raw                 numbers as they are (no errno/signal names)
-      --event-type NAME     record type of the event buffers ('struct event')
-      --interval S          print maps every S seconds (default 1)
-      --map NAME            also print this map (repeatable)
-      --clear               clear printed maps after each interval
+      --interval S          print maps every S seconds (default: a map's
+                            /// @sample interval, else 1)
+      --map NAME            also print this map (repeatable; .bss: the globals)
+      --only/--skip PROG    choose the programs (default: one variant per event)
       --attach PROG=TARGET  attach target of a program (interface, cgroup...)
+      --map-size NAME=N     max_entries of a map that user space would size
+      -I DIR, --cflags F    build options of a .bpf.c
       --timeout S, -v       as above
-    and one flag per `const volatile` global of the program:
-    `wasm-bpf run X.bpf.o --help` lists them. Example:
+    and one flag per `const volatile` global of the program.
+    `wasm-bpf run X.bpf.o --help` lists every option that program takes. Example:
       wasm-bpf run --json opensnoop.bpf.o --min-pid 100
     """
     from .distribution import run_input

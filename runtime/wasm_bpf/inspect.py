@@ -80,14 +80,18 @@ def _bpf_elf_at(data: bytes, pos: int) -> int:
 
 
 def bpf_objects_in(data: bytes, path: str) -> List[bytes]:
-    """The BPF ELF objects of a Wasm module (in its data segments), or the object
-    itself for a .bpf.o."""
+    """The BPF ELF objects of a Wasm module (in its data segments), the object
+    itself for a .bpf.o, or the one a kernel-only JSON package carries."""
+    if data.lstrip()[:1] == b"{":
+        from .kernel_only.package import read
+        return [read(data.decode("utf-8", "replace"), path).elf]  # its errors are WasmBpfErrors
     if data.startswith(ELF_MAGIC):
         if not _bpf_elf_at(data, 0):
             raise WasmBpfError(f"{path} is an ELF file but not a BPF object (e_machine is not EM_BPF)")
         return [data]
     if not data.startswith(WASM_MAGIC):
-        raise WasmBpfError(f"{path} is neither a WebAssembly module nor a BPF object (.bpf.o)")
+        raise WasmBpfError(f"{path} is neither a WebAssembly module, a BPF object (.bpf.o) nor a "
+                           "kernel-only JSON package")
     objects = []
     for segment in _data_segments(data):
         pos = segment.find(ELF_MAGIC)
