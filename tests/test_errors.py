@@ -346,7 +346,7 @@ def test_kernel_only_options_before_the_program(tmp_path):
 
 def test_run_help_documents_kernel_only_inputs():
     out = cli("run", "--help").stdout
-    for words in (".bpf.o", ".bpf.c", "JSON package", "--json", "--event-type NAME", "--attach PROG=TARGET",
+    for words in (".bpf.o", ".bpf.c", "JSON package", "--json", "--only/--skip PROG", "--attach PROG=TARGET",
                   "--interval S", "--map NAME"):
         assert words in out, words
 
