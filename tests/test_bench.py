@@ -22,11 +22,17 @@ def test_report_puts_each_target_beside_the_measured_figure(tmp_path):
     def seconds(s):
         return {"median": s, "min": s, "max": s, "runs": [s]}
 
+    def streamed(ns, drops):
+        return {**figure(8e6, 1.0), "drops": drops, "cpu_ns_per_record": seconds(ns)}
+
     results = {"drain": {"native": figure(200e6, 1.0), "wasm-record": figure(20e6, 0.10),
                          "wasm-batch": figure(100e6, 0.50), "rust-record": figure(30e6, 0.15),
                          "rust-batch": figure(60e6, 0.30)},
                "cold_start": {"native": seconds(0.070), "wasm-bpf": seconds(0.140)},
-               "rss_mib": {"peak": 30.0, "idle": 20.0}}
+               "rss_mib": {"peak": 30.0, "idle": 20.0},
+               "stream": {"native": streamed(50, [0]), "wasm-record": streamed(90, [0]),
+                          "rust-record": streamed(90, [0, 3])},
+               "hot_load": {"native load+attach+close": seconds(0.010), "wasm-bpf": seconds(0.012)}}
     saved = tmp_path / "results.json"
     saved.write_text(json.dumps(results))
     proc = subprocess.run([sys.executable, str(BENCH), "--report", str(saved)], capture_output=True, text=True,
@@ -36,5 +42,22 @@ def test_report_puts_each_target_beside_the_measured_figure(tmp_path):
                 if line.endswith(("PASS", "MISS"))}
     assert verdicts == {"drain, C guest, per record": "MISS", "drain, C guest, per batch": "PASS",
                         "drain, Rust guest, per record": "PASS", "drain, Rust guest, per batch": "MISS",
+                        "stream K=8, C guest, CPU/record": "PASS", "stream K=8, Rust guest, CPU/record": "MISS",
+                        "second instance in a process": "PASS",
                         "cold start (run start.wasm)": "MISS", "idle RSS (run bootstrap.wasm)": "PASS"}
     assert "10.0 %" in proc.stdout and "+70.0 ms (native 70.0)" in proc.stdout and "20.0 MiB" in proc.stdout
+    assert "1.80x (90 ns), drops 3" in proc.stdout and "+2.0 ms" in proc.stdout
+
+
+def test_report_of_a_partial_run_leaves_out_the_unmeasured_rows(tmp_path):
+    saved = tmp_path / "results.json"
+    rate = {"median": 1e6, "min": 1e6, "max": 1e6, "runs": [1e6], "drops": [0], "ratio_to_native": 0.5}
+    saved.write_text(json.dumps({"drain": {k: rate for k in ("native", "wasm-record", "wasm-batch", "rust-record",
+                                                              "rust-batch")},
+                                 "cold_start": {"native": {"median": 0.07, "min": 0.07, "max": 0.07},
+                                                "wasm-bpf": {"median": 0.1, "min": 0.1, "max": 0.1}},
+                                 "rss_mib": {"peak": 30.0, "idle": 20.0}}))
+    proc = subprocess.run([sys.executable, str(BENCH), "--report", str(saved)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "drain, C guest, per record" in proc.stdout and "stream K=8" not in proc.stdout
