@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Callable, Iterator, List
 
 import httpx
 import pytest
@@ -40,18 +40,21 @@ class Daemon:
              "--state-dir", str(tmp / "state"), "--allow-dir", str(EXAMPLES), "--allow-dir", str(tmp),
              "--max-upload", "2M", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._await_health(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz"))
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
+                                   headers={"Authorization": f"Bearer {self.token_file.read_text().strip()}"})
+
+    def _await_health(self, get: Callable[[], httpx.Response]) -> None:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    break
+                if get().status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
             assert self.proc.poll() is None, self.proc.communicate()
             assert time.monotonic() < deadline, "the daemon did not answer in 20 s"
             time.sleep(0.1)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
-                                   headers={"Authorization": f"Bearer {self.token_file.read_text().strip()}"})
 
     def start(self, **body) -> dict:
         r = self.client.post("/instances", json=body)

@@ -12,20 +12,19 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import httpx
 import pytest
 
 from conftest import bpf_link_ids, held_bpf_ids
-from test_serve import BOOTSTRAP, EXAMPLES, FAKE_PID, RUNQLAT_OBJ, SIGSNOOP, _seen_fake_pids, _wait_for
+from test_serve import BOOTSTRAP, EXAMPLES, FAKE_PID, Daemon, RUNQLAT_OBJ, SIGSNOOP, _seen_fake_pids, _wait_for
 
 pytestmark = pytest.mark.skipif(not SIGSNOOP.exists(), reason="build the examples first (make examples)")
 
 
-class UnixDaemon:
+class UnixDaemon(Daemon):
     """`wasm-bpf serve` on its default kind of listener, a unix socket under `tmp`."""
 
     def __init__(self, tmp: Path, *extra: str, state: Optional[Path] = None, run: Optional[Path] = None) -> None:
@@ -36,24 +35,7 @@ class UnixDaemon:
              "--allow-dir", str(EXAMPLES), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.client = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://serve",
                                    timeout=30)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, self.proc.communicate()
-            assert time.monotonic() < deadline, "the daemon did not answer in 20 s"
-            time.sleep(0.1)
-
-    def start(self, **body) -> dict:
-        r = self.client.post("/instances", json=body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def logs(self, instance: str) -> List[str]:
-        return [line["text"] for line in self.client.get(f"/instances/{instance}/logs").json()["lines"]]
+        self._await_health(lambda: self.client.get("/healthz"))
 
     def close(self) -> str:
         """SIGTERM; the daemon's stderr."""
