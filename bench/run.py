@@ -124,7 +124,7 @@ def run_drain(consumer: str, rounds: int, calls_per_round: int = DRAIN_CALLS_PER
     if not (drv["rounds"] == rounds and drv["round_min"] == drv["round_max"] == expected):
         raise AssertionError(f"drain/{consumer}: each of {rounds} rounds should deliver {expected} records, "
                              f"got {drv}")
-    res["rounds"] = rounds
+    res.update(rounds=rounds, round_min=drv["round_min"], round_max=drv["round_max"])
     res["rate"] = res["records"] / res["seconds"] if res["seconds"] > 0 else 0.0
     return res
 
