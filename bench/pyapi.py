@@ -28,7 +28,7 @@ FIXTURE = R.ROOT / "tests" / "pyapi_fixtures" / "counters.bpf.c"
 def drain_rate(consume: Callable[[wasm_bpf.Events], int]) -> Tuple[float, float, float]:
     """(records/s the consumer decodes from the filled ring, the same per second of its
     thread's CPU time -- steadier on a shared machine --, records/s the driver made)."""
-    with wasm_bpf.load(R.OUT / "drain" / "bench.bpf.o", event_type="struct bench_event") as obj:
+    with wasm_bpf.load(R.OUT / "fill" / "bench.bpf.o", event_type="struct bench_event") as obj:
         events = obj.events("rb")
         produced = R.drive("count", str(RECORDS // R.DRAIN_RECORDS_PER_TRIGGER))  # returns when all are in the ring
         start, cpu_start = time.perf_counter(), time.thread_time()

@@ -1,8 +1,10 @@
 /* The wasm-bpf consumer of the benchmark, per-record callback or batch extension.
  *   wasm_consumer drain|stream record|batch [COMM [DONE]]
  * COMM replaces the driver's name the BPF program waits for (BENCH_DRIVER_COMM).
- * Prints "ready" once attached. drain: waits for a line on stdin, then consumes
- * until the ring is empty and prints the result; stream: polls until stopped
+ * Prints "ready" once attached. drain: rounds; for every line on stdin (the driver's
+ * "go": it has filled the ring), consumes until the ring is empty and answers
+ * "drained RECORDS" (the running count); at the end of stdin prints the result, whose
+ * seconds are the drain loops' alone; stream: polls until stopped
  * (-EINTR), or with DONE (a file the soak creates once its driver has ended) until
  * that file exists and every record the program emitted has arrived, and prints
  * the result. Results are one JSON line. */
@@ -77,23 +79,27 @@ int main(int argc, char **argv)
     printf("ready\n");
     fflush(stdout);
 
-    double start = 0, end;
+    double start = 0, end, drain_seconds = 0;
     if (!stream) {
-        if (!fgets(line, sizeof(line), stdin))
-            return 1;
-        start = now();
+        while (!err && fgets(line, sizeof(line), stdin)) {
+            double t = now();
+            int n;
+            while ((n = batch ? bpf_buffer__poll_batch(buf, 0) : bpf_buffer__poll(buf, 0)) > 0)
+                ;
+            drain_seconds += now() - t;
+            err = n < 0 ? n : 0;
+            printf("drained %llu\n", tally.records);
+            fflush(stdout);
+        }
     }
-    for (;;) {
-        int n = batch ? bpf_buffer__poll_batch(buf, stream ? 100 : 0)
-                      : bpf_buffer__poll(buf, stream ? 100 : 0);
+    while (stream) {
+        int n = batch ? bpf_buffer__poll_batch(buf, 100) : bpf_buffer__poll(buf, 100);
         if (n == -EINTR)
             break;
         if (n < 0) {
             err = n;
             break;
         }
-        if (!stream && n == 0)
-            break;
         /* Idle: if the producer has finished, stop once all it emitted has arrived. */
         if (done && n == 0 && access(done, F_OK) == 0) {
             bpf_map__refresh(skel->maps.bss);
@@ -101,7 +107,7 @@ int main(int argc, char **argv)
                 break;
         }
     }
-    end = now();
+    end = stream ? now() : drain_seconds;
     /* After a stop, collect what is still in the ring. */
     while (stream && (batch ? bpf_buffer__poll_batch(buf, 0) : bpf_buffer__poll(buf, 0)) > 0)
         ;

@@ -2,6 +2,8 @@
 //!   rust_consumer drain|stream record|batch [COMM]
 //! record: one Wasm call per record (wasm_bpf_buffer_poll); batch: one per batch
 //! (wasm_bpf_buffer_poll_batch), the closure still sees one record at a time.
+//! drain: rounds, one per line on stdin, each answered "drained RECORDS" once the
+//! ring is empty; the result's seconds are the drain loops' alone.
 use std::cell::Cell;
 use std::io::{self, BufRead};
 use std::time::Instant;
@@ -56,25 +58,40 @@ fn main() -> io::Result<()> {
     let mut ring = builder.build()?;
     println!("ready");
 
-    let mut start = Instant::now();
-    if !stream {
-        let mut line = String::new();
-        io::stdin().lock().read_line(&mut line)?;
-        start = Instant::now();
-    }
+    let start = Instant::now();
     let mut err = 0;
-    loop {
-        match ring.poll(if stream { 100 } else { 0 }) {
+    let mut drain_seconds = 0.0;
+    if !stream {
+        let stdin = io::stdin();
+        let mut line = String::new();
+        while err == 0 && stdin.lock().read_line(&mut line)? > 0 {
+            line.clear();
+            let t = Instant::now();
+            loop {
+                match ring.poll(0) {
+                    Err(e) => {
+                        err = -e.raw_os_error().unwrap_or(1);
+                        break;
+                    }
+                    Ok(0) => break,
+                    Ok(_) => {}
+                }
+            }
+            drain_seconds += t.elapsed().as_secs_f64();
+            println!("drained {}", tally.records.get());
+        }
+    }
+    while stream {
+        match ring.poll(100) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
             Err(e) => {
                 err = -e.raw_os_error().unwrap_or(1);
                 break;
             }
-            Ok(0) if !stream => break,
             Ok(_) => {}
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = if stream { start.elapsed().as_secs_f64() } else { drain_seconds };
     // After a stop, collect what is still in the ring.
     while stream && ring.consume().map_or(false, |n| n > 0) {}
     drop(ring);
