@@ -14,9 +14,15 @@ pub const DEFAULT_RECORD_SIZE: usize = 64 * 1024;
 struct Source<'a> {
     obj: u64,
     fd: i32,
-    // Boxed twice: the inner Box is a fat pointer, the outer gives it a stable thin
-    // address to pass as the callback's ctx.
-    callback: Box<Callback<'a>>,
+    // The closure's own address (what the host passes back as ctx), and the entry
+    // points made for its type: the closure is called directly, and inlined into the
+    // batch loop, not through a vtable per record.
+    ctx: u32,
+    on_record: i32,
+    on_batch: i32,
+    // Owns the closure (ctx points into this allocation, which a move of the Box
+    // leaves in place) and drops it with the source.
+    _callback: Callback<'a>,
 }
 
 /// Builds a [`RingBuffer`] from maps and their callbacks.
@@ -33,7 +39,16 @@ impl<'a> RingBufferBuilder<'a> {
             return Err(invalid(format!("map '{}' (type {}) is neither a ring buffer nor a perf event array",
                 map.name(), map.map_type())));
         }
-        self.sources.push(Source { obj: map.object().handle(), fd: map.fd(), callback: Box::new(Box::new(callback)) });
+        let mut callback = Box::new(callback);
+        let ctx = &mut *callback as *mut F as usize as u32;
+        self.sources.push(Source {
+            obj: map.object().handle(),
+            fd: map.fd(),
+            ctx,
+            on_record: on_record::<F> as usize as i32,
+            on_batch: on_batch::<F> as usize as i32,
+            _callback: callback,
+        });
         Ok(self)
     }
 
@@ -73,20 +88,20 @@ pub struct RingBuffer<'a> {
     batch: bool,
 }
 
-extern "C" fn on_record(ctx: u32, data: u32, size: u32) -> i32 {
-    // SAFETY: ctx is the Callback we passed to this very poll, which is still running;
-    // [data, data + size) is our record buffer, filled by the host.
+extern "C" fn on_record<F: FnMut(&[u8]) -> i32>(ctx: u32, data: u32, size: u32) -> i32 {
+    // SAFETY: ctx is the closure (of type F) we passed to this very poll, which is
+    // still running; [data, data + size) is our record buffer, filled by the host.
     unsafe {
-        let callback = &mut *(ctx as usize as *mut Callback<'static>);
+        let callback = &mut *(ctx as usize as *mut F);
         callback(std::slice::from_raw_parts(data as usize as *const u8, size as usize))
     }
 }
 
-extern "C" fn on_batch(ctx: u32, data: u32, used: u32, count: u32) -> i32 {
+extern "C" fn on_batch<F: FnMut(&[u8]) -> i32>(ctx: u32, data: u32, used: u32, count: u32) -> i32 {
     // SAFETY: as on_record; the host wrote `count` records { u32 size, u32 original
     // size, bytes padded to 8 } into the first `used` bytes.
     unsafe {
-        let callback = &mut *(ctx as usize as *mut Callback<'static>);
+        let callback = &mut *(ctx as usize as *mut F);
         let batch = std::slice::from_raw_parts(data as usize as *const u8, used as usize);
         let mut off = 0usize;
         for _ in 0..count {
@@ -123,15 +138,14 @@ impl<'a> RingBuffer<'a> {
         let max = self.data.bytes().len() as i32;
         for (i, s) in self.sources.iter_mut().enumerate() {
             let timeout = if i == 0 { timeout_ms } else { 0 };
-            let ctx = &mut *s.callback as *mut Callback<'a> as usize as u32;
             let data = self.data.bytes_mut().as_mut_ptr();
             // SAFETY: the host calls our callback synchronously with ctx and writes at
             // most max bytes at data; both outlive the call.
             let ret = unsafe {
                 if self.batch {
-                    sys::wasm_bpf_buffer_poll_batch(s.obj, s.fd, on_batch as usize as i32, ctx, data, max, timeout)
+                    sys::wasm_bpf_buffer_poll_batch(s.obj, s.fd, s.on_batch, s.ctx, data, max, timeout)
                 } else {
-                    sys::wasm_bpf_buffer_poll(s.obj, s.fd, on_record as usize as i32, ctx, data, max, timeout)
+                    sys::wasm_bpf_buffer_poll(s.obj, s.fd, s.on_record, s.ctx, data, max, timeout)
                 }
             };
             total += check(ret)? as usize;
