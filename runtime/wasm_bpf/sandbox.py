@@ -17,7 +17,7 @@ from .attach.net import take_socket
 from .attach.targets import (BINARY_KINDS, Cgroup, PacketSocket, ProcessSocket, Target, Tc, Uprobe, Usdt, Xdp,
                              parse)
 from .errors import HostCallError, WasmBpfError
-from .helpers import helpers_of
+from .helpers import helper_ids_of
 from .hostpaths import HostPaths, open_own
 from .limits import Limits
 from .objspec import maps_of, programs_of
@@ -46,7 +46,7 @@ class Sandbox:
         """obj: a struct bpf_object * opened, not loaded, from the ELF bytes `elf`.
         Programs that will not be loaded (autoload off) are not the module's to use.
         Helpers are a guest's rule: the host loading its own object calls any."""
-        helpers = helpers_of(obj, elf) if self.paths is not None else {}
+        helpers = helper_ids_of(obj, elf) if self.paths is not None else {}
         for prog in programs_of(obj):
             if prog.autoload:
                 self.policy.check_program(prog.name, prog.type)
