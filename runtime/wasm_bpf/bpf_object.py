@@ -3,6 +3,8 @@
 Lifecycle: open (libbpf parses the ELF) -> configure (autoload) -> load (the kernel
 verifies and creates maps) -> attach (links) -> poll (event buffers) -> close (links
 detached, buffers freed, object closed)."""
+from __future__ import annotations
+
 import contextlib
 import errno
 import os

@@ -4,6 +4,8 @@ Per record, the shim copies the record into guest memory and calls the guest's
 callback through wasmtime's C API; no Python runs per record. The guest's polls are
 host functions of the shim too (imports.py binds them); poll() here is their Python
 implementation, for the calls the shim hands back (a bad argument to report)."""
+from __future__ import annotations
+
 import ctypes
 import errno
 from dataclasses import dataclass

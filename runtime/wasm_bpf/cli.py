@@ -1,4 +1,6 @@
 """The wasm-bpf command line: ``wasm-bpf run MODULE [-- ARGS]`` and the SDK tools."""
+from __future__ import annotations
+
 import importlib
 import os
 import sys

@@ -8,6 +8,8 @@ the object's `.text` and of its own section too: libbpf appends subprograms only
 load, so before it the program's own instructions (bpf_program__insns) do not hold
 them. Helper names come from the kernel's `enum bpf_func_id` (vmlinux BTF), read only
 when needed: the helpers a policy allows only by name are known without it."""
+from __future__ import annotations
+
 import functools
 from typing import Any, Dict, FrozenSet, Iterable, List, Set, Tuple
 

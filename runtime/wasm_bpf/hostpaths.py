@@ -10,6 +10,8 @@ of the grant. Each grant is opened once, when the sandbox is made, and every loo
 starts from that fd, so renaming or replacing the granted directory later changes
 nothing. The attach uses the file opened here (/proc/self/fd/N, or the fd): the path
 is looked up once. A path outside every grant is refused with EACCES."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import os

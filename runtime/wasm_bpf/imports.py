@@ -10,6 +10,8 @@ The three poll imports are host functions of the C shim (struct wbpf_host), so a
 polling in a loop never enters Python; their methods here serve the calls the shim
 hands back: those whose arguments fail a check, to answer with the documented error
 and its message."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import itertools

@@ -1,6 +1,8 @@
 """What a BPF object declares, read from the object libbpf opened but has not loaded
 (bpf_object__open_mem makes no bpf() calls): its programs and maps. The sandbox
 checks these before the load; `wasm-bpf inspect` lists them."""
+from __future__ import annotations
+
 import errno
 import os
 from dataclasses import dataclass

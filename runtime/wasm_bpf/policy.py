@@ -5,6 +5,8 @@ A policy is a small TOML file (``wasm-bpf run --policy FILE``, ``RunConfig.polic
 without one the built-in DEFAULT applies. Every check raises PolicyRefusal, whose
 text is the one line printed to the user: the rule that refused and how to allow it.
 The guest receives -EPERM (a failed load: handle 0)."""
+from __future__ import annotations
+
 import fnmatch
 import os
 import re

@@ -2,6 +2,8 @@
 directories (hostpaths.py), applied where the host acts for the guest: before an
 object is loaded (no bpf() call has been made yet), before each attach, and on each
 map command."""
+from __future__ import annotations
+
 import contextlib
 import errno
 import os

@@ -4,6 +4,8 @@ Module type lists only the exported and imported ones). Used by `wasm-bpf inspec
 and by the store limits (limits.py). The module has been validated by wasmtime
 before, or is only being listed, so truncation and unknown encodings raise
 WasmBpfError rather than being checked in detail."""
+from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 

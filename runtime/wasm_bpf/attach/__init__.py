@@ -10,6 +10,8 @@ parse in targets.py, an attach function listed in KINDS, and its program type in
 _BY_TYPE. A kind's module is imported when a program of that kind is first attached,
 so that a run imports only what it attaches with (net.py and its sockets for network
 kinds only)."""
+from __future__ import annotations
+
 import importlib
 from typing import Any, Callable, NamedTuple
 

@@ -4,6 +4,8 @@ Every attach kind returns a Link; destroy() undoes the attachment and is idempot
 Kinds whose kernel object is a libbpf link use LibbpfLink; the others (tc filters,
 raw kernel links libbpf 1.1 cannot create, sockmap and socket-filter attachments)
 have their own small class."""
+from __future__ import annotations
+
 import os
 from typing import Any, Callable, List, Optional
 

@@ -12,6 +12,8 @@ path may contain `,` and `:` and still reads one way only.
 The values are NamedTuples (immutable; `_replace` makes the sandbox's rewrite), not
 dataclasses, whose creation at import costs every run's start-up milliseconds. Being
 tuples, values of two kinds with equal fields compare equal: compare types too."""
+from __future__ import annotations
+
 import errno
 import re
 from typing import TYPE_CHECKING, Dict, Iterable, NamedTuple, Optional, Tuple, Union
