@@ -17,7 +17,7 @@ import errno
 import os
 import weakref
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from ._native import lib
 from .attach.cgroup import cgroup2_mount, resolve_cgroup
@@ -56,8 +56,7 @@ def open_own(path: str, what: str, directory: bool) -> int:
         raise HostCallError(exc.errno or errno.ENOENT, f"cannot open {what} {path}: {exc.strerror}") from None
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     host: str   # the host directory as the user named it
     guest: str  # its name in the guest
     real: str   # the host directory with symlinks resolved, when it was opened

@@ -4,7 +4,6 @@ values that are file descriptors."""
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, NamedTuple
 
 from ._native import ffi, lib
@@ -43,8 +42,7 @@ FD_KEYED_TYPES = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class MapInfo:
+class MapInfo(NamedTuple):
     """What the kernel says about a map fd."""
 
     fd: int

@@ -6,8 +6,7 @@ before, or is only being listed, so truncation and unknown encodings raise
 WasmBpfError rather than being checked in detail."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from .errors import WasmBpfError
 
@@ -79,8 +78,7 @@ def readers(wasm: bytes, section_id: int) -> Iterator[Reader]:
             yield Reader(wasm[:end], start)
 
 
-@dataclass(frozen=True)
-class Import:
+class Import(NamedTuple):
     module: str
     name: str
     kind: int
