@@ -25,6 +25,7 @@ deps:
 install:
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore setuptools wheel cffi pytest hypothesis mypy httpx kubernetes-validate
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-build-isolation -e .
+	$(PYTHON) -m compileall -q runtime/wasm_bpf guest_sdk  # bytecode now: PYTHONDONTWRITEBYTECODE=1 runs would compile every start
 
 # tracefs (tracepoint attach), bpffs and cgroup v2: mounted where missing.
 kernel-fs:

@@ -14,7 +14,6 @@ a directory outside it. Targets are drawn from those names joined with `/`, `..`
   it (libbpf_prog_type_by_name) is a kprobe kind for every kprobe-type section, and a
   policy without that kind refuses it;
 - a policy text is read or refused with PolicyError, nothing else."""
-import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -108,14 +107,14 @@ def fuzz(seconds: float, crash_dir: Path) -> Stats:
                     expected = parse(kind, text)
                     if isinstance(target, (Uprobe, Usdt)) and isinstance(expected, (Uprobe, Usdt)):
                         real = os.readlink(target.binary)
-                        if dataclasses.replace(target, binary=expected.binary) != expected:
+                        if type(target) is not type(expected) or target._replace(binary=expected.binary) != expected:
                             finding("mismatch", f"{kind} {text!r}: attach sees {target}, parsed {expected}")
                         if real != checked[-1]["binary"][1]:
                             finding("mismatch", f"{kind} {text!r}: attaches {real}, checked {checked[-1]}")
                     elif isinstance(target, Cgroup):
                         if os.readlink(f"/proc/self/fd/{target.fd}") != checked[-1]["cgroup"][1]:
                             finding("mismatch", f"{kind} {text!r}: cgroup fd is not what was checked")
-                    elif target != expected:
+                    elif type(target) is not type(expected) or target != expected:
                         finding("mismatch", f"{kind} {text!r}: attach sees {target}, parsed {expected}")
                 stats.outcome(f"ok: {kind} {type(target).__name__}")
             except (HostCallError, PolicyRefusal) as exc:

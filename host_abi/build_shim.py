@@ -209,6 +209,13 @@ static const int BPF_FUNC_perf_event_output;
 static const int BPF_FUNC_ringbuf_output;
 static const int BPF_FUNC_trace_printk;
 static const int BPF_FUNC_trace_vprintk;
+/* the helpers a policy allows only by name (policy.OUTSIDE_TRACING): known without the kernel's BTF */
+static const int BPF_FUNC_send_signal;
+static const int BPF_FUNC_send_signal_thread;
+static const int BPF_FUNC_override_return;
+static const int BPF_FUNC_probe_write_user;
+static const int BPF_FUNC_sys_bpf;
+static const int BPF_FUNC_sys_close;
 #define BTF_INT_SIGNED ...
 #define BTF_INT_CHAR ...
 #define BTF_INT_BOOL ...

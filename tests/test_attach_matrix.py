@@ -162,7 +162,8 @@ def test_kprobe_target_syntax(target, expected):
             parse("kprobe", target)
         assert exc.value.errno == errno.EINVAL
     else:
-        assert parse("kprobe", target) == expected
+        parsed = parse("kprobe", target)
+        assert type(parsed) is type(expected) and parsed == expected  # NamedTuples: Kprobe(...) == (...)
 
 
 def busy(seconds):

@@ -95,16 +95,23 @@ def test_dir_preopen(g, tmp_path):
 
 # What a run needs: not the kernel-only decoder or the map API, nor pyelftools for the
 # ELF/BTF checks of the objects it loads; each costs start-up time and resident memory.
-_PRINT_MODULES = """import runpy, sys
+# A run ends with os._exit (cli.exit_now): the modules are printed there too.
+_PRINT_MODULES = """import os, runpy, sys
+def print_modules():
+    print(" ".join(sorted(sys.modules)), file=sys.stderr)
+    sys.stderr.flush()
+exit_now = os._exit
+os._exit = lambda code: (print_modules(), exit_now(code))
 try:
     runpy.run_module("wasm_bpf", run_name="__main__")
 finally:
-    print(" ".join(sorted(sys.modules)), file=sys.stderr)
+    print_modules()
 """
 
 
-@pytest.mark.parametrize("scenario,status", [("ret3", 3), ("attach", 0)])
+@pytest.mark.parametrize("scenario,status", [("ret3", 3), ("close", 0), ("attach", 0)])
 def test_a_run_imports_only_what_it_uses(g, scenario, status):
+    """ret3 loads nothing, close attaches a tracepoint, attach an XDP program too."""
     proc = subprocess.run([sys.executable, "-c", _PRINT_MODULES, "run", str(g["abi"]), "--", scenario],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == status, proc.stderr
@@ -115,6 +122,17 @@ def test_a_run_imports_only_what_it_uses(g, scenario, status):
     unneeded = {m for m in loaded if m.split(".")[0] == "elftools" or m in (
         "hashlib", "_hashlib", "wasm_bpf.mapview", "wasm_bpf.kernel_only.decode", "wasm_bpf.kernel_only.spec",
         "wasm_bpf.distribution.fetch", "wasm_bpf.service", "wasm_bpf_sdk.cli", "jsonschema")}
+    # Issue 19 (cold start): a TOML parser only for a --policy file (the default is Python
+    # data), json only for what writes it, sockets and net.py only for network attach
+    # kinds, no other command's code (the lazy groups of cli.LazyGroup).
+    unneeded |= {m for m in loaded if m in (
+        "tomllib", "json", "wasm_bpf.kernel_only.runner", "wasm_bpf.kernel_only.cli", "wasm_bpf.distribution.cli",
+        "wasm_bpf.service.cli", "wasm_bpf.service.ctl", "wasm_bpf.probe", "wasm_bpf.inspect", "wasm_bpf.objects")}
+    network = {"socket", "_socket", "wasm_bpf.attach.net"}
+    if scenario == "attach":
+        assert network <= loaded
+    else:  # and a run whose loads and attaches succeed does not diagnose failures
+        unneeded |= (network | {"wasm_bpf.failures"}) & loaded
     assert not unneeded, sorted(unneeded)
     if scenario == "attach":
         assert "wasm_bpf.elfcheck" in loaded  # the check itself runs

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wasm_bpf.errors import to_guest_errno
+from wasm_bpf.errors import guest_errno_table, to_guest_errno
 
 pytestmark = pytest.mark.unit  # kernel-free (make test-unit)
 
@@ -37,3 +37,7 @@ def test_common_values_and_fallback():
     assert to_guest_errno(errno.EINVAL) == 28
     assert to_guest_errno(errno.EOPNOTSUPP) == to_guest_errno(errno.ENOTSUP) == 58
     assert to_guest_errno(4095) == 29  # no WASI counterpart: EIO
+
+
+def test_the_shims_table_is_to_guest_errno():
+    assert guest_errno_table(4096) == [to_guest_errno(e) for e in range(4096)]

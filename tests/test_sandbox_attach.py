@@ -229,6 +229,24 @@ def test_a_helper_acting_outside_tracing_needs_its_name_in_the_policy(bpf_object
         load(bpf_object, only_listed, "harmless")
 
 
+def test_the_default_policy_reads_no_helper_names(bpf_object, monkeypatch):
+    """Under a policy whose [helpers] holds "*" only the helpers allowed by name alone
+    matter, and their ids are the UAPI's: a run does not parse the kernel's BTF (issue
+    19, cold start). A list of names still reads them."""
+    import wasm_bpf.helpers
+
+    def no_btf():
+        raise AssertionError("the helper names were read from the kernel's BTF")
+
+    monkeypatch.setattr(wasm_bpf.helpers, "helper_names", no_btf)
+    load(bpf_object, None, "harmless").close()
+    load(bpf_object, Policy.parse('[helpers]\nallowed = ["*", "bpf_send_signal"]\n', "p.toml"), "signals").close()
+    with pytest.raises(PolicyRefusal, match="program 'signals' calls bpf_send_signal, which acts outside tracing"):
+        load(bpf_object, None, "signals")
+    with pytest.raises(AssertionError, match="kernel's BTF"):
+        load(bpf_object, Policy.parse('[helpers]\nallowed = ["bpf_get_prandom_u32"]\n', "p.toml"), "harmless")
+
+
 def test_ksyscall_is_governed_by_the_kprobe_rule(bpf_object):
     """SEC("ksyscall/...") loads as a kprobe: a policy without kprobes refuses it,
     where it was classified "auto" and let through."""

@@ -1,6 +1,8 @@
 """The thin kernel boundary: the cffi shim over libbpf (host_abi/shim.c), checked once.
 
 Everything that touches libbpf or the kernel goes through ``lib`` from here."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import os

@@ -4,10 +4,11 @@ Per record, the shim copies the record into guest memory and calls the guest's
 callback through wasmtime's C API; no Python runs per record. The guest's polls are
 host functions of the shim too (imports.py binds them); poll() here is their Python
 implementation, for the calls the shim hands back (a bad argument to report)."""
+from __future__ import annotations
+
 import ctypes
 import errno
-from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 import wasmtime
 from wasmtime import _ffi as wt_ffi
@@ -17,8 +18,7 @@ from ._native import ffi, lib
 from .errors import HostCallError
 
 
-@dataclass
-class PollTarget:
+class PollTarget(NamedTuple):
     """Where one poll delivers: a guest callback and a buffer in guest memory."""
 
     caller: Any  # wasmtime.Caller of the polling host call
@@ -38,8 +38,7 @@ def _address(ptr: Any) -> int:
     return ctypes.cast(ptr, ctypes.c_void_p).value or 0
 
 
-@dataclass(frozen=True)
-class BufferStats:
+class BufferStats(NamedTuple):
     """What one event buffer delivered, for `wasm-bpf run --stats`."""
 
     object_handle: int

@@ -12,6 +12,8 @@ libbpf does (pyelftools would add ~28 ms and 2.7 MiB to every run that loads an
 object, for a few fixed-size records); the .BTF and .BTF.ext part likewise, because
 pyelftools does not parse BTF and libbpf 1.1's
 btf__new does no sanity checks of its own."""
+from __future__ import annotations
+
 import re
 import struct
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple

@@ -1,6 +1,7 @@
 """Exceptions of the host, and the translation of Linux errno values into the WASI
 numbering guests are compiled against (wasi-libc's <errno.h>: EINTR is 27, not 4)."""
 import errno as _linux
+from typing import List
 
 __all__ = ["WasmBpfError", "HostCallUnwind", "HostCallError", "GuestExit", "to_guest_errno"]
 
@@ -60,3 +61,13 @@ _WASI_EIO = _WASI_ERRNO_ORDER.index("IO")
 def to_guest_errno(linux_errno: int) -> int:
     """The WASI errno a guest sees for a (positive) Linux errno; EIO if WASI has none."""
     return _LINUX_TO_WASI.get(abs(linux_errno), _WASI_EIO)
+
+
+def guest_errno_table(size: int) -> List[int]:
+    """[to_guest_errno(e) for e in range(size)], the shim's translation table, made
+    from the mapping at once (4096 calls took ~1 ms of every run's start)."""
+    table = [_WASI_EIO] * size
+    for linux_errno, wasi_errno in _LINUX_TO_WASI.items():
+        if 0 <= linux_errno < size:
+            table[linux_errno] = wasi_errno
+    return table

@@ -2,6 +2,8 @@
 
 Offsets come from the guest; each range is checked against the memory's size at the
 moment of use (the guest may have grown it since the last call)."""
+from __future__ import annotations
+
 import ctypes
 import errno
 from typing import Any

@@ -6,7 +6,10 @@ A call instruction (BPF_JMP | BPF_CALL) with src_reg 0 calls helper `imm`. A pro
 that calls a subprogram (src_reg 1, BPF_PSEUDO_CALL) is charged with every helper of
 the object's `.text` and of its own section too: libbpf appends subprograms only at
 load, so before it the program's own instructions (bpf_program__insns) do not hold
-them. Helper names come from the kernel's `enum bpf_func_id` (vmlinux BTF)."""
+them. Helper names come from the kernel's `enum bpf_func_id` (vmlinux BTF), read only
+when needed: the helpers a policy allows only by name are known without it."""
+from __future__ import annotations
+
 import functools
 from typing import Any, Dict, FrozenSet, Iterable, List, Set, Tuple
 
@@ -15,6 +18,15 @@ from .elfcheck import section_data
 
 CALL, LD_IMM64 = lib.BPF_JMP | lib.BPF_CALL, lib.BPF_LD | lib.BPF_IMM | lib.BPF_DW
 INSN_SIZE = 8  # sizeof(struct bpf_insn)
+# Helpers that act outside the traced event (signal a process, change a return value,
+# write user memory, run bpf() or close()), by id (the UAPI's enum bpf_func_id): a
+# policy allows them only by name (policy.OUTSIDE_TRACING), and the default policy's
+# check needs no other name, so a run under it does not parse the kernel's BTF.
+OUTSIDE_TRACING_IDS = {
+    lib.BPF_FUNC_send_signal: "bpf_send_signal", lib.BPF_FUNC_send_signal_thread: "bpf_send_signal_thread",
+    lib.BPF_FUNC_override_return: "bpf_override_return", lib.BPF_FUNC_probe_write_user: "bpf_probe_write_user",
+    lib.BPF_FUNC_sys_bpf: "bpf_sys_bpf", lib.BPF_FUNC_sys_close: "bpf_sys_close",
+}
 
 
 def calls_in(code: bytes) -> Tuple[Set[int], bool]:
@@ -63,6 +75,11 @@ def helper_name(helper_id: int) -> str:
 def helpers_of(obj: Any, elf: bytes) -> Dict[str, List[str]]:
     """Program name -> the names of the helpers it may call, for each program of the
     opened object `obj` read from the ELF bytes `elf`."""
+    return {name: sorted(helper_name(i) for i in ids) for name, ids in helper_ids_of(obj, elf).items()}
+
+
+def helper_ids_of(obj: Any, elf: bytes) -> Dict[str, Set[int]]:
+    """helpers_of() as helper ids: no name read."""
     own: Dict[str, Tuple[str, Set[int], bool]] = {}
     for name, prog in programs_in(obj):
         code = ffi.buffer(lib.bpf_program__insns(prog), lib.bpf_program__insn_cnt(prog) * INSN_SIZE)[:]
@@ -77,5 +94,5 @@ def helpers_of(obj: Any, elf: bytes) -> Dict[str, List[str]]:
     for name, (section, ids, subprogram) in own.items():
         if subprogram:
             ids = ids | shared.get(".text", frozenset()) | shared.get(section, frozenset())
-        result[name] = sorted(helper_name(i) for i in ids)
+        result[name] = ids
     return result

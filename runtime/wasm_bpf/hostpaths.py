@@ -10,12 +10,14 @@ of the grant. Each grant is opened once, when the sandbox is made, and every loo
 starts from that fd, so renaming or replacing the granted directory later changes
 nothing. The attach uses the file opened here (/proc/self/fd/N, or the fd): the path
 is looked up once. A path outside every grant is refused with EACCES."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import os
 import weakref
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from ._native import lib
 from .attach.cgroup import cgroup2_mount, resolve_cgroup
@@ -54,8 +56,7 @@ def open_own(path: str, what: str, directory: bool) -> int:
         raise HostCallError(exc.errno or errno.ENOENT, f"cannot open {what} {path}: {exc.strerror}") from None
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     host: str   # the host directory as the user named it
     guest: str  # its name in the guest
     real: str   # the host directory with symlinks resolved, when it was opened

@@ -10,6 +10,8 @@ The three poll imports are host functions of the C shim (struct wbpf_host), so a
 polling in a loop never enters Python; their methods here serve the calls the shim
 hands back: those whose arguments fail a check, to answer with the documented error
 and its message."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import itertools
@@ -25,7 +27,7 @@ from wasmtime import _func as wt_func
 from ._native import ffi, lib
 from .attach import Link
 from .buffers import BufferStats, PollTarget
-from .errors import HostCallError, WasmBpfError, to_guest_errno
+from .errors import HostCallError, WasmBpfError, guest_errno_table, to_guest_errno
 from .guest_memory import GuestMemory
 from .limits import LimitError
 from .bpf_object import BpfObject
@@ -149,7 +151,7 @@ class WasmBpfHost:
         self.call_watch = ffi.new("struct wbpf_call_watch *")  # sampled by the CPU watchdog
         # The C side of the poll imports; what it points to lives as long as it does.
         self._stop_request = ffi.new("struct wbpf_stop *", {"flag": stop_flag, "wake_fd": -1})
-        self._wasi_errno = ffi.new("int32_t[]", [to_guest_errno(e) for e in range(_MAX_ERRNO)])
+        self._wasi_errno = ffi.new("int32_t[]", guest_errno_table(_MAX_ERRNO))
         self._fallbacks: Dict[int, Callable[..., int]] = {}  # poll kind -> the wrapped method
         key = next(_HOST_KEYS)
         _HOSTS[key] = self

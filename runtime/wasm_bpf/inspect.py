@@ -6,7 +6,7 @@ segments are scanned for ELF objects of machine EM_BPF; each is opened with libb
 import io
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -43,8 +43,8 @@ class ModuleReport:
     def to_json(self) -> Dict[str, Any]:
         return {"module": self.path, "imports": self.imports, "objects": [
             {"size": o.size,
-             "programs": [{**asdict(p), "target": p.target, "helpers": o.helpers[p.name]} for p in o.programs],
-             "maps": [{**asdict(m), "memory": m.memory} for m in o.maps]} for o in self.objects]}
+             "programs": [{**p._asdict(), "target": p.target, "helpers": o.helpers[p.name]} for p in o.programs],
+             "maps": [{**m._asdict(), "memory": m.memory} for m in o.maps]} for o in self.objects]}
 
 
 # ---- finding the objects ---------------------------------------------------------------

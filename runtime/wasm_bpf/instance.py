@@ -9,6 +9,8 @@ or poll in progress (or the next one) fails with EINTR and stdin ends
 running after the grace period is interrupted at its next Wasm instruction (epoch
 deadline) or blocking WASI call. A guest over a CPU limit (limits.py) is interrupted
 at once."""
+from __future__ import annotations
+
 import os
 import signal
 import sys

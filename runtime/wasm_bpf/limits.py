@@ -3,6 +3,8 @@
 Each limit has a safe default and a `wasm-bpf run` flag; a guest that reaches one
 gets an error return (or is stopped, for CPU), and the host says which limit it hit
 and which flag raises it. docs/sandbox.md has the table."""
+from __future__ import annotations
+
 import errno
 import re
 import threading

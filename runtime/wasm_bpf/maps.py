@@ -1,8 +1,9 @@
 """Every map operation a guest runs (wasm_bpf_map_operate, batches, live mirrors, user
 ring buffer records) on the map fds it was handed, and the rules for map keys and
 values that are file descriptors."""
+from __future__ import annotations
+
 import errno
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, NamedTuple
 
 from ._native import ffi, lib
@@ -41,8 +42,7 @@ FD_KEYED_TYPES = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class MapInfo:
+class MapInfo(NamedTuple):
     """What the kernel says about a map fd."""
 
     fd: int

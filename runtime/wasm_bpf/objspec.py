@@ -1,10 +1,11 @@
 """What a BPF object declares, read from the object libbpf opened but has not loaded
 (bpf_object__open_mem makes no bpf() calls): its programs and maps. The sandbox
 checks these before the load; `wasm-bpf inspect` lists them."""
+from __future__ import annotations
+
 import errno
 import os
-from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, NamedTuple
 
 from ._native import ffi, lib, maps_in, programs_in
 from .attach import kind_of
@@ -44,8 +45,7 @@ def open_object(elf: Any, name: str = "") -> Any:
     return obj
 
 
-@dataclass(frozen=True)
-class DeclaredProgram:
+class DeclaredProgram(NamedTuple):
     name: str
     section: str
     type: str
@@ -68,8 +68,7 @@ def target_need(kind: str, section: str) -> str:
     return "required"
 
 
-@dataclass(frozen=True)
-class DeclaredMap:
+class DeclaredMap(NamedTuple):
     name: str  # internal maps by section: ".bss"
     type: str
     key_size: int

@@ -5,11 +5,11 @@ A policy is a small TOML file (``wasm-bpf run --policy FILE``, ``RunConfig.polic
 without one the built-in DEFAULT applies. Every check raises PolicyRefusal, whose
 text is the one line printed to the user: the rule that refused and how to allow it.
 The guest receives -EPERM (a failed load: handle 0)."""
+from __future__ import annotations
+
 import fnmatch
-import json
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
@@ -17,7 +17,7 @@ from ._native import ffi, lib
 from .attach import KINDS
 from .attach.targets import BINARY_KINDS
 from .errors import HostCallUnwind, WasmBpfError
-from .helpers import helper_names
+from .helpers import OUTSIDE_TRACING_IDS, helper_name, helper_names
 
 ANY = "*"
 BPFFS = "/sys/fs/bpf"
@@ -31,23 +31,18 @@ WRITE_COMMANDS = {
     "batch lookup-and-delete", lib.BPF_MAP_UPDATE_BATCH: "batch update", lib.BPF_MAP_DELETE_BATCH: "batch delete",
 }
 
-DEFAULT_TOML = """\
-# The built-in default policy: every program type, attach kind and map operation,
-# so every shipped example runs as documented. Host paths (cgroups, uprobe and USDT
-# binaries) are still confined to what --dir grants: that holds under every policy.
-[programs]
-types = ["*"]
-
-[attach]
-kinds = ["*"]
-processes = []          # a socket filter's PID:FD target: no other process's sockets
-
-[helpers]
-allowed = ["*"]         # every helper but those acting outside tracing (OUTSIDE_TRACING)
-
-[maps]
-access = "read-write"
-"""
+# The built-in default policy, as a policy file reads once parsed (docs/policy.md shows
+# it as TOML): every program type, attach kind and map operation, so every shipped
+# example runs as documented. Host paths (cgroups, uprobe and USDT binaries) are still
+# confined to what --dir grants: that holds under every policy. Python data, so that
+# a run without --policy imports no TOML parser.
+DEFAULT: Dict[str, Dict[str, Any]] = {
+    "programs": {"types": ["*"]},
+    "attach": {"kinds": ["*"],
+               "processes": []},  # a socket filter's PID:FD target: no other process's sockets
+    "helpers": {"allowed": ["*"]},  # every helper but those acting outside tracing (OUTSIDE_TRACING)
+    "maps": {"access": READ_WRITE},
+}
 
 # section -> key -> "names" (a list of strings), "level" (read-only | read-write) or
 # "bpffs" (one directory below BPFFS)
@@ -63,8 +58,7 @@ _SCHEMA: Dict[str, Dict[str, str]] = {
 # Helpers that act outside the traced event (signal a process, change a return value,
 # write user memory, run bpf() or close()): allowed only by name, never by "*" or a
 # missing key.
-OUTSIDE_TRACING = ("bpf_send_signal", "bpf_send_signal_thread", "bpf_override_return", "bpf_probe_write_user",
-                   "bpf_sys_bpf", "bpf_sys_close")
+OUTSIDE_TRACING = tuple(OUTSIDE_TRACING_IDS.values())
 
 
 class PolicyError(WasmBpfError):
@@ -146,14 +140,21 @@ class Policy:
 
     @classmethod
     def default(cls) -> "Policy":
-        return cls.parse(DEFAULT_TOML, "(built-in default)")
+        return cls._from_document(DEFAULT, "(built-in default)")
 
     @classmethod
     def parse(cls, text: str, source: str) -> "Policy":
+        import tomllib
+
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy {source} is not valid TOML: {exc}") from None
+        return cls._from_document(doc, source)
+
+    @classmethod
+    def _from_document(cls, doc: Dict[str, Any], source: str) -> "Policy":
+        """A policy file as parsed (section -> key -> value)."""
         values = _validated(doc, source)
 
         def names(section: str, key: str, known: Sequence[str] = ()) -> Optional[Tuple[str, ...]]:
@@ -222,8 +223,14 @@ class Policy:
         if self.map_types is not None and map_type not in self.map_types:
             raise self._refuse(f"map '{name}' type {map_type}", "[maps] types", map_type)
 
-    def check_helpers(self, prog: str, helpers: Iterable[str]) -> None:
-        """helpers: the names of the helpers program `prog` calls (helpers.py)."""
+    def check_helpers(self, prog: str, helper_ids: Iterable[int]) -> None:
+        """helper_ids: the helpers program `prog` calls (helpers.helper_ids_of). Their
+        names come from the kernel's BTF only under a list without "*"; otherwise only
+        those allowed by name alone matter, and they are known without it."""
+        if self.helpers is not None and ANY not in self.helpers:
+            helpers = sorted(helper_name(i) for i in helper_ids)
+        else:
+            helpers = sorted(OUTSIDE_TRACING_IDS[i] for i in helper_ids if i in OUTSIDE_TRACING_IDS)
         for helper in helpers:
             named = self.helpers is not None and helper in self.helpers
             if helper in OUTSIDE_TRACING and not named:
@@ -343,6 +350,8 @@ def policy_template(module: str, programs: Sequence[Any], maps: Sequence[Any], h
     kinds = sorted({p.kind for p in loaded})
     read_only = sorted({m.name for m in maps if m.type in READ_ONLY_MAP_TYPES or m.name.startswith(".rodata")})
     read_write = sorted({m.name for m in maps} - set(read_only))
+    import json
+
     q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731
     out = [f"# Policy for {module}, from `wasm-bpf inspect --policy-template`.",
            "# Replace each <...> placeholder with what the module may use.", "",

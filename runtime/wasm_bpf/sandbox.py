@@ -2,28 +2,30 @@
 directories (hostpaths.py), applied where the host acts for the guest: before an
 object is loaded (no bpf() call has been made yet), before each attach, and on each
 map command."""
+from __future__ import annotations
+
 import contextlib
-import dataclasses
 import errno
 import os
-import socket
 import stat
-from typing import Any, ContextManager, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, ContextManager, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._native import lib
 from .attach import kind_of_program, section_of
 from .attach.cgroup import resolve_cgroup
-from .attach.net import take_socket
 from .attach.targets import (BINARY_KINDS, Cgroup, PacketSocket, ProcessSocket, Target, Tc, Uprobe, Usdt, Xdp,
                              parse)
 from .errors import HostCallError, WasmBpfError
-from .helpers import helpers_of
+from .helpers import helper_ids_of
 from .hostpaths import HostPaths, open_own
 from .limits import Limits
 from .objspec import maps_of, programs_of
 from .policy import WRITE_COMMANDS, Policy, policy_map_name
 
-SocketGrant = Union[int, socket.socket]
+if TYPE_CHECKING:
+    import socket
+
+SocketGrant = Union[int, "socket.socket"]
 
 
 class Sandbox:
@@ -46,7 +48,7 @@ class Sandbox:
         """obj: a struct bpf_object * opened, not loaded, from the ELF bytes `elf`.
         Programs that will not be loaded (autoload off) are not the module's to use.
         Helpers are a guest's rule: the host loading its own object calls any."""
-        helpers = helpers_of(obj, elf) if self.paths is not None else {}
+        helpers = helper_ids_of(obj, elf) if self.paths is not None else {}
         for prog in programs_of(obj):
             if prog.autoload:
                 self.policy.check_program(prog.name, prog.type)
@@ -102,14 +104,14 @@ class Sandbox:
                 path = resolve_cgroup(target.path)
                 fd = open_own(path, "cgroup", directory=True)
                 opened.callback(os.close, fd)
-                return dataclasses.replace(target, fd=fd), [path]
+                return target._replace(fd=fd), [path]
             cgroup = self.paths.open_cgroup(target.path)
             opened.callback(cgroup.close)
-            return dataclasses.replace(target, fd=cgroup.fd), [cgroup.path, cgroup.real]
+            return target._replace(fd=cgroup.fd), [cgroup.path, cgroup.real]
         if isinstance(target, (Uprobe, Usdt)) and self.paths is not None:
             binary = self.paths.open_binary(target.binary)
             opened.callback(binary.close)
-            return dataclasses.replace(target, binary=binary.proc_path), [binary.path, binary.real]
+            return target._replace(binary=binary.proc_path), [binary.path, binary.real]
         if isinstance(target, ProcessSocket):
             names: List[str] = []
 
@@ -118,9 +120,11 @@ class Sandbox:
                     self._check_own_socket(target, dup)
                 else:
                     names.extend(_process_names(target.pid))
+            from .attach.net import take_socket  # network kinds only: net.py imports socket
+
             sock = take_socket(target.pid, target.fd, check)
             opened.callback(sock.close)
-            return dataclasses.replace(target, sock=sock), names
+            return target._replace(sock=sock), names
         return target, []
 
     def _check_own_socket(self, target: ProcessSocket, dup: int) -> None:

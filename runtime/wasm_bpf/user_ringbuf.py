@@ -1,5 +1,7 @@
 """The producer side of a BPF_MAP_TYPE_USER_RINGBUF map: records a guest submits
 (wasm_bpf_user_ringbuf_submit) for BPF programs to drain with bpf_user_ringbuf_drain."""
+from __future__ import annotations
+
 import errno
 
 from ._native import ffi, lib

@@ -21,6 +21,8 @@ ends. Calls that never block are left to wasmtime: sched_yield, random_get, cloc
 files. Writes to stdout/stderr are wasmtime's too: one to an inherited stream or a
 given fd, a pipe nobody reads, waits for the reader, as in a native process
 (docs/cleanup.md)."""
+from __future__ import annotations
+
 import errno
 import fcntl
 import os

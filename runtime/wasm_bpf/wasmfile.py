@@ -4,8 +4,9 @@ Module type lists only the exported and imported ones). Used by `wasm-bpf inspec
 and by the store limits (limits.py). The module has been validated by wasmtime
 before, or is only being listed, so truncation and unknown encodings raise
 WasmBpfError rather than being checked in detail."""
-from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from __future__ import annotations
+
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from .errors import WasmBpfError
 
@@ -77,8 +78,7 @@ def readers(wasm: bytes, section_id: int) -> Iterator[Reader]:
             yield Reader(wasm[:end], start)
 
 
-@dataclass(frozen=True)
-class Import:
+class Import(NamedTuple):
     module: str
     name: str
     kind: int

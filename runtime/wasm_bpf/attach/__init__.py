@@ -7,12 +7,16 @@ uprobe. A target string is parsed once (targets.py) into the value the sandbox c
 and the kind's attach function takes (host_abi/ABI.md has the table). Every kind
 returns a Link (links.py) whose destroy() undoes it. A new kind is a value and its
 parse in targets.py, an attach function listed in KINDS, and its program type in
-_BY_TYPE."""
-from dataclasses import dataclass
-from typing import Any, Callable
+_BY_TYPE. A kind's module is imported when a program of that kind is first attached,
+so that a run imports only what it attaches with (net.py and its sockets for network
+kinds only)."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, NamedTuple
 
 from .._native import ffi, lib
-from . import cgroup, net, struct_ops, tracing
+from . import tracing
 from .cgroup import cgroup2_mount, resolve_cgroup
 from .links import Link
 from .targets import NoTarget, Target, parse
@@ -23,26 +27,30 @@ __all__ = ["KINDS", "AttachKind", "Link", "Target", "attach_program", "cgroup2_m
 AttachFn = Callable[[Any, Any, Any], Link]  # (program, parsed target, struct bpf_object *) -> Link
 
 
-@dataclass(frozen=True)
-class AttachKind:
+class AttachKind(NamedTuple):
     name: str
-    attach: AttachFn
+    function: str  # "MODULE:FUNCTION" in this package, imported on first use
     syntax: str
+
+    @property
+    def attach(self) -> AttachFn:
+        module, _, function = self.function.partition(":")
+        return getattr(importlib.import_module(f".{module}", __name__), function)
 
 
 KINDS = (
-    AttachKind("xdp", net.attach_xdp, "IFNAME[,mode=generic|native]"),
-    AttachKind("tc", net.attach_tc, "[tcx:]IFNAME:ingress|egress"),
-    AttachKind("cgroup", cgroup.attach_cgroup, "CGROUP_PATH"),
-    AttachKind("sockmap", net.attach_sockmap, "SOCKMAP_NAME"),
-    AttachKind("socket", net.attach_socket, "PID:FD | IFNAME"),
-    AttachKind("uretprobe", tracing.attach_uprobe, "BINARY:FUNCTION[+OFFSET][,pid=PID]"),
-    AttachKind("uprobe", tracing.attach_uprobe, "BINARY:FUNCTION[+OFFSET][,pid=PID]"),
-    AttachKind("usdt", tracing.attach_usdt, "BINARY:PROVIDER:NAME[,pid=PID]"),
-    AttachKind("kretprobe", tracing.attach_kprobe, "FUNCTION[+OFFSET]"),
-    AttachKind("kprobe", tracing.attach_kprobe, "FUNCTION[+OFFSET]"),
-    AttachKind("perf_event", tracing.attach_perf_event, "EVENT[,cpu=N|all][,freq=HZ|,period=N][,pid=PID]"),
-    AttachKind("struct_ops", struct_ops.register, "[MAP_NAME]"),
+    AttachKind("xdp", "net:attach_xdp", "IFNAME[,mode=generic|native]"),
+    AttachKind("tc", "net:attach_tc", "[tcx:]IFNAME:ingress|egress"),
+    AttachKind("cgroup", "cgroup:attach_cgroup", "CGROUP_PATH"),
+    AttachKind("sockmap", "net:attach_sockmap", "SOCKMAP_NAME"),
+    AttachKind("socket", "net:attach_socket", "PID:FD | IFNAME"),
+    AttachKind("uretprobe", "tracing:attach_uprobe", "BINARY:FUNCTION[+OFFSET][,pid=PID]"),
+    AttachKind("uprobe", "tracing:attach_uprobe", "BINARY:FUNCTION[+OFFSET][,pid=PID]"),
+    AttachKind("usdt", "tracing:attach_usdt", "BINARY:PROVIDER:NAME[,pid=PID]"),
+    AttachKind("kretprobe", "tracing:attach_kprobe", "FUNCTION[+OFFSET]"),
+    AttachKind("kprobe", "tracing:attach_kprobe", "FUNCTION[+OFFSET]"),
+    AttachKind("perf_event", "tracing:attach_perf_event", "EVENT[,cpu=N|all][,freq=HZ|,period=N][,pid=PID]"),
+    AttachKind("struct_ops", "struct_ops:register", "[MAP_NAME]"),
 )
 
 # libbpf's program type name -> attach kind; types not listed are "auto" (libbpf

@@ -1,5 +1,7 @@
 """Cgroup programs of every kind (cgroup_skb, cgroup/sock*, cgroup/connect*, sockops,
 cgroup/sysctl, cgroup/dev, cgroup/{get,set}sockopt): target = a cgroup v2 directory."""
+from __future__ import annotations
+
 import errno
 import os
 from typing import Any, Optional

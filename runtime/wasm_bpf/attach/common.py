@@ -1,4 +1,6 @@
 """Pieces shared by the attach kinds: errors from libbpf calls, interfaces, program fds."""
+from __future__ import annotations
+
 import errno
 import os
 from typing import Any

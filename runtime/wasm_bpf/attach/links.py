@@ -4,8 +4,9 @@ Every attach kind returns a Link; destroy() undoes the attachment and is idempot
 Kinds whose kernel object is a libbpf link use LibbpfLink; the others (tc filters,
 raw kernel links libbpf 1.1 cannot create, sockmap and socket-filter attachments)
 have their own small class."""
+from __future__ import annotations
+
 import os
-import socket
 from typing import Any, Callable, List, Optional
 
 from .._native import ffi, lib
@@ -95,10 +96,3 @@ class SharedLink(Link):
     destroying it does nothing, the first link keeps the registration."""
 
     kind = "shared"
-
-
-def socket_from_fd(fd: int) -> Optional[socket.socket]:
-    try:
-        return socket.socket(fileno=fd)
-    except OSError:
-        return None

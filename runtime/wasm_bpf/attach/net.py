@@ -1,6 +1,8 @@
 """Network kinds: XDP (generic/native), tc (clsact filters), tcx (kernel links, which
 libbpf 1.1 has no API for), socket filters, sk_msg/sk_skb on a sockmap (a link where
 the kernel has sockmap links)."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import os

@@ -4,6 +4,8 @@ libbpf 1.1 registers a map by updating it: the kernel then keeps the registratio
 (and the map) after the process is gone, SIGKILL included. Where the kernel has
 struct_ops links (>= 6.4), the maps are created with BPF_F_LINK instead and the
 registration is a link fd, which goes with the process however that ends."""
+from __future__ import annotations
+
 import errno
 import os
 from typing import Any, Dict

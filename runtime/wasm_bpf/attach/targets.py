@@ -7,14 +7,21 @@ The grammar (host_abi/ABI.md, "Target grammar"): options are the trailing
 `,KEY=VALUE` pieces whose VALUE has no `,`, `:` or `/`; a main part that still holds
 `,KEY=` for an option KEY of its kind is refused as ambiguous. A binary is all before
 the last `:` (uprobe) or the last two (USDT), whose remaining parts hold no `:`, so a
-path may contain `,` and `:` and still reads one way only."""
+path may contain `,` and `:` and still reads one way only.
+
+The values are NamedTuples (immutable; `_replace` makes the sandbox's rewrite), not
+dataclasses, whose creation at import costs every run's start-up milliseconds. Being
+tuples, values of two kinds with equal fields compare equal: compare types too."""
+from __future__ import annotations
+
 import errno
 import re
-import socket
-from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterable, NamedTuple, Optional, Tuple, Union
 
 from ..errors import HostCallError
+
+if TYPE_CHECKING:
+    import socket
 
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 _OPTION = re.compile(r"([a-z]+)=([^,:/]*)")
@@ -22,19 +29,16 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SOCKET = re.compile(r"([0-9]+):([0-9]+)")
 
 
-@dataclass(frozen=True)
-class NoTarget:
+class NoTarget(NamedTuple):
     """No target: libbpf attaches from the SEC() name (or an iterator link)."""
 
 
-@dataclass(frozen=True)
-class Xdp:
+class Xdp(NamedTuple):
     ifname: str
     mode: Optional[str] = None  # "generic" | "native"; None: the kernel picks
 
 
-@dataclass(frozen=True)
-class Tc:
+class Tc(NamedTuple):
     ifname: str
     direction: str  # "ingress" | "egress"
     tcx: bool = False
@@ -42,32 +46,27 @@ class Tc:
     priority: int = 0
 
 
-@dataclass(frozen=True)
-class Cgroup:
+class Cgroup(NamedTuple):
     path: str    # as given
     fd: int = -1  # the directory the sandbox opened; the attach uses only this
 
 
-@dataclass(frozen=True)
-class Sockmap:
+class Sockmap(NamedTuple):
     map_name: str
 
 
-@dataclass(frozen=True)
-class PacketSocket:
+class PacketSocket(NamedTuple):
     ifname: str  # a raw AF_PACKET socket the host opens on it
 
 
-@dataclass(frozen=True)
-class ProcessSocket:
+class ProcessSocket(NamedTuple):
     pid: int
     fd: int
     # The duplicate the sandbox took and checked; the attach uses only this.
-    sock: Optional[socket.socket] = field(default=None, compare=False)
+    sock: Optional["socket.socket"] = None
 
 
-@dataclass(frozen=True)
-class Uprobe:
+class Uprobe(NamedTuple):
     binary: str  # a path or a library name; after the sandbox, /proc/self/fd/N
     function: Optional[str]  # None: offset is a file offset
     offset: int = 0
@@ -75,23 +74,20 @@ class Uprobe:
     retprobe: bool = False
 
 
-@dataclass(frozen=True)
-class Usdt:
+class Usdt(NamedTuple):
     binary: str  # as Uprobe.binary
     provider: str
     name: str
     pid: int = -1
 
 
-@dataclass(frozen=True)
-class Kprobe:
+class Kprobe(NamedTuple):
     function: str
     offset: int = 0
     retprobe: bool = False
 
 
-@dataclass(frozen=True)
-class PerfEvent:
+class PerfEvent(NamedTuple):
     event: str
     cpu: Optional[int] = None  # None: every online CPU (or any CPU with a pid)
     freq: int = 0
@@ -99,8 +95,7 @@ class PerfEvent:
     pid: int = -1
 
 
-@dataclass(frozen=True)
-class StructOps:
+class StructOps(NamedTuple):
     map_name: str = ""  # "": the object's only struct_ops map
 
 

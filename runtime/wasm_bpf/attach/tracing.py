@@ -1,6 +1,8 @@
 """Tracing kinds: auto-attach from SEC() (tracepoint, raw_tp, tp_btf, fentry/fexit,
 lsm, iter, kprobe/uprobe with the target in SEC), uprobe/uretprobe, USDT, kprobe,
 perf_event."""
+from __future__ import annotations
+
 import ctypes
 import errno
 import os
