@@ -180,3 +180,36 @@ def test_trace_pipe_program(tmp_path):
     mine = [json.loads(line)["trace_pipe"] for line in out.splitlines()]
     mine = [line for line in mine if f"ko-printk-test tgid={os.getpid()}" in line]
     assert len(mine) >= 2, out  # trace_pipe also holds the first run's line, unless someone read it
+
+
+def test_histograms_kept_in_globals(tmp_path):
+    """softirqs/runqlen keep their histograms in .bss (an array of `struct hist`, one
+    alone) beside plain counters: each non-empty histogram prints as one, labelled by
+    its variable and index, with the unit its name implies; the counters as a row;
+    the empty histograms not at all."""
+    obj = compile_bpf(FIXTURES / "globalhist.bpf.c", tmp_path / "globalhist.bpf.o")
+
+    def trigger():
+        for _ in range(5):
+            os.getppid()
+        for _ in range(2):
+            os.getpgid(0)
+
+    rc, out, err = ko_run(obj, ["--targ-tgid", str(os.getpid()), "--interval", "0.3"], trigger, settle=1.0)
+    assert rc == 0, err
+    last = out.split(" .bss hists[1]\n")[-1].split("\n\n")[0].splitlines()
+    assert last[0].split() == ["value", ":", "count", "distribution"], out
+    assert [line.split("|")[0].split() for line in last[-2:]] == [["4", "->", "7", ":", "0"],
+                                                                    ["8", "->", "15", ":", "5"]], out
+    assert " .bss hists[3]\n" in out and " .bss latency_usecs\n" in out and "usecs : count" in out, out
+    assert "hists[0]" not in out and "hists[2]" not in out, out
+    assert out.rstrip().splitlines()[-1].split()[-1] == "[0,5,0,2]", out
+
+    rc, out, err = ko_run(obj, ["--json", "--targ-tgid", str(os.getpid()), "--interval", "0.3"], trigger, settle=1.0)
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    hists = {r["variable"]: r["slots"] for r in rows if "variable" in r}
+    assert hists["hists[1]"][3] == 5 and hists["hists[3]"][0] == 2 and hists["latency_usecs"][5] == 2, out
+    assert set(hists) == {"hists[1]", "hists[3]", "latency_usecs"}, out
+    table = [r for r in rows if "variable" not in r]
+    assert table and table[-1]["counts"] == [0, 5, 0, 2] and "hists" not in table[-1], out

@@ -5,12 +5,17 @@ histogram (slot i counts values in [2^i, 2^(i+1)), slot 0 counts 0 and 1); one n
 `linear_slots` (or a package's "linear_hist" sample) is a linear histogram (slot i
 counts the value i). One histogram is printed per key; the key is shown when the map
 holds more than one, and the value's other members (e.g. `comm`) are shown with it.
+In `.bss`/`.data`, a variable of such a struct type, or an array of them (one per CPU
+or per event kind, as libbpf-tools' runqlen and softirqs keep them), prints the same
+way, one histogram per non-empty element, labelled `name[i]`; the section's other
+variables print as a table row.
 Other hash and array maps print as a table of decoded keys and values.
 Per-CPU values are summed over the CPUs."""
 from __future__ import annotations
 
 import datetime
 import json
+import re
 import struct
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
@@ -83,6 +88,29 @@ def hist_member(value: Optional[Type]) -> Tuple[str, str]:
     return "", ""
 
 
+def hist_variables(spec: MapSpec) -> List[Dict[str, Any]]:
+    """The members of a `.bss`/`.data` section (its variables) that hold a histogram
+    struct or an array of them."""
+    if not spec.name.startswith(".") or not spec.value or spec.value["kind"] != "struct":
+        return []
+    found = []
+    for m in spec.value["members"]:
+        t = m["type"]
+        if hist_member(t["elem"] if t["kind"] == "array" else t)[0]:
+            found.append(m)
+    return found
+
+
+_UNIT = re.compile(r"(?:^|[^a-z])([num])s(?:ecs?)?(?:$|[^a-z])|([num])secs?")
+
+
+def unit_in(text: str) -> str:
+    """The time unit a name implies, as libbpf-tools spell them (hist_ns, usecs,
+    msecs...): "nsecs", "usecs", "msecs", or ""."""
+    found = _UNIT.search(text.lower())
+    return (found.group(1) or found.group(2)) + "secs" if found else ""
+
+
 def order(value: Any) -> Tuple[Any, ...]:
     """A sort key that orders numbers as numbers (a key's bytes are little-endian, so
     sorting them, or their text, puts 256 before 1 and 10 before 9)."""
@@ -137,6 +165,13 @@ class MapPrinter:
         if self.mode and not self.member:
             self.member = "slots"
         self.unit = unit or "value"
+        # A data section's histogram variables print as histograms; its other
+        # variables as the table, which then decodes only those.
+        self.hist_vars = [] if self.member else hist_variables(spec)
+        self.table_type = spec.value
+        if self.hist_vars and spec.value is not None:
+            hists = {m["name"] for m in self.hist_vars}
+            self.table_type = {**spec.value, "members": [m for m in spec.value["members"] if m["name"] not in hists]}
 
     @property
     def is_hist(self) -> bool:
@@ -155,6 +190,8 @@ class MapPrinter:
         if self.is_hist:
             rows = [(self._key(k), merged_value(self.spec.value, v) if self.spec.value else v[0].hex()) for k, v in ents]
             self._print_hists(out, when, rows)
+        elif self.hist_vars:
+            self._print_variables(out, when, ents)
         else:
             self._print_table(out, when, ents)
         out.flush()
@@ -184,6 +221,40 @@ class MapPrinter:
                 out.write(line + "\n")
             out.write("\n")
 
+    def _print_variables(self, out: IO[str], when: datetime.datetime, ents: List[Tuple[bytes, List[bytes]]]) -> None:
+        """A data section with histogram variables: each non-empty histogram, then the
+        other variables as a table row (when the section has any)."""
+        assert self.spec.value is not None
+        value = merged_value(self.spec.value, ents[0][1])
+        for m in self.hist_vars:
+            t = m["type"]
+            member, mode = hist_member(t["elem"] if t["kind"] == "array" else t)
+            items = list(enumerate(value[m["name"]])) if t["kind"] == "array" else [(None, value[m["name"]])]
+            unit = unit_in(m["name"]) or self.unit
+            for i, hist in items:
+                slots = hist.get(member, [])
+                if not any(slots):
+                    continue
+                label = m["name"] if i is None else f"{m['name']}[{i}]"
+                extra = {k: v for k, v in hist.items() if k != member}
+                if self.fmt == "json":
+                    out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, "variable": label,
+                                          **extra, member: slots}) + "\n")
+                elif self.fmt == "csv":
+                    for j, c in enumerate(slots):
+                        if c:
+                            low = j if mode == "linear" else (0 if j == 0 else 1 << j)
+                            high = j if mode == "linear" else (1 << (j + 1)) - 1
+                            out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(label)},{low},{high},{c}\n")
+                else:
+                    text = ", ".join(f"{k} = {v}" for k, v in extra.items() if v not in ("", 0))
+                    out.write(f"{when.strftime('%H:%M:%S')} {self.spec.name} {label}{(' ' + text) if text else ''}\n")
+                    for line in format_hist(slots, mode, unit):
+                        out.write(line + "\n")
+                    out.write("\n")
+        if self.table_type and self.table_type["members"]:
+            self._print_table(out, when, ents)
+
     def _decoders(self) -> Tuple[RecordDecoder, RecordDecoder]:
         if not hasattr(self, "_kdec"):
             raw_type = lambda size: {"kind": "array", "size": size, "count": size, "name": "",
@@ -193,7 +264,7 @@ class MapPrinter:
                     self.spec.key is not None and self.spec.key["kind"] == "int":
                 key_hints.syscalls.add("value")  # a raw_syscalls program's syscall_counts: keyed by number
             self._kdec = RecordDecoder(self.spec.key or raw_type(self.key_size), self.raw, key_hints)
-            self._vdec = RecordDecoder(self.spec.value or raw_type(self.value_size), self.raw, self.hints)
+            self._vdec = RecordDecoder(self.table_type or raw_type(self.value_size), self.raw, self.hints)
             kcols = [("key" if n == "value" else f"key.{n}", t) for n, t in self._kdec.columns]
             vcols = [(n, t) for n, t in self._vdec.columns]
             self._columns = kcols + vcols
@@ -224,7 +295,7 @@ _MAP_COL = {"kind": "array", "size": 16, "count": 16, "name": "char[16]",
             "elem": {"kind": "int", "size": 1, "signed": True, "char": True, "name": "char"}}
 
 
-__all__ = ["MapPrinter", "format_hist", "hist_member", "RecordDecoder"]
+__all__ = ["MapPrinter", "format_hist", "hist_member", "hist_variables", "unit_in", "RecordDecoder"]
 
 
 def stack_lookup(fd: int, value_size: int) -> Callable[[int], List[int]]:

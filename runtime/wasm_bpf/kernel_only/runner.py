@@ -8,7 +8,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import select
 import shlex
 import signal
@@ -35,7 +34,7 @@ from . import flags as F
 from .clang import compile_bpf
 from . import package as P
 from .decode import Hints, RecordDecoder
-from .mapprint import MapPrinter, hist_member, print_hints, read_stacks
+from .mapprint import MapPrinter, hist_member, hist_variables, print_hints, read_stacks, unit_in
 from .output import Writer, add_options, writer
 from .spec import TABLE_MAP_TYPES, MapSpec, ObjectSpec, SpecError, inspect
 from .variants import Choice, choose
@@ -282,17 +281,13 @@ TARGET_SYNTAX = {"xdp": "IFACE", "tc": "[tcx:]IFACE:ingress|egress", "cgroup": "
                  "socket": "IFACE or PID:FD", "sockmap": "MAP", "perf_event": "EVENT[,cpu=N][,freq=HZ]"}
 
 
-_UNIT = re.compile(r"(?:^|[^a-z])([num])s(?:ecs?)?(?:$|[^a-z])|([num])secs?")
-
-
 def hist_unit(m: MapSpec, ns: argparse.Namespace) -> str:
     """The unit a histogram counts, as libbpf-tools name it: from the map's or its
     value type's name (hist_ns, usecs...), else the `targ_ms` flag's choice
     (milliseconds or microseconds), else "" (plain values)."""
-    text = f"{m.name} {(m.value or {}).get('name', '')}".lower()
-    found = _UNIT.search(text)
-    if found:
-        return (found.group(1) or found.group(2)) + "secs"
+    unit = unit_in(f"{m.name} {(m.value or {}).get('name', '')}")
+    if unit:
+        return unit
     ms = getattr(ns, "flag_targ_ms", None)
     return "" if ms is None else ("msecs" if ms else "usecs")
 
@@ -373,6 +368,7 @@ def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: ar
     untyped = [m for m in spec.buffers() if m.record is None]
     hist_maps = [m for m in spec.maps if m.type in TABLE_MAP_TYPES and
                  (hist_member(m.value)[0] or samples.get(m.name, {}).get("type") in ("log2_hist", "linear_hist"))]
+    hist_maps += [m for m in spec.data_maps if hist_variables(m)]  # histograms kept in globals
     table_names = set(ns.maps) | {n for n, s in samples.items() if s.get("type", "default_kv") == "default_kv"}
     for name in ns.maps:
         spec.map(name)  # unknown names fail here, with the list of maps
