@@ -133,6 +133,19 @@ def test_a_program_type_the_kernel_refuses_is_said_in_words(tmp_path, sec, words
     assert "ulimit" not in line and "RLIMIT_MEMLOCK" not in line
 
 
+@pytest.mark.parametrize("sec", ["kprobe/vfs_unlink", "kretprobe/vfs_unlink", "ksyscall/getppid"])
+def test_kprobes_on_a_kernel_without_them_say_so(tmp_path, sec):
+    """Without CONFIG_KPROBES the attach fails with a bare ENOENT: the line names the
+    missing kernel support, not the function (which exists)."""
+    reason = probe.unsupported_reason("kprobe")
+    if not reason:
+        pytest.skip("this kernel attaches kprobes")
+    src = source(tmp_path, "kp.bpf.c", HEAD + f'SEC("{sec}")\nint k(void *ctx) {{ return 0; }}' + TAIL)
+    line = error_line(cli("run", src, "--timeout", "1"))
+    assert f"this kernel cannot attach kprobes: {reason}; see `wasm-bpf probe`" in line, line
+    assert "--attach" not in line
+
+
 def test_a_missing_kernel_function_is_named(tmp_path):
     src = source(tmp_path, "nofunc.bpf.c",
                  HEAD + 'SEC("fentry/no_such_function_zz")\nint BPF_PROG(f) { return 0; }' + TAIL)

@@ -99,7 +99,17 @@ _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 def attach_failure(kind: str, section: str, parsed: object, shown: str, exc: HostCallError) -> str:
     """exc's message, naming the tracepoint, kernel function or uprobe symbol the
     attach asked for when it does not exist (the kernel only says ENOENT). parsed is
-    the target the attach took; shown, the guest's text, only for the message."""
+    the target the attach took; shown, the guest's text, only for the message. A probe
+    kind this kernel has no support for at all says so instead (kprobes without
+    CONFIG_KPROBES fail with a bare ENOENT)."""
+    probed = {"kprobe": "kprobe", "kretprobe": "kprobe", "uprobe": "uprobe", "uretprobe": "uprobe",
+              "usdt": "uprobe"}.get(kind)
+    if probed:
+        from .probe import unsupported_reason
+
+        reason = unsupported_reason(probed)
+        if reason:
+            return f"this kernel cannot attach {probed}s: {reason}; see `wasm-bpf probe`"
     if exc.errno != errno.ENOENT:
         return str(exc)
     if isinstance(parsed, NoTarget) and kind in ("uprobe", "uretprobe", "kprobe", "kretprobe") and "/" in section:
