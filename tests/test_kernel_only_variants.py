@@ -92,12 +92,17 @@ def test_choice_errors_are_one_line(variants, args, message):
 
 
 class FakeKernel(Kernel):
-    def __init__(self, missing):
+    """missing: flavours whose event does not exist; refused: kinds the kernel cannot run."""
+
+    def __init__(self, missing, refused=()):
         super().__init__()
-        self.missing = missing
+        self.missing, self.refused = missing, refused
 
     def absent(self, v: Variant) -> str:
         return "absent" if v.flavour in self.missing else ""
+
+    def unsupported(self, v: Variant) -> str:
+        return f"no {v.flavour} here" if v.flavour in self.refused else ""
 
 
 PROGS = [ProgramSpec("f", "fentry/vfs_read"), ProgramSpec("k", "kprobe/vfs_read"),
@@ -112,6 +117,21 @@ PROGS = [ProgramSpec("f", "fentry/vfs_read"), ProgramSpec("k", "kprobe/vfs_read"
 ])
 def test_fentry_preferred_over_kprobe(missing, run):
     assert choose(PROGS, kernel=FakeKernel(missing)).run == run
+
+
+@pytest.mark.unit
+def test_an_event_no_variant_can_trace_here_is_a_warning():
+    """fentry refused and no kprobes: the vfs_read programs are skipped and reported
+    as uncovered (a warning without -v); a kprobe whose fentry twin runs is not; an
+    absent function is not."""
+    progs = PROGS[:3] + [ProgramSpec("t", "tp/syscalls/sys_enter_getppid")]
+    choice = choose(progs, kernel=FakeKernel((), refused=("fentry", "kprobe", "kretprobe")))
+    assert choice.run == ["t"] and choice.uncovered == ["f", "k", "r"]
+    assert dict(choice.skipped)["k"] == "no kprobe here"
+    choice = choose(progs, kernel=FakeKernel((), refused=("kprobe",)))
+    assert choice.run == ["f", "r", "t"] and choice.uncovered == []
+    choice = choose(progs, kernel=FakeKernel(("fentry", "kprobe", "kretprobe"), refused=("fentry",)))
+    assert choice.run == ["t"] and choice.uncovered == []
 
 
 @pytest.mark.unit

@@ -569,8 +569,10 @@ def _run_loaded(spec: ObjectSpec, pkg: Optional[P.Package], elf: bytes, ns: argp
     targets = _targets(spec, pkg, ns, err)
     sizes = _map_sizes(spec, ns.map_size)
     choice = choose(spec.programs, ns.only, ns.skip)
-    if ns.verbose:
-        for name, why in choice.skipped:
+    for name, why in choice.skipped:
+        if name in choice.uncovered:
+            err.write(f"wasm-bpf: warning: not running {name}: {why}; no variant of its event runs here\n")
+        elif ns.verbose:
             err.write(f"wasm-bpf: note: not running {name}: {why}\n")
     samples = spec.annotations.samples() if spec.annotations else {}
     outputs = _choose_outputs(spec, samples, ns, err)

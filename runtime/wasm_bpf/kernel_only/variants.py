@@ -14,8 +14,10 @@ event once per variant, and a variant this kernel lacks aborts the load. So:
  3. of the programs left on one event, only the preferred flavour runs:
     tp_btf > raw_tp > tp, fentry > kprobe, fexit > kretprobe. Several programs of
     the same flavour on one event all run (they are not variants of each other).
-Each skip is reported under -v. When no program's event exists here, rule 2 is
-dropped: the preferred variants are loaded and their failure names what is missing
+Each skip is reported under -v; a program skipped because this kernel cannot run its
+kind (no kprobes, fentry refused) while no variant of its event runs is reported
+without -v too, as a warning: that part of the tool does nothing here. When no
+program's event exists here, rule 2 is dropped: the preferred variants are loaded and their failure names what is missing
 ("this kernel does not allow fentry programs", "the kernel has no function X")."""
 from __future__ import annotations
 
@@ -118,22 +120,28 @@ class Kernel:
             if traces and v.event not in traces:
                 return f"no tracepoint {v.event} on this kernel"
             return ""
-        kind = ("fexit" if v.family == "exit" else "fentry") if v.rank == 0 else "kprobe"
-        unsupported = probe.unsupported_reason(kind)
-        if unsupported:
-            return unsupported
         if v.rank == 0:
-            return "" if v.event in funcs else f"{v.event} is not a function in the kernel's BTF"
+            funcs = self._btf_names()[0]
+            return "" if not funcs or v.event in funcs else f"{v.event} is not a function in the kernel's BTF"
         syms = self._symbols()
         if syms and v.event not in syms and not any(s.startswith(v.event + ".") for s in syms):
             return f"no kernel function {v.event} (/proc/kallsyms)"
         return ""
+
+    def unsupported(self, v: Variant) -> str:
+        """Why this kernel cannot run v's kind of program at all ("" when it can)."""
+        if v.family == "tp":
+            return ""
+        kind = ("fexit" if v.family == "exit" else "fentry") if v.rank == 0 else "kprobe"
+        return probe.unsupported_reason(kind) or ""
 
 
 @dataclass
 class Choice:
     run: List[str] = field(default_factory=list)
     skipped: List[Tuple[str, str]] = field(default_factory=list)  # (program, why)
+    # the skipped programs whose event no variant covers, because the kernel cannot run their kind
+    uncovered: List[str] = field(default_factory=list)
 
 
 def choose(programs: List[ProgramSpec], only: Sequence[str] = (), skip: Sequence[str] = (),
@@ -159,13 +167,20 @@ def _pick(programs: List[ProgramSpec], skip: Sequence[str], kernel: Optional[Ker
     """Rules 2 (when a kernel is given) and 3."""
     choice = Choice()
     left: List[Tuple[ProgramSpec, Optional[Variant]]] = []
+    cannot: Dict[Tuple[str, str], List[str]] = {}  # event -> its programs of a kind the kernel cannot run
     for p in programs:
         v = variant_of(p.section)
         why = "--skip" if p.name in skip else (kernel.absent(v) if v and kernel else "")
+        if not why and v and kernel:
+            why = kernel.unsupported(v)
+            if why:
+                cannot.setdefault((v.family, v.event), []).append(p.name)
         if why:
             choice.skipped.append((p.name, why))
         else:
             left.append((p, v))
+    covered = {(v.family, v.event) for _, v in left if v is not None}
+    choice.uncovered = [n for event, names in cannot.items() if event not in covered for n in names]
     best: Dict[Tuple[str, str], Tuple[int, str]] = {}
     for p, v in left:
         if v is not None:
