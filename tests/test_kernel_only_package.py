@@ -68,6 +68,11 @@ CASES = {  # what used to escape as a traceback (or allocate without bound) -> t
                        {"kind": "struct", "size": 4, "members": [{"name": "x", "bit_offset": 64, "bit_size": 0,
                                                                  "type": {"kind": "int", "size": 4}}]},
                        r"member 'x' lies outside its 4-byte struct"),
+    "offset-float": (("wasm_bpf", "records", "events"),  # JSON Schema's "integer" takes 0.0; the decoder cannot
+                     {"kind": "struct", "size": 4, "members": [{"name": "x", "bit_offset": 0.0, "bit_size": 0,
+                                                               "type": {"kind": "int", "size": 4}}]},
+                     r"bit_offset must be integer"),
+    "size-true": (("wasm_bpf", "records", "events"), {"kind": "int", "size": True}, r"size must be integer"),
     "object-int": (("bpf_object",), 5, r"\$\.bpf_object must be string"),
     "object-unicode": (("bpf_object",), "é" * 8, r"\"bpf_object\" is not base64"),
     "object-bomb": (("bpf_object",), None, r"inflates past 64 MiB"),

@@ -110,7 +110,11 @@ SCHEMA: Dict[str, Any] = {
 }
 
 _STRUCTURAL = re.compile(r'["\\\[\]{}]')
-_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+# JSON Schema counts 0.0 as an integer; the decoder slices and shifts with these values,
+# so an integer here is what Python's json made an int (not a float, not a bool).
+_STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_TYPES)(SCHEMA)
 _SAYS = {
     "type": "must be {value}", "maxLength": "is longer than {value} characters", "pattern": "is not a flag name",
     "maxItems": "has more than {value} items", "maxProperties": "has more than {value} entries",
