@@ -203,23 +203,8 @@ class MapPrinter:
         for key, value in sorted(rows, key=lambda r: order(r[0])):
             slots = value.get(self.member, []) if isinstance(value, dict) else []
             extra = {k: v for k, v in value.items() if k != self.member} if isinstance(value, dict) else {}
-            if self.fmt == "json":
-                out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, "key": key,
-                                      **extra, self.member: slots}) + "\n")
-                continue
-            if self.fmt == "csv":
-                for i, c in enumerate(slots):
-                    if c:
-                        low = i if self.mode == "linear" else (0 if i == 0 else 1 << i)
-                        high = i if self.mode == "linear" else (1 << (i + 1)) - 1
-                        out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(key)},{low},{high},{c}\n")
-                continue
-            label = ", ".join(f"{k} = {v}" for k, v in extra.items() if v not in ("", 0))
-            shown_key = "" if len(rows) == 1 else f" key = {json.dumps(key)}"
-            out.write(f"{when.strftime('%H:%M:%S')} {self.spec.name}{shown_key}{(' ' + label) if label else ''}\n")
-            for line in format_hist(slots, self.mode, self.unit):
-                out.write(line + "\n")
-            out.write("\n")
+            title = self.spec.name if len(rows) == 1 else f"{self.spec.name} key = {json.dumps(key)}"
+            self._write_hist(out, when, ("key", key), title, slots, self.member, self.mode, self.unit, extra)
 
     def _print_variables(self, out: IO[str], when: datetime.datetime, ents: List[Tuple[bytes, List[bytes]]]) -> None:
         """A data section with histogram variables: each non-empty histogram, then the
@@ -230,30 +215,35 @@ class MapPrinter:
             t = m["type"]
             member, mode = hist_member(t["elem"] if t["kind"] == "array" else t)
             items = list(enumerate(value[m["name"]])) if t["kind"] == "array" else [(None, value[m["name"]])]
-            unit = unit_in(m["name"]) or self.unit
             for i, hist in items:
                 slots = hist.get(member, [])
-                if not any(slots):
-                    continue
-                label = m["name"] if i is None else f"{m['name']}[{i}]"
-                extra = {k: v for k, v in hist.items() if k != member}
-                if self.fmt == "json":
-                    out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, "variable": label,
-                                          **extra, member: slots}) + "\n")
-                elif self.fmt == "csv":
-                    for j, c in enumerate(slots):
-                        if c:
-                            low = j if mode == "linear" else (0 if j == 0 else 1 << j)
-                            high = j if mode == "linear" else (1 << (j + 1)) - 1
-                            out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(label)},{low},{high},{c}\n")
-                else:
-                    text = ", ".join(f"{k} = {v}" for k, v in extra.items() if v not in ("", 0))
-                    out.write(f"{when.strftime('%H:%M:%S')} {self.spec.name} {label}{(' ' + text) if text else ''}\n")
-                    for line in format_hist(slots, mode, unit):
-                        out.write(line + "\n")
-                    out.write("\n")
+                if any(slots):
+                    label = m["name"] if i is None else f"{m['name']}[{i}]"
+                    extra = {k: v for k, v in hist.items() if k != member}
+                    self._write_hist(out, when, ("variable", label), f"{self.spec.name} {label}", slots, member,
+                                     mode, unit_in(m["name"]) or self.unit, extra)
         if self.table_type and self.table_type["members"]:
             self._print_table(out, when, ents)
+
+    def _write_hist(self, out: IO[str], when: datetime.datetime, ident: Tuple[str, Any], title: str,
+                    slots: List[int], member: str, mode: str, unit: str, extra: Dict[str, Any]) -> None:
+        """One histogram: a JSON line, CSV rows (one per non-empty slot) or the table
+        (a title line with the other non-empty members, then the bars)."""
+        if self.fmt == "json":
+            out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, ident[0]: ident[1],
+                                  **extra, member: slots}) + "\n")
+        elif self.fmt == "csv":
+            for i, c in enumerate(slots):
+                if c:
+                    low = i if mode == "linear" else (0 if i == 0 else 1 << i)
+                    high = i if mode == "linear" else (1 << (i + 1)) - 1
+                    out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(ident[1])},{low},{high},{c}\n")
+        else:
+            label = ", ".join(f"{k} = {v}" for k, v in extra.items() if v not in ("", 0))
+            out.write(f"{when.strftime('%H:%M:%S')} {title}{(' ' + label) if label else ''}\n")
+            for line in format_hist(slots, mode, unit):
+                out.write(line + "\n")
+            out.write("\n")
 
     def _decoders(self) -> Tuple[RecordDecoder, RecordDecoder]:
         if not hasattr(self, "_kdec"):
