@@ -205,8 +205,8 @@ def test_trace_pipe_program(tmp_path):
 def test_histograms_kept_in_globals(tmp_path):
     """softirqs/runqlen keep their histograms in .bss (an array of `struct hist`, one
     alone) beside plain counters: each non-empty histogram prints as one, labelled by
-    its variable and index, with the unit its name implies; the counters as a row;
-    the empty histograms not at all."""
+    its variable and index, with the unit its name or the `targ_ns` flag implies; the
+    counters as a row; the empty histograms not at all."""
     obj = compile_bpf(FIXTURES / "globalhist.bpf.c", tmp_path / "globalhist.bpf.o")
 
     def trigger():
@@ -218,12 +218,17 @@ def test_histograms_kept_in_globals(tmp_path):
     rc, out, err = ko_run(obj, ["--targ-tgid", str(os.getpid()), "--interval", "0.3"], trigger, settle=1.0)
     assert rc == 0, err
     last = out.split(" .bss hists[1]\n")[-1].split("\n\n")[0].splitlines()
-    assert last[0].split() == ["value", ":", "count", "distribution"], out
+    assert last[0].split() == ["usecs", ":", "count", "distribution"], out
     assert [line.split("|")[0].split() for line in last[-2:]] == [["4", "->", "7", ":", "0"],
                                                                     ["8", "->", "15", ":", "5"]], out
     assert " .bss hists[3]\n" in out and " .bss latency_usecs\n" in out and "usecs : count" in out, out
     assert "hists[0]" not in out and "hists[2]" not in out, out
     assert out.rstrip().splitlines()[-1].split()[-1] == "[0,5,0,2]", out
+
+    rc, out, err = ko_run(obj, ["--targ-tgid", str(os.getpid()), "--targ-ns", "--interval", "0.3"], trigger,
+                          settle=1.0)
+    assert rc == 0, err
+    assert "\n               nsecs : count    distribution\n" in out.split(" .bss hists[1]")[-1], out
 
     rc, out, err = ko_run(obj, ["--json", "--targ-tgid", str(os.getpid()), "--interval", "0.3"], trigger, settle=1.0)
     assert rc == 0, err

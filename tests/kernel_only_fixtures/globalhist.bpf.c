@@ -5,6 +5,7 @@
  * and the other variables as a row. */
 #include <linux/bpf.h>
 #include <linux/types.h>
+#include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";
@@ -17,6 +18,7 @@ struct hist {
 };
 
 const volatile __s32 targ_tgid = 0;
+const volatile bool targ_ns = false; /* softirqs' flag: the histograms' unit */
 
 __u64 counts[KINDS] = {};
 struct hist hists[KINDS] = {};

@@ -284,12 +284,15 @@ TARGET_SYNTAX = {"xdp": "IFACE", "tc": "[tcx:]IFACE:ingress|egress", "cgroup": "
 def hist_unit(m: MapSpec, ns: argparse.Namespace) -> str:
     """The unit a histogram counts, as libbpf-tools name it: from the map's or its
     value type's name (hist_ns, usecs...), else the `targ_ms` flag's choice
-    (milliseconds or microseconds), else "" (plain values)."""
+    (milliseconds or microseconds) or `targ_ns`'s (nanoseconds or microseconds, as
+    softirqs and hardirqs have it), else "" (plain values)."""
     unit = unit_in(f"{m.name} {(m.value or {}).get('name', '')}")
     if unit:
         return unit
-    ms = getattr(ns, "flag_targ_ms", None)
-    return "" if ms is None else ("msecs" if ms else "usecs")
+    ms, nsec = getattr(ns, "flag_targ_ms", None), getattr(ns, "flag_targ_ns", None)
+    if ms is not None:
+        return "msecs" if ms else "usecs"
+    return "" if nsec is None else ("nsecs" if nsec else "usecs")
 
 
 def max_stack_depth() -> int:
