@@ -310,9 +310,14 @@ def targets_table(rows: List[TargetRow]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in lines)
 
 
+def has_targets(results: dict) -> bool:
+    """Whether a run measured what the targets table needs (drain and the start figures)."""
+    return all(figure in results for figure in ("drain", "cold_start", "rss_mib"))
+
+
 def report(results: dict) -> str:
     """The figures, then the targets beside them (a run of some --figures: the figures only)."""
-    if not all(figure in results for figure in ("drain", "cold_start", "rss_mib")):
+    if not has_targets(results):
         return table(results)
     return f"{table(results)}\n\n{targets_table(targets(results))}"
 
@@ -386,7 +391,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import ko_decode
     results["ko_decode"] = ko_decode.measure(OUT / "drain" / "bench.bpf.o")
 
-    if "drain" in results:  # `--figures start` alone: the start figures, no targets table
+    if has_targets(results):  # `--figures start` alone: the start figures, no targets table
         results["targets"] = [{"target": name, "bound": bound, "measured": measured, "met": met}
                               for name, bound, measured, met in targets(results)]
     args.output.parent.mkdir(parents=True, exist_ok=True)
