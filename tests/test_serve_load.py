@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, List, Set, Tuple
 
 import httpx
 import pytest
@@ -32,10 +32,10 @@ def loaded_daemon(tmp_path):
     d.close()
 
 
-def _round(daemon: Daemon) -> Set[int]:
+def _round(daemon: Daemon) -> Tuple[Set[int], int]:
     """CLIENTS clients, each in its own thread with its own connection: all start
     sigsnoop at once; once all 50 run, all stop and delete it at once. Returns the ids
-    of the links the daemon held while all ran."""
+    of the links the daemon held while all ran and its RSS (KiB) then."""
     everyone = threading.Barrier(CLIENTS + 1)  # the clients and this thread, which counts the links
     errors: List[str] = []
     held: Dict[str, Set[int]] = {}
@@ -65,6 +65,7 @@ def _round(daemon: Daemon) -> Set[int]:
         everyone.wait(60)
         everyone.wait(120)
         held["links"] = held_bpf_ids(str(daemon.proc.pid))[1]
+        rss_running = census(daemon.proc.pid)["rss_kib"]
         everyone.wait(120)
     except threading.BrokenBarrierError:
         everyone.abort()
@@ -73,7 +74,7 @@ def _round(daemon: Daemon) -> Set[int]:
     assert not errors, errors[:5]
     assert len(held["links"]) == CLIENTS * SIGSNOOP_LINKS, len(held["links"])
     assert daemon.client.get("/instances").json() == []
-    return held["links"]
+    return held["links"], rss_running
 
 
 WARM_UP_ROUNDS, ROUNDS = 3, 6
@@ -83,22 +84,29 @@ def test_fifty_concurrent_start_stop_cycles_leak_nothing(loaded_daemon):
     """Six rounds of 50 concurrent clients. After each: the daemon holds no BPF fd and
     none of the round's links is left in the kernel. The first three rounds warm the
     daemon up (its HTTP worker threads, allocator arenas, the compiled module); after
-    the last it has no more fds or threads than after those, and the lowest RSS of the
-    last three rounds is under 105 % of the warm-up's highest. The C heap's fragmentation
-    moves the RSS after a round by up to ~10 % either way (measured over 12 rounds:
-    90-105 MiB, no trend); a leak of what 50 instances hold would raise every round."""
+    the last it has no more fds or threads than after those. Memory: what the daemon
+    keeps after the last three rounds, over the warm-up's highest, is under 10 % of what
+    the 50 running instances took. The C heap's fragmentation moves the RSS after a
+    round by a few MiB either way, sometimes in one step that stays (CI saw +6 MiB at
+    round 4, then flat), so a bound on the RSS alone (5 %) fails without a leak; a leak
+    of what the instances hold would keep a share of their ~100+ MiB every round."""
     pid = loaded_daemon.proc.pid
-    rounds = []
+    rounds, running = [], []
     for _ in range(ROUNDS):
-        links = _round(loaded_daemon)
+        links, rss_running = _round(loaded_daemon)
         assert held_bpf_ids(str(pid)) == (set(), set()), "the daemon still holds BPF programs or links"
         assert not (links & bpf_link_ids()), "links of the stopped instances are still in the kernel"
         rounds.append(census(pid))
+        running.append(rss_running)
     fds, threads, rss = (max(c[what] for c in rounds[:WARM_UP_ROUNDS]) for what in ("fds", "threads", "rss_kib"))
     assert _wait_for(lambda: census(pid)["fds"] <= fds), f"fds after each round: {[c['fds'] for c in rounds]}"
     assert _wait_for(lambda: census(pid)["threads"] <= threads), \
         f"threads after each round: {[c['threads'] for c in rounds]}"
-    assert min(c["rss_kib"] for c in rounds[-3:]) < rss * 1.05, f"RSS (KiB) after each round: {[c['rss_kib'] for c in rounds]}"
+    instances_took = min(running) - rss
+    kept = min(c["rss_kib"] for c in rounds[-3:]) - rss
+    assert instances_took > 0, f"RSS (KiB) with 50 running: {running}, after each round: {[c['rss_kib'] for c in rounds]}"
+    assert kept < instances_took * 0.10, \
+        f"RSS (KiB) after each round: {[c['rss_kib'] for c in rounds]}, with 50 running: {running}"
     assert loaded_daemon.client.get("/healthz").json() == {"status": "ok", "instances": 0}
 
 
