@@ -5,6 +5,7 @@ on every CPU without --attach."""
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -185,6 +186,17 @@ def test_record_type_from_a_map_value(tmp_path):
     assert [r["pid"] for r in rows] == [os.getpid()] * 3, out
     assert all(r["calls"] >= 1 for r in rows) and rows[0]["comm"] == open("/proc/self/comm").read().strip()
 
+
+
+def test_record_type_through_a_stack_spill(tmp_path):
+    """mountsnoop's shape: the heap pointer is spilled to the stack and filled back
+    before the output call (in a subprogram): the record type is still found."""
+    obj = compile_bpf(FIXTURES / "spill.bpf.c", tmp_path / "spill.bpf.o")
+    rc, out, err = ko_run(obj, ["--json", "--targ-tgid", str(os.getpid())], lambda: [os.getppid() for _ in range(3)])
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["pid"], r["tid"]) for r in rows] == [(os.getpid(), threading.get_native_id())] * 3, out
+    assert all(r["b"] == 2 and r["a"] in (8, 9) for r in rows), out
 
 def test_trace_pipe_program(tmp_path):
     """A program that only calls bpf_printk: the run says where its output goes, and

@@ -381,6 +381,11 @@ _OUTPUT_ARGS = {lib.BPF_FUNC_perf_event_output: (2, 4), lib.BPF_FUNC_ringbuf_out
 _MOV64_REG = lib.BPF_ALU64 | lib.BPF_MOV | lib.BPF_X
 # instruction classes that do not write their dst register: jumps and stores
 _NO_DST_WRITE = (lib.BPF_JMP, lib.BPF_JMP32, lib.BPF_ST, lib.BPF_STX)
+# 64-bit spill to and fill from the stack (BPF_MEM 0x60 | BPF_DW 0x18): clang spills a
+# looked-up value pointer across calls (mountsnoop's event in its per-CPU heap)
+_SPILL_DW, _FILL_DW = lib.BPF_STX | 0x60 | 0x18, 0x01 | 0x60 | 0x18  # BPF_LDX is 0x01
+_FRAME_POINTER = 10
+_STORE_BYTES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}  # the size bits of a store
 
 
 def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
@@ -389,7 +394,7 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
     `p = bpf_map_lookup_elem(&heap, ...); ... bpf_perf_event_output(ctx, &events, F, p, ...)`
     (when the call spans lines, the source lines do not show its arguments). A linear
     pass over each program's instructions, following map addresses (ld_imm64 with a
-    relocation to a map), lookup results and register copies."""
+    relocation to a map), lookup results, register copies and 64-bit stack spills."""
     symbols = _symbols(elf)
     found: Dict[str, str] = {}
     helpers: Set[int] = set()
@@ -404,9 +409,10 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
                     map_at[r["r_offset"] // INSN_SIZE] = symbols[r["r_info_sym"]].name
         code = sec.data()
         regs: Dict[int, Tuple[str, str]] = {}  # register -> ("map" | "value", map name)
+        spilled: Dict[int, Tuple[str, str]] = {}  # stack offset (from r10) -> as regs
         i = 0
         while (i + 1) * INSN_SIZE <= len(code):
-            op, regs_byte, _off, imm = struct.unpack_from("<BBhi", code, i * INSN_SIZE)
+            op, regs_byte, off, imm = struct.unpack_from("<BBhi", code, i * INSN_SIZE)
             dst, src = regs_byte & 0xF, regs_byte >> 4
             if op == LD_IMM64:  # two slots
                 if i in map_at:
@@ -415,7 +421,10 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
                     regs.pop(dst, None)
                 i += 2
                 continue
-            if op == CALL and src == 0:  # call helper
+            if op == CALL and src != 0:  # a call of a BPF function: r0-r5 are its
+                for clobbered in range(6):
+                    regs.pop(clobbered, None)
+            elif op == CALL:  # call helper
                 helpers.add(imm)
                 if imm in _OUTPUT_ARGS:
                     map_reg, data_reg = _OUTPUT_ARGS[imm]
@@ -432,6 +441,14 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
                     regs[dst] = regs[src]
                 else:
                     regs.pop(dst, None)
+            elif op & 0x07 in (lib.BPF_ST, lib.BPF_STX) and dst == _FRAME_POINTER:
+                size = _STORE_BYTES.get(op & 0x18, 8)
+                for at in [at for at in spilled if at < off + size and off < at + 8]:
+                    del spilled[at]  # overwritten, wholly or in part
+                if op == _SPILL_DW and src in regs:
+                    spilled[off] = regs[src]
+            elif op == _FILL_DW and src == _FRAME_POINTER and off in spilled:
+                regs[dst] = spilled[off]
             elif op & 0x07 not in _NO_DST_WRITE:  # the class (low 3 bits) writes dst
                 regs.pop(dst, None)
             i += 1
