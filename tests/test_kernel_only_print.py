@@ -3,6 +3,7 @@ a union's member chosen by its discriminator (or the documented fallback), kerne
 user stacks as function names, syscall numbers as names. The program is
 tests/kernel_only_fixtures/printing.bpf.c; the user stack is taken in a uprobe on
 printing_target.c, built here."""
+import csv
 import datetime
 import io
 import json
@@ -237,3 +238,31 @@ def test_options_reach_a_maps_key_decoder():
     k = h.for_key()
     assert k.unions == {"u": "kind"} and k.kstacks == {"ks"} and k.syscalls == {"value"}
     assert k.symbols is h.symbols
+
+
+def test_counts_or_histogram_in_one_value(tmp_path):
+    """hardirqs' shape (tests/kernel_only_fixtures/irqinfo.bpf.c): without its dist flag
+    the value's slots stay empty and its counts print as a table row, where value
+    members named `map` and `key` do not replace the row's map name and key; with the
+    flag, histograms, whose CSV form has a header and quotes a struct key."""
+    obj = compile_bpf(FIXTURES / "irqinfo.bpf.c", tmp_path / "irqinfo.bpf.o")
+    comm = open("/proc/self/comm").read().strip()
+    mine = ["--targ-tgid", str(os.getpid()), "--interval", "0.3"]
+
+    def trigger():
+        for _ in range(5):
+            os.getppid()
+
+    rc, out, err = ko_run(obj, ["--json", *mine], trigger, settle=0.8)
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows and all(r["map"] == "infos" and r["key.comm"] == comm for r in rows), out
+    assert rows[-1]["count"] == 5 and rows[-1]["value.map"] == 7 and rows[-1]["value.key"] == 9, out
+    assert not any("slots" in r for r in rows), out
+
+    rc, out, err = ko_run(obj, ["--csv", "--targ-dist", *mine], trigger, settle=0.8)
+    assert rc == 0, err
+    header, *cells = list(csv.reader(out.splitlines()))
+    assert header == ["time", "map", "key", "low", "high", "count"], out
+    assert cells and all(len(c) == 6 and c[1] == "infos" for c in cells), out
+    assert json.loads(cells[-1][2]) == {"comm": comm} and cells[-1][3:] == ["4", "7", "5"], out

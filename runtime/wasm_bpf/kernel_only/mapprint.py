@@ -13,6 +13,7 @@ Other hash and array maps print as a table of decoded keys and values.
 Per-CPU values are summed over the CPUs."""
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import re
@@ -159,6 +160,7 @@ class MapPrinter:
         self.spec, self.fd, self.fmt, self.raw, self.hints = spec, fd, fmt, raw, hints
         self.key_size, self.value_size = key_size, value_size
         self.clear_after = clear_after
+        self._csv_header_written = False
         member, mode = hist_member(spec.value)
         self.member = member
         self.mode = hist or mode
@@ -169,6 +171,10 @@ class MapPrinter:
         # variables as the table, which then decodes only those.
         self.hist_vars = [] if self.member else hist_variables(spec)
         self.table_type = spec.value
+        if self.member and spec.value is not None and spec.value["kind"] == "struct":
+            # hardirqs' `struct info { count; ...; slots[] }`: without its dist flag the
+            # slots stay empty and the other members make a table
+            self.table_type = {**spec.value, "members": [m for m in spec.value["members"] if m["name"] != self.member]}
         if self.hist_vars and spec.value is not None:
             hists = {m["name"] for m in self.hist_vars}
             self.table_type = {**spec.value, "members": [m for m in spec.value["members"] if m["name"] not in hists]}
@@ -189,7 +195,14 @@ class MapPrinter:
             return False
         if self.is_hist:
             rows = [(self._key(k), merged_value(self.spec.value, v) if self.spec.value else v[0].hex()) for k, v in ents]
-            self._print_hists(out, when, rows)
+            filled = [isinstance(value, dict) and any(value.get(self.member, [])) for _, value in rows]
+            if self.table_type is not self.spec.value and self.table_type and self.table_type["members"]:
+                counted = [e for e, f in zip(ents, filled) if not f]
+                if counted:
+                    self._print_table(out, when, counted)
+                rows = [r for r, f in zip(rows, filled) if f]
+            if rows:
+                self._print_hists(out, when, rows)
         elif self.hist_vars:
             self._print_variables(out, when, ents)
         else:
@@ -233,11 +246,16 @@ class MapPrinter:
             out.write(json.dumps({"time": when.isoformat(), "map": self.spec.name, ident[0]: ident[1],
                                   **extra, member: slots}) + "\n")
         elif self.fmt == "csv":
+            rows = csv.writer(out, lineterminator="\n")
+            if not self._csv_header_written:
+                rows.writerow(["time", "map", ident[0], "low", "high", "count"])
+                self._csv_header_written = True
+            key = ident[1] if isinstance(ident[1], (str, int)) else json.dumps(ident[1])
             for i, c in enumerate(slots):
                 if c:
                     low = i if mode == "linear" else (0 if i == 0 else 1 << i)
                     high = i if mode == "linear" else (1 << (i + 1)) - 1
-                    out.write(f"{when.isoformat()},{self.spec.name},{json.dumps(ident[1])},{low},{high},{c}\n")
+                    rows.writerow([when.isoformat(), self.spec.name, key, low, high, c])
         else:
             label = ", ".join(f"{k} = {v}" for k, v in extra.items() if v not in ("", 0))
             out.write(f"{when.strftime('%H:%M:%S')} {title}{(' ' + label) if label else ''}\n")
@@ -256,7 +274,9 @@ class MapPrinter:
             self._kdec = RecordDecoder(self.spec.key or raw_type(self.key_size), self.raw, key_hints)
             self._vdec = RecordDecoder(self.table_type or raw_type(self.value_size), self.raw, self.hints)
             kcols = [("key" if n == "value" else f"key.{n}", t) for n, t in self._kdec.columns]
-            vcols = [(n, t) for n, t in self._vdec.columns]
+            taken = {"map", "key"} | {n for n, _ in kcols}
+            self._vnames = {n: f"value.{n}" if n in taken or n.startswith("key.") else n for n, _ in self._vdec.columns}
+            vcols = [(self._vnames[n], t) for n, t in self._vdec.columns]
             self._columns = kcols + vcols
             self._writer = writer(self.fmt, self._out, [("map", _MAP_COL)] + self._columns)
         return self._kdec, self._vdec
@@ -273,9 +293,9 @@ class MapPrinter:
             row.update({("key" if n == "value" else f"key.{n}"): v for n, v in krow.items()})
             if len(values) > 1 and self.spec.value is not None:
                 summed = merged_value(self.spec.value, values)
-                row.update({n: pick(summed, n) for n, _ in vdec.columns})
+                row.update({self._vnames[n]: pick(summed, n) for n, _ in vdec.columns})
             else:
-                row.update(vdec.row(values[0]))
+                row.update({self._vnames[n]: v for n, v in vdec.row(values[0]).items()})
             self._writer.emit(when, row)
         if self.fmt == "table":
             out.write("\n")
