@@ -287,3 +287,24 @@ def test_a_malformed_object_is_a_one_line_error(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("wasm-bpf: error: cannot open") and "refers to type" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_array_global_is_a_list_flag(tmp_path):
+    """An array global (tcplife's `target_sports[4]`) is a flag taking a comma-separated
+    list, the rest zero; too many values or a bad one is one line naming the flag."""
+    from ko_helpers import FIXTURES, compile_bpf
+    obj = compile_bpf(FIXTURES / "tgidlist.bpf.c", tmp_path / "tgidlist.bpf.o")
+    help_text = subprocess.run(wasm_bpf() + ["run", str(obj), "--help"], capture_output=True, text=True).stdout
+    assert "--targ-tgids N[,...]" in help_text and "up to 3 comma-separated values" in help_text, help_text
+
+    def trigger():
+        for _ in range(5):
+            os.getppid()
+
+    listed = ["--json", "--filter-tgids", "--targ-tgids", f"1,{os.getpid()}"]
+    rc, out, err = ko_run(obj, listed, trigger, settle=1.2)
+    assert rc == 0, err
+    assert json.loads(out.splitlines()[-1])["calls"] == 5, out
+    for bad, why in (("1,2,3,4", "'1,2,3,4': 4 values, at most 3"), ("1,x", "'x': not an integer")):
+        proc = subprocess.run(wasm_bpf() + ["run", str(obj), "--targ-tgids", bad], capture_output=True, text=True)
+        assert proc.returncode != 0 and f"--targ-tgids {why}" in proc.stderr, proc.stderr

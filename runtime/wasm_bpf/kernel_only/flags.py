@@ -3,7 +3,8 @@
 `const volatile __u64 min_duration_ns = 1000000;` becomes `--min-duration-ns N`
 (default 1000000); a bool becomes a switch (`--failed-only`, and `--no-NAME` when it
 defaults to true); an enum takes a constant's name or a number; a char array a
-string. Values are checked against the type (range, enum names) and written into a
+string; an array of integers or enums (tcplife's `target_sports[4]`) a comma-separated
+list, the rest zero. Values are checked against the type (range, enum names) and written into a
 copy of the object's .rodata before load."""
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def flags_of(globals_: List[GlobalSpec], overrides: Optional[Dict[str, Dict[str,
         t = g.type
         if t["kind"] in ("struct", "union", "ptr", "void", "float"):
             continue
-        if t["kind"] == "array" and not (t["elem"]["kind"] == "int" and t["elem"]["size"] == 1):
+        if t["kind"] == "array" and t["elem"]["kind"] not in ("int", "enum"):
             continue
         o = (overrides or {}).get(g.name, {})
         out.append(Flag(g, "--" + (o.get("long") or g.name.replace("_", "-")), o.get("help", ""),
@@ -59,8 +60,13 @@ def type_label(t: Dict[str, Any]) -> str:
     if t["kind"] == "enum":
         return "|".join(n for n, _ in t["values"]) or "N"
     if t["kind"] == "array":
-        return "STR"
+        return "STR" if is_string(t) else f"{type_label(t['elem'])}[,...]"
     return "N"
+
+
+def is_string(t: Dict[str, Any]) -> bool:
+    """A char (byte) array: set from one string."""
+    return t["kind"] == "array" and t["elem"]["kind"] == "int" and t["elem"]["size"] == 1
 
 
 def _spellings(f: Flag) -> List[str]:
@@ -86,8 +92,11 @@ def add_to_parser(parser: argparse.ArgumentParser, flags: List[Flag]) -> None:
                 group.add_argument(*off, dest=f.dest, action="store_false", help=argparse.SUPPRESS)
             continue
         default = f.default
+        what = tname
+        if t["kind"] == "array" and not is_string(t):
+            what = f"{t['elem'].get('name', '')}[{t['count']}], up to {t['count']} comma-separated values"
         group.add_argument(*_spellings(f), dest=f.dest, metavar=type_label(t), default=None,
-                           help=(f.help + " " if f.help else "") + f"({tname}, default {default!r})")
+                           help=(f.help + " " if f.help else "") + f"({what}, default {default!r})")
 
 
 def encode(flag: Flag, text: Any) -> bytes:
@@ -96,15 +105,25 @@ def encode(flag: Flag, text: Any) -> bytes:
     size = t["size"]
     if isinstance(text, bool):
         return int(text).to_bytes(size, "little")
-    s = str(text)
-    if t["kind"] == "array":
-        elem = t["elem"]
-        if not (elem["kind"] == "int" and elem["size"] == 1):
-            raise SpecError(f"{flag.option}: arrays of {elem.get('name')} cannot be set from the command line")
+    s = ",".join(str(v) for v in text) if isinstance(text, (list, tuple)) else str(text)  # an @cmdarg default
+    if is_string(t):
         raw = s.encode()
         if len(raw) >= size:
             raise SpecError(f"{flag.option} {s!r}: too long, at most {size - 1} bytes")
         return raw + bytes(size - len(raw))
+    if t["kind"] == "array":
+        items = [item.strip() for item in s.split(",")] if s.strip() else []
+        if len(items) > t["count"]:
+            raise SpecError(f"{flag.option} {s!r}: {len(items)} values, at most {t['count']} "
+                            f"(e.g. {flag.option} {','.join(str(n) for n in range(1, min(t['count'], 2) + 1))})")
+        raw = b"".join(_scalar(flag.option, t["elem"], item) for item in items)
+        return raw + bytes(size - len(raw))
+    return _scalar(flag.option, t, s)
+
+
+def _scalar(option: str, t: Dict[str, Any], s: str) -> bytes:
+    """The bytes of one integer or enum value."""
+    size = t["size"]
     if t["kind"] == "enum":
         for name, value in t["values"]:
             if name == s:
@@ -114,11 +133,11 @@ def encode(flag: Flag, text: Any) -> bytes:
     except ValueError:
         names = ", ".join(n for n, _ in t.get("values", []))
         want = f"a number or one of {names}" if names else "an integer"
-        raise SpecError(f"{flag.option} {s!r}: not {want} (e.g. {flag.option} 42)") from None
+        raise SpecError(f"{option} {s!r}: not {want} (e.g. {option} 42)") from None
     signed = bool(t.get("signed"))
     lo, hi = (-(1 << (size * 8 - 1)), (1 << (size * 8 - 1)) - 1) if signed else (0, (1 << (size * 8)) - 1)
     if not lo <= v <= hi:
-        raise SpecError(f"{flag.option} {s}: out of range for {t.get('name') or 'the type'} ({lo}..{hi})")
+        raise SpecError(f"{option} {s}: out of range for {t.get('name') or 'the type'} ({lo}..{hi})")
     return v.to_bytes(size, "little", signed=signed)
 
 
