@@ -153,6 +153,14 @@ def test_a_missing_kernel_function_is_named(tmp_path):
     assert "the kernel has no function 'no_such_function_zz'" in line
 
 
+def test_a_missing_btf_tracepoint_is_named(tmp_path):
+    src = source(tmp_path, "nobtftp.bpf.c",
+                 HEAD + 'SEC("tp_btf/no_such_event_zz")\nint BPF_PROG(t) { return 0; }' + TAIL)
+    line = error_line(cli("run", src, "--timeout", "1"))
+    assert "the kernel has no tracepoint 'no_such_event_zz' (SEC(\"tp_btf/no_such_event_zz\")" in line, line
+    assert "function" not in line, line
+
+
 def test_a_missing_tracepoint_is_named(tmp_path):
     src = source(tmp_path, "notp.bpf.c",
                  HEAD + 'SEC("tp/syscalls/sys_enter_no_such_call")\nint p(void *ctx) { return 0; }' + TAIL)

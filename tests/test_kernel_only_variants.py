@@ -55,6 +55,20 @@ def test_each_event_counted_once(variants):
     assert "not running rename_tp: the same event as rename_btf" in err
     assert "not running absent_tp: no tracepoint wasm_bpf_test/no_such_tracepoint on this kernel" in err
     assert "not running absent_fentry:" in err
+    assert "note: sample samples cpu-clock at 49 Hz on every online CPU (the default; " \
+           "--attach sample=EVENT[,cpu=N][,freq=HZ] chooses)" in err
+
+
+def test_hardware_perf_event_on_a_machine_without_one(variants):
+    """A hardware event where the machine has no PMU (most VMs): one line that says
+    so and names the software event that works."""
+    from wasm_bpf.probe import unsupported_reason
+    if unsupported_reason("perf_event_hardware") is None:
+        pytest.skip("this machine has hardware perf events")
+    proc = subprocess.run(wasm_bpf() + ["run", str(variants), "--attach", "sample=cycles"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0, proc.stdout
+    assert "this machine has no hardware cycles counter; software events such as cpu-clock work" in proc.stderr
 
 
 @pytest.mark.parametrize("choose_args, renames, note", [

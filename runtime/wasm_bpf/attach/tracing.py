@@ -71,7 +71,10 @@ def perf_event_open(event: str, pid: int, cpu: int, freq: int, period: int) -> i
                        ctypes.c_int(-1), ctypes.c_ulong(lib.PERF_FLAG_FD_CLOEXEC))
     if fd < 0:
         code = ctypes.get_errno()
-        raise HostCallError(code, f"perf_event_open({event}, pid={pid}, cpu={cpu}): {os.strerror(code)}")
+        why = os.strerror(code)
+        if ev_type == _HW and code in (errno.ENOENT, errno.EOPNOTSUPP):  # no PMU: most VMs
+            why += f" (this machine has no hardware {event} counter; software events such as cpu-clock work)"
+        raise HostCallError(code, f"perf_event_open({event}, pid={pid}, cpu={cpu}): {why}")
     return fd
 
 

@@ -353,6 +353,11 @@ def _targets(spec: ObjectSpec, pkg: Optional[P.Package], ns: argparse.Namespace,
         if not sep or name not in names:
             raise SpecError(f"--attach {item!r}: expected PROG=TARGET with PROG one of {', '.join(sorted(names))}")
         targets[name] = target
+    if ns.verbose:
+        for p in spec.programs:
+            if p.section.split("/")[0] == "perf_event" and p.name not in targets:
+                err.write(f"wasm-bpf: note: {p.name} samples {PERF_EVENT_DEFAULT} at 49 Hz on every online CPU "
+                          f"(the default; --attach {p.name}={TARGET_SYNTAX['perf_event']} chooses)\n")
     return targets
 
 
