@@ -266,3 +266,18 @@ def test_counts_or_histogram_in_one_value(tmp_path):
     assert header == ["time", "map", "key", "low", "high", "count"], out
     assert cells and all(len(c) == 6 and c[1] == "infos" for c in cells), out
     assert json.loads(cells[-1][2]) == {"comm": comm} and cells[-1][3:] == ["4", "7", "5"], out
+
+
+def test_staging_maps_are_not_printed_by_default(tmp_path):
+    """A program with no buffer or histogram prints its maps, but not a map whose entries
+    it deletes (syscount's and offcputime's `start`): -v says so; --map prints it."""
+    obj = compile_bpf(FIXTURES / "staged.bpf.c", tmp_path / "staged.bpf.o")
+    mine = ["--json", "--targ-tgid", str(os.getpid()), "--interval", "0.3"]
+    rc, out, err = ko_run(obj, mine, lambda: [os.getppid() for _ in range(3)], settle=0.8)
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["map"] for r in rows} == {"calls"}, out
+    assert rows[-1]["key"] == os.getpid() and rows[-1]["value"] == 3, out
+    assert "not printing start: the program deletes its entries (staging, not results); --map NAME prints it" in err
+    spec = S.inspect(obj.read_bytes(), "staged.bpf.o")
+    assert spec.staging == {"start"}

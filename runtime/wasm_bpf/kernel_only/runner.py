@@ -386,8 +386,15 @@ def _choose_outputs(spec: ObjectSpec, samples: Dict[str, Dict[str, Any]], ns: ar
             raise SpecError(f"cannot tell the record type of {names}: pass --event-type NAME (the struct the "
                             "program submits), keep DWARF (clang -g) so the reserve/output call is found, "
                             "or put PROG.h defining only that struct next to PROG.bpf.o")
-        # nothing else to print: every table, and the results kept in globals
-        table_names = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES} | {m.name for m in spec.data_maps}
+        # nothing else to print: every table, and the results kept in globals; not the
+        # maps whose entries the program deletes (offcputime's and syscount's start
+        # times), unless nothing else is left
+        tables = {m.name for m in spec.maps if m.type in TABLE_MAP_TYPES}
+        results = tables - spec.staging
+        if ns.verbose and results and tables & spec.staging:
+            err.write(f"wasm-bpf: note: not printing {', '.join(sorted(tables & spec.staging))}: the program "
+                      "deletes its entries (staging, not results); --map NAME prints it\n")
+        table_names = (results or tables) | {m.name for m in spec.data_maps}
     if ns.verbose and untyped and buffers:
         err.write(f"wasm-bpf: note: not printing {', '.join(m.name for m in untyped)} (no record type found)\n")
     return _Outputs(buffers, [m for m in spec.maps + spec.data_maps if m in hist_maps or m.name in table_names])

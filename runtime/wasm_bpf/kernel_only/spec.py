@@ -92,6 +92,7 @@ class ObjectSpec:
     data_maps: List[MapSpec] = field(default_factory=list)  # .bss and .data, as one-entry arrays
     trace_printk: bool = False  # a program writes to trace_pipe (bpf_printk)
     record_hint: str = ""  # where the record types came from (for -v)
+    staging: Set[str] = field(default_factory=set)  # maps a program deletes entries of (start times...)
     annotations: Optional["Annotations"] = None  # ecc's, from the source or the package
 
     def buffers(self) -> List[MapSpec]:
@@ -134,7 +135,7 @@ def inspect(elf_bytes: bytes, what: str, event_type: str = "", header: Optional[
         spec.maps = _maps(btf)
         spec.globals = _rodata_globals(elf, btf)
         spec.data_maps = _data_maps(elf, btf)
-        outputs, helpers = code_facts(elf)
+        outputs, helpers, spec.staging = code_facts(elf)
         spec.trace_printk = bool(helpers & _HELPERS_TRACE_PRINTK)
         _record_types(spec, elf, btf, what, event_type, header, outputs)
     return spec
@@ -378,6 +379,7 @@ def _compile_header_type(header: Path, name: str) -> Optional[T.Type]:
 _HELPERS_TRACE_PRINTK = frozenset({lib.BPF_FUNC_trace_printk, lib.BPF_FUNC_trace_vprintk})
 # helper -> (the register holding the map, the register holding the record)
 _OUTPUT_ARGS = {lib.BPF_FUNC_perf_event_output: (2, 4), lib.BPF_FUNC_ringbuf_output: (1, 2)}
+_MAP_DELETE_ELEM = 3  # BPF_FUNC_map_delete_elem (UAPI)
 _MOV64_REG = lib.BPF_ALU64 | lib.BPF_MOV | lib.BPF_X
 # instruction classes that do not write their dst register: jumps and stores
 _NO_DST_WRITE = (lib.BPF_JMP, lib.BPF_JMP32, lib.BPF_ST, lib.BPF_STX)
@@ -388,9 +390,9 @@ _FRAME_POINTER = 10
 _STORE_BYTES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}  # the size bits of a store
 
 
-def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
-    """(buffer map -> the map whose value a program outputs to it, the helpers called),
-    read from the code. The first:
+def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int], Set[str]]:
+    """(buffer map -> the map whose value a program outputs to it, the helpers called,
+    the maps whose entries a program deletes), read from the code. The first:
     `p = bpf_map_lookup_elem(&heap, ...); ... bpf_perf_event_output(ctx, &events, F, p, ...)`
     (when the call spans lines, the source lines do not show its arguments). A linear
     pass over each program's instructions, following map addresses (ld_imm64 with a
@@ -398,6 +400,7 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
     symbols = _symbols(elf)
     found: Dict[str, str] = {}
     helpers: Set[int] = set()
+    deleted: Set[str] = set()
     for sec in elf.iter_sections():
         if sec["sh_type"] != "SHT_PROGBITS" or not sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
             continue
@@ -431,6 +434,8 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
                     m, d = regs.get(map_reg), regs.get(data_reg)
                     if m and d and m[0] == "map" and d[0] == "value":
                         found.setdefault(m[1], d[1])
+                if imm == _MAP_DELETE_ELEM and regs.get(1, ("", ""))[0] == "map":
+                    deleted.add(regs[1][1])
                 lookup = regs.get(1) if imm == lib.BPF_FUNC_map_lookup_elem else None
                 for clobbered in range(6):
                     regs.pop(clobbered, None)
@@ -452,7 +457,7 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int]]:
             elif op & 0x07 not in _NO_DST_WRITE:  # the class (low 3 bits) writes dst
                 regs.pop(dst, None)
             i += 1
-    return found, helpers
+    return found, helpers, deleted
 
 
 def _record_types(spec: ObjectSpec, elf: ELFFile, btf: "B.Btf", what: str, event_type: str,
