@@ -50,10 +50,10 @@ def load_failure(err: int, log: str, programs: List[DeclaredProgram]) -> str:
             return problem
     missing = _NO_KERNEL_FUNCTION.search(log)
     if missing:
-        section = next((p.section for p in programs if p.name == missing[1]), "")
-        if section.split("/")[0] == "tp_btf":  # a tracepoint, found by its BTF type
+        declared = next((p.section for p in programs if p.name == missing[1]), "")
+        if declared.split("/")[0] == "tp_btf":  # a tracepoint, found by its BTF type
             return (f"libbpf refused program {missing[1]!r}: the kernel has no tracepoint {missing[2]!r} "
-                    f"(SEC(\"{section}\"); it is not in the kernel's BTF)")
+                    f"(SEC(\"{declared}\"); it is not in the kernel's BTF)")
         return (f"libbpf refused program {missing[1]!r}: the kernel has no function {missing[2]!r} to attach to "
                 "(it is not in the kernel's BTF)")
     section = _UNKNOWN_SECTION.search(log)
