@@ -218,11 +218,14 @@ def _socket(text: str) -> Union[ProcessSocket, PacketSocket]:
     return ProcessSocket(int(numbers[1]), int(numbers[2]))
 
 
+PERF_DEFAULT_FREQ = 49  # Hz, when neither freq= nor period= is given (profile's default)
+
+
 def _perf_event(text: str) -> PerfEvent:
     event, options = split_options(text, ["cpu", "freq", "period", "pid"])
     period = int_option(options, "period", 0)
     cpu = None if options.get("cpu", "all") == "all" else int_option(options, "cpu", -1)
-    return PerfEvent(event, cpu, int_option(options, "freq", 0 if period else 49), period,
+    return PerfEvent(event, cpu, int_option(options, "freq", 0 if period else PERF_DEFAULT_FREQ), period,
                      int_option(options, "pid", -1))
 
 

@@ -21,6 +21,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Uni
 
 from wasm_bpf._native import capture_libbpf_log, lib
 from wasm_bpf.attach import kind_of_program
+from wasm_bpf.attach.targets import PERF_DEFAULT_FREQ
 from wasm_bpf.buffers import EventBuffer
 from wasm_bpf.errors import HostCallError, WasmBpfError
 from wasm_bpf.limits import Limits
@@ -273,7 +274,7 @@ def run(path: str, args: Sequence[str], out: Optional[IO[str]] = None, err: Opti
 # What a tool's user space sets before load, when the object leaves it to it.
 DEFAULT_ENTRIES = 10240
 DEFAULT_RINGBUF = 256 << 10
-PERF_EVENT_DEFAULT = "cpu-clock"  # every online CPU, 49 Hz (the attach parser's default)
+PERF_EVENT_DEFAULT = "cpu-clock"  # every online CPU, at the attach parser's default frequency
 # --attach TARGET syntax, by attach kind
 TARGET_SYNTAX = {"xdp": "IFACE", "tc": "[tcx:]IFACE:ingress|egress", "cgroup": "CGROUP_PATH",
                  "uprobe": "BINARY:FUNCTION[+OFFSET]", "uretprobe": "BINARY:FUNCTION[+OFFSET]",
@@ -356,7 +357,7 @@ def _targets(spec: ObjectSpec, pkg: Optional[P.Package], ns: argparse.Namespace,
     if ns.verbose:
         for p in spec.programs:
             if p.section.split("/")[0] == "perf_event" and p.name not in targets:
-                err.write(f"wasm-bpf: note: {p.name} samples {PERF_EVENT_DEFAULT} at 49 Hz on every online CPU "
+                err.write(f"wasm-bpf: note: {p.name} samples {PERF_EVENT_DEFAULT} at {PERF_DEFAULT_FREQ} Hz on every online CPU "
                           f"(the default; --attach {p.name}={TARGET_SYNTAX['perf_event']} chooses)\n")
     return targets
 

@@ -424,19 +424,18 @@ def code_facts(elf: ELFFile) -> Tuple[Dict[str, str], Set[int], Set[str]]:
                     regs.pop(dst, None)
                 i += 2
                 continue
-            if op == CALL and src != 0:  # a call of a BPF function: r0-r5 are its
-                for clobbered in range(6):
-                    regs.pop(clobbered, None)
-            elif op == CALL:  # call helper
-                helpers.add(imm)
-                if imm in _OUTPUT_ARGS:
-                    map_reg, data_reg = _OUTPUT_ARGS[imm]
-                    m, d = regs.get(map_reg), regs.get(data_reg)
-                    if m and d and m[0] == "map" and d[0] == "value":
-                        found.setdefault(m[1], d[1])
-                if imm == _MAP_DELETE_ELEM and regs.get(1, ("", ""))[0] == "map":
-                    deleted.add(regs[1][1])
-                lookup = regs.get(1) if imm == lib.BPF_FUNC_map_lookup_elem else None
+            if op == CALL:  # a helper (src 0) or a BPF function: either leaves r0-r5 changed
+                lookup = None
+                if src == 0:
+                    helpers.add(imm)
+                    if imm in _OUTPUT_ARGS:
+                        map_reg, data_reg = _OUTPUT_ARGS[imm]
+                        m, d = regs.get(map_reg), regs.get(data_reg)
+                        if m and d and m[0] == "map" and d[0] == "value":
+                            found.setdefault(m[1], d[1])
+                    if imm == _MAP_DELETE_ELEM and regs.get(1, ("", ""))[0] == "map":
+                        deleted.add(regs[1][1])
+                    lookup = regs.get(1) if imm == lib.BPF_FUNC_map_lookup_elem else None
                 for clobbered in range(6):
                     regs.pop(clobbered, None)
                 if lookup and lookup[0] == "map":
